@@ -1,0 +1,31 @@
+import { LockingBackend, type LockSession } from '../common/locking-backend';
+import type { SyncStore } from '../common/sync-store';
+import { SortedStore, UndoLog } from './sorted-store';
+
+/** Everything in this process's memory: the same semantics as the other backends, for fast tests. */
+export class MemoryBackend extends LockingBackend {
+  readonly kind = 'memory' as const;
+  private readonly data = new SortedStore();
+  private version = 0n;
+
+  protected async begin(): Promise<LockSession> {
+    const log = new UndoLog(this.data);
+    const commitVersion = this.version + 1n;
+    return {
+      store: log,
+      commitVersion,
+      commit: () => {
+        log.forget();
+        this.version = commitVersion;
+      },
+      rollback: () => log.rollback(),
+    };
+  }
+
+  // Reads wait for the write lock: writes go straight to the store, so this is what isolates them.
+  protected snapshot<T>(fn: (store: SyncStore) => Promise<T>): Promise<T> {
+    return this.writeLock.run(() => fn(this.data));
+  }
+
+  protected async closeEngine(): Promise<void> {}
+}

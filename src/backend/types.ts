@@ -1,0 +1,106 @@
+import type { TupleItem } from 'fdb-tuple';
+
+/**
+ * The storage contract, modelled on FoundationDB: serializable read-write transactions over ordered
+ * byte keys with read-your-writes. Every backend (memory, sqlite, fdb) implements it the same way and
+ * one conformance suite (test/backend/) holds them to it.
+ *
+ * Keys passed to a transaction are raw bytes *relative to the tenant*: the tenant adds its prefix.
+ * Build them with `pack([...])` from `src/backend/keys.ts` (FoundationDB's tuple encoding), so they
+ * sort the way the tuples do.
+ */
+export type { TupleItem };
+export type KeyTuple = TupleItem[];
+
+export interface KeyValue {
+  key: Buffer;
+  value: Buffer;
+}
+
+export interface RangeOptions {
+  /** At most this many pairs (0 or absent: no limit). */
+  limit?: number;
+  /** Return pairs from the end of the range backwards. */
+  reverse?: boolean;
+}
+
+/** A 10-byte FoundationDB-style versionstamp: 8-byte big-endian commit version + 2-byte batch order. */
+export type Versionstamp = Buffer;
+
+export interface Watch {
+  /** Resolves `true` once a commit changes the watched key, `false` if cancelled first. */
+  readonly changed: Promise<boolean>;
+  cancel(): void;
+}
+
+export interface ReadTransaction {
+  get(key: Buffer): Promise<Buffer | undefined>;
+  /** Pairs with start <= key < end, in key order (or reversed). */
+  getRange(start: Buffer, end: Buffer, options?: RangeOptions): Promise<KeyValue[]>;
+}
+
+export interface Transaction extends ReadTransaction {
+  set(key: Buffer, value: Buffer): void;
+  clear(key: Buffer): void;
+  /** Clears start <= key < end. */
+  clearRange(start: Buffer, end: Buffer): void;
+  /** Atomic add of a little-endian signed 64-bit integer; a missing key counts as 0. */
+  add(key: Buffer, delta: number | bigint): void;
+  /**
+   * Writes `value` under a key built from `tuple`, which must hold exactly one `unboundVersionstamp()`;
+   * it is replaced by this transaction's versionstamp at commit, so keys sort in commit order.
+   * Items with no explicit user version get 0, 1, 2… in call order within the transaction.
+   */
+  setVersionstampedKey(tuple: KeyTuple, value: Buffer): void;
+  /** Writes `prefix + versionstamp(10 bytes) + suffix` under `key` at commit. */
+  setVersionstampedValue(key: Buffer, prefix?: Buffer, suffix?: Buffer): void;
+  /** Resolves with this transaction's committed versionstamp, after it commits. */
+  getVersionstamp(): Promise<Versionstamp>;
+  /**
+   * A watch on `key` that starts when this transaction commits and fires when a later commit
+   * changes the key's value from what it is as of this transaction.
+   */
+  watch(key: Buffer): Watch;
+}
+
+export interface TransactOptions {
+  /** Milliseconds the body may run before the transaction fails with TRANSACTION_TIMED_OUT (5000). */
+  timeoutMs?: number;
+  /** How many times a retryable conflict re-runs the body before giving up (100). */
+  maxRetries?: number;
+}
+
+export interface Tenant {
+  readonly path: readonly string[];
+  readonly backend: Backend;
+  /**
+   * Runs `fn` in a serializable transaction and commits it. `fn` may be run again after a retryable
+   * conflict, so it must not have side effects; if it throws, nothing is committed and the error is
+   * rethrown.
+   */
+  transact<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactOptions): Promise<T>;
+  /** A consistent snapshot read outside any read-write transaction (takes no locks). */
+  read<T>(fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T>;
+  /** A watch that starts now (as `transact(tx => tx.watch(key))`). */
+  watch(key: Buffer): Promise<Watch>;
+}
+
+export type BackendKind = 'memory' | 'sqlite' | 'fdb';
+
+export interface Backend {
+  readonly kind: BackendKind;
+  /** Opens (creating if needed) the tenant at `path`: a FoundationDB directory or a key prefix. */
+  openTenant(path: readonly string[]): Promise<Tenant>;
+  /** Deletes every key of the tenant at `path` (and of tenants below it). */
+  removeTenant(path: readonly string[]): Promise<void>;
+  /** Releases files, watches and timers. Later calls reject with BACKEND_CLOSED. */
+  close(): Promise<void>;
+}
+
+/** The same limits on every backend (FoundationDB's). */
+export const LIMITS = Object.freeze({
+  valueBytes: 100_000,
+  keyBytes: 10_000,
+  transactionBytes: 10_000_000,
+  transactionMs: 5_000,
+});
