@@ -1,0 +1,81 @@
+/**
+ * What handlers return. Each helper makes a branded object, so the runtime can tell a real return
+ * value from anything else a handler might return by mistake (a BAD_RETURN error).
+ */
+const BRAND: unique symbol = Symbol.for('dgen-ts:return') as never;
+
+/** A server identity: a key tuple such as ['accounts', 42]. */
+export type Tuid = ReadonlyArray<string | number>;
+
+/** Runs after the transaction commits, outside it, with the committed state; `'halt'` stops the rest. */
+export type Action<S> = (state: S) => unknown;
+
+export interface OkReturn<S> {
+  readonly [BRAND]: 'ok';
+  readonly state: S;
+  readonly tuid?: Tuid;
+}
+export interface ReplyReturn<S> {
+  readonly [BRAND]: 'reply';
+  readonly value: unknown;
+  readonly state: S;
+  readonly actions: ReadonlyArray<Action<S>>;
+}
+export interface NoreplyReturn<S> {
+  readonly [BRAND]: 'noreply';
+  readonly state: S;
+  readonly actions: ReadonlyArray<Action<S>>;
+}
+export interface LockReturn<S> {
+  readonly [BRAND]: 'lock';
+  readonly state: S;
+}
+export interface StopReturn<S> {
+  readonly [BRAND]: 'stop';
+  readonly reason: unknown;
+  readonly state: S;
+  readonly actions: ReadonlyArray<Action<S>>;
+}
+
+export type ReturnKind = 'ok' | 'reply' | 'noreply' | 'lock' | 'stop' | 'retry' | 'follow';
+export type Branded = { readonly [BRAND]: ReturnKind };
+export type HandlerReturn<S> = OkReturn<S> | ReplyReturn<S> | NoreplyReturn<S> | LockReturn<S> | StopReturn<S>;
+
+export function brand<T extends object>(kind: ReturnKind, fields: T): T & { readonly [BRAND]: ReturnKind } {
+  return Object.freeze({ ...fields, [BRAND]: kind });
+}
+
+/** The return kind of a value made by one of the helpers, or undefined for anything else. */
+export function returnKind(value: unknown): ReturnKind | undefined {
+  return typeof value === 'object' && value !== null && BRAND in value
+    ? (value as { [BRAND]: ReturnKind })[BRAND]
+    : undefined;
+}
+
+function checkActions<S>(actions: ReadonlyArray<Action<S>> | undefined): ReadonlyArray<Action<S>> {
+  if (actions === undefined) return [];
+  if (!Array.isArray(actions) || !actions.every((a) => typeof a === 'function'))
+    throw new TypeError('actions must be an array of functions (state) => unknown');
+  return actions;
+}
+
+/** From `@Init`: the initial state, and optionally the server's identity tuple. */
+export function ok<S>(state: S, tuid?: Tuid): OkReturn<S> {
+  return brand('ok', tuid === undefined ? { state } : { state, tuid }) as OkReturn<S>;
+}
+/** From a call handler: answer `value` and keep `state`. */
+export function reply<S>(value: unknown, state: S, actions?: ReadonlyArray<Action<S>>): ReplyReturn<S> {
+  return brand('reply', { value, state, actions: checkActions(actions) }) as ReplyReturn<S>;
+}
+/** Keep `state` and answer nothing (a caller keeps waiting until its timeout, as gen_server). */
+export function noreply<S>(state: S, actions?: ReadonlyArray<Action<S>>): NoreplyReturn<S> {
+  return brand('noreply', { state, actions: checkActions(actions) }) as NoreplyReturn<S>;
+}
+/** Commit `state` plus a lock, then run the matching `@OnLocked` handler outside the transaction. */
+export function lock<S>(state: S): LockReturn<S> {
+  return brand('lock', { state }) as LockReturn<S>;
+}
+/** Commit `state` and stop this process's server with `reason` (the ref's `done` resolves with it). */
+export function stop<S>(reason: unknown, state: S, actions?: ReadonlyArray<Action<S>>): StopReturn<S> {
+  return brand('stop', { reason, state, actions: checkActions(actions) }) as StopReturn<S>;
+}
