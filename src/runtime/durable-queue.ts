@@ -1,0 +1,43 @@
+import { unboundVersionstamp } from '../backend/keys';
+import { decodeInt64LE } from '../backend/common/int64';
+import type { Transaction, ReadTransaction, Watch } from '../backend/types';
+import type { ServerKeys } from './server-keys';
+import { decodeWire, encodeWire, type QueueItem } from './wire';
+
+/**
+ * The server's durable FIFO queue, as dgen_queue: items keyed by versionstamp (commit order), push and
+ * pop counters kept with atomic adds (so producers never conflict on them), and a watch on the push
+ * counter that wakes consumers.
+ */
+export const DurableQueue = {
+  push(tx: Transaction, keys: ServerKeys, items: readonly QueueItem[]): void {
+    for (const item of items) tx.setVersionstampedKey(keys.queueItemTuple(unboundVersionstamp()), encodeWire(item));
+    tx.add(keys.pushCounter, items.length);
+  },
+
+  /** The item at the head, without removing it. */
+  async peek(tx: ReadTransaction, keys: ServerKeys): Promise<{ key: Buffer; item: QueueItem } | undefined> {
+    const [head] = await tx.getRange(keys.queueItems.start, keys.queueItems.end, { limit: 1 });
+    return head && { key: head.key, item: decodeWire<QueueItem>(head.value) };
+  },
+
+  pop(tx: Transaction, keys: ServerKeys, key: Buffer): void {
+    tx.clear(key);
+    tx.add(keys.popCounter, 1);
+  },
+
+  async length(tx: ReadTransaction, keys: ServerKeys): Promise<number> {
+    const [pushed, popped] = await Promise.all([tx.get(keys.pushCounter), tx.get(keys.popCounter)]);
+    return Number(decodeInt64LE(pushed) - decodeInt64LE(popped));
+  },
+
+  watchPush(tx: Transaction, keys: ServerKeys): Watch {
+    return tx.watch(keys.pushCounter);
+  },
+
+  /** Wakes every consumer without adding an item (after a lock is released): both counters move, length stays. */
+  notify(tx: Transaction, keys: ServerKeys): void {
+    tx.add(keys.pushCounter, 1);
+    tx.add(keys.popCounter, 1);
+  },
+};

@@ -1,0 +1,15 @@
+/** What a server process does, as emitted on `ref.events$`. */
+export type HandledKind = 'call' | 'cast' | 'info' | 'priority-call' | 'priority-cast' | 'locked';
+
+export type ServerEvent =
+  | { type: 'handled'; kind: HandledKind; ms: number }
+  | { type: 'committed'; version: string }
+  | { type: 'lock-acquired' }
+  | { type: 'lock-released' }
+  | { type: 'lock-expired'; owner: string }
+  | { type: 'action-failed'; error: unknown }
+  | { type: 'handler-failed'; error: unknown; attempt: number }
+  | { type: 'dead-lettered'; msg: unknown }
+  | { type: 'info-dropped'; msg: unknown }
+  | { type: 'consumer-error'; error: unknown }
+  | { type: 'stopped'; reason: unknown };

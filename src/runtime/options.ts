@@ -1,0 +1,71 @@
+import type { Tenant } from '../backend/types';
+import { BadArgumentError, DgenError } from '../errors';
+
+/** A pluggable value serializer (the state codec's CBOR one by default). */
+export interface Serializer {
+  encode(value: unknown): Buffer;
+  decode(bytes: Buffer): unknown;
+}
+
+export interface StartOptions {
+  /** Where the server lives: `await backend.openTenant([...])`. Required. */
+  tenant: Tenant;
+  /** Consume messages from the durable queue in this process (default true). */
+  consume?: boolean;
+  /** Re-initialise the stored state even if it exists (default false). */
+  reset?: boolean;
+  /** Keep the state in memory and skip reading it while its stored version is unchanged (default true). */
+  cache?: boolean;
+  /** Register the ref in this process: `Runtime.whereis(name)`. */
+  name?: string;
+  /** Default timeout of `call`/`priorityCall` in ms (default 5000). */
+  callTimeout?: number;
+  /** Attempts before a message whose handler keeps throwing is dead-lettered (default 3). */
+  maxAttempts?: number;
+  /** How long a lock survives its holder without renewal, in ms (default 30 000). */
+  lockLeaseMs?: number;
+  /** How state values are serialized (default CBOR). */
+  serializer?: Serializer;
+}
+
+export type ResolvedOptions = Required<Omit<StartOptions, 'name' | 'serializer'>> &
+  Pick<StartOptions, 'name' | 'serializer'>;
+
+const positive = (name: string, v: unknown, dflt: number): number => {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !(v > 0))
+    throw new BadArgumentError('BAD_ARGUMENT', `option ${name} must be a positive number of ms or a count (got ${String(v)})`);
+  return v;
+};
+
+const flag = (name: string, v: unknown, dflt: boolean): boolean => {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw new BadArgumentError('BAD_ARGUMENT', `option ${name} must be true or false`);
+  return v;
+};
+
+export function resolveOptions(opts: unknown): ResolvedOptions {
+  const o = (opts ?? {}) as Partial<StartOptions>;
+  if (typeof o !== 'object') throw new BadArgumentError('BAD_ARGUMENT', 'Runtime.start options must be an object');
+  const tenant = o.tenant;
+  if (!tenant || typeof tenant.transact !== 'function')
+    throw new DgenError(
+      'TENANT_REQUIRED',
+      "Runtime.start needs { tenant }: const tenant = await (await openBackend('sqlite:./data/dgen.sqlite')).openTenant(['app'])",
+    );
+  if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length === 0))
+    throw new BadArgumentError('BAD_ARGUMENT', 'option name must be a non-empty string');
+  if (o.serializer !== undefined && (typeof o.serializer.encode !== 'function' || typeof o.serializer.decode !== 'function'))
+    throw new BadArgumentError('BAD_ARGUMENT', 'option serializer must have encode(value) and decode(bytes)');
+  return {
+    tenant,
+    consume: flag('consume', o.consume, true),
+    reset: flag('reset', o.reset, false),
+    cache: flag('cache', o.cache, true),
+    name: o.name,
+    callTimeout: positive('callTimeout', o.callTimeout, 5000),
+    maxAttempts: Math.floor(positive('maxAttempts', o.maxAttempts, 3)),
+    lockLeaseMs: positive('lockLeaseMs', o.lockLeaseMs, 30_000),
+    serializer: o.serializer,
+  };
+}

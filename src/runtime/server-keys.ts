@@ -1,0 +1,60 @@
+import { pack, prefixRange } from '../backend/keys';
+import type { KeyTuple } from '../backend/types';
+import type { Tuid } from '../returns';
+import type { FromId } from './wire';
+
+/**
+ * Where one server keeps its things inside the tenant, all under its tuid:
+ *   s…          the state (the codec's keys)
+ *   q,i,<vs>    queue items in commit order;  q,push / q,pop  counters (atomic adds)
+ *   k           the lock record
+ *   w,<from>,…  waiting callers: a pending marker and the chunked reply
+ *   a           failed attempts of the message at the queue head
+ *   d,<vs>      dead letters
+ */
+export class ServerKeys {
+  readonly tuid: KeyTuple;
+  readonly state: KeyTuple;
+  readonly pushCounter: Buffer;
+  readonly popCounter: Buffer;
+  readonly lock: Buffer;
+  readonly attempts: Buffer;
+  readonly queueItems: { start: Buffer; end: Buffer };
+  readonly deadLetters: { start: Buffer; end: Buffer };
+  readonly waiting: { start: Buffer; end: Buffer };
+  readonly all: { start: Buffer; end: Buffer };
+
+  constructor(tuid: Tuid) {
+    this.tuid = [...tuid];
+    this.state = [...tuid, 's'];
+    this.pushCounter = pack([...tuid, 'q', 'push']);
+    this.popCounter = pack([...tuid, 'q', 'pop']);
+    this.lock = pack([...tuid, 'k']);
+    this.attempts = pack([...tuid, 'a']);
+    this.queueItems = prefixRange([...tuid, 'q', 'i']);
+    this.deadLetters = prefixRange([...tuid, 'd']);
+    this.waiting = prefixRange([...tuid, 'w']);
+    this.all = prefixRange([...tuid]);
+  }
+
+  queueItemTuple(stamp: KeyTuple[number]): KeyTuple {
+    return [...this.tuid, 'q', 'i', stamp];
+  }
+
+  deadLetterTuple(stamp: KeyTuple[number]): KeyTuple {
+    return [...this.tuid, 'd', stamp];
+  }
+
+  /** The marker a caller writes and watches; the consumer overwrites it when the reply is in place. */
+  pendingMarker(from: FromId): Buffer {
+    return pack([...this.tuid, 'w', from[0], from[1], 'p']);
+  }
+
+  replyChunk(from: FromId, i: number): Buffer {
+    return pack([...this.tuid, 'w', from[0], from[1], 'r', i]);
+  }
+
+  fromRange(from: FromId): { start: Buffer; end: Buffer } {
+    return prefixRange([...this.tuid, 'w', from[0], from[1]]);
+  }
+}

@@ -1,0 +1,71 @@
+import type { Observable } from 'rxjs';
+import { BadArgumentError } from '../errors';
+import type { Tuid } from '../returns';
+import type { ServerEvent } from './events';
+import type { ServerProcess } from './server-process';
+import type { DeadLetter } from './wire';
+
+export interface CallOptions {
+  /** Milliseconds to wait for the reply (the start option `callTimeout`, 5000 by default); `Infinity` waits for ever. */
+  timeout?: number;
+}
+
+/** A handle on a durable server from this process. Every method of a stopped ref rejects with STOPPED. */
+export interface ServerRef<S = unknown> {
+  /** The server's identity: ['dgen_server', name] unless `@Init` returned `ok(state, tuid)`. */
+  readonly tuid: Tuid;
+  /** What this process does for the server (handled, committed, lock-acquired, …, stopped). */
+  readonly events$: Observable<ServerEvent>;
+  /** Resolves with the exit reason: `stop(reason, s)`'s reason, `'normal'` for `ref.stop()`, `kill(r)`'s r. */
+  readonly done: Promise<unknown>;
+  /** A call through the durable queue (handled inline when the queue is empty); resolves with the reply. */
+  call<R = unknown>(msg: unknown, options?: CallOptions): Promise<R>;
+  /** Resolves once the message is durably enqueued. */
+  cast(msg: unknown): Promise<void>;
+  /** Enqueues all messages in one transaction: all or none. */
+  castMany(msgs: readonly unknown[]): Promise<void>;
+  /** A call that skips the queue and the lock (breaks ordering; good for snapshot reads). */
+  priorityCall<R = unknown>(msg: unknown, options?: CallOptions): Promise<R>;
+  /** A cast that skips the queue and the lock; resolves once handled and committed. */
+  priorityCast(msg: unknown): Promise<void>;
+  /** An info message for `@OnInfo`, handled in its own transaction; returns at once. */
+  send(msg: unknown): void;
+  /** Stops this process's part of the server; the durable state and queue stay. */
+  stop(reason?: unknown): Promise<void>;
+  /** Deletes the server's state, queue, waiting calls and dead letters, then stops with `reason`. */
+  kill(reason?: unknown): Promise<void>;
+  /** A snapshot read of the stored state. */
+  readState(): Promise<S>;
+  queueLength(): Promise<number>;
+  /** Messages whose handler failed `maxAttempts` times. */
+  deadLetters(): Promise<DeadLetter[]>;
+}
+
+function timeoutOf(options: CallOptions | undefined, dflt: number): number {
+  const t = options?.timeout ?? dflt;
+  if (typeof t !== 'number' || !(t > 0))
+    throw new BadArgumentError('BAD_ARGUMENT', `call timeout must be a positive number of ms or Infinity (got ${String(t)})`);
+  return Math.min(t, 2 ** 31 - 1);
+}
+
+export function makeServerRef<S>(p: ServerProcess, callTimeout: number): ServerRef<S> {
+  return Object.freeze({
+    tuid: p.tuid,
+    events$: p.events$.asObservable(),
+    done: p.done,
+    call: async <R>(msg: unknown, o?: CallOptions) => (await p.call(msg, timeoutOf(o, callTimeout))) as R,
+    cast: (msg: unknown) => p.cast([msg]),
+    castMany: async (msgs: readonly unknown[]) => {
+      if (!Array.isArray(msgs)) throw new BadArgumentError('BAD_ARGUMENT', 'castMany takes an array of messages');
+      if (msgs.length > 0) await p.cast(msgs);
+    },
+    priorityCall: async <R>(msg: unknown, o?: CallOptions) => (await p.priorityCall(msg, timeoutOf(o, callTimeout))) as R,
+    priorityCast: (msg: unknown) => p.priorityCast(msg),
+    send: (msg: unknown) => p.send(msg),
+    stop: (reason?: unknown) => p.stop(reason ?? 'normal'),
+    kill: (reason?: unknown) => p.kill(reason ?? 'killed'),
+    readState: async () => (await p.readState()) as S,
+    queueLength: () => p.queueLength(),
+    deadLetters: () => p.deadLetters(),
+  });
+}
