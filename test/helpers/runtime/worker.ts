@@ -1,0 +1,131 @@
+/**
+ * A child process for the multi-process tests and benchmarks, run as
+ *   node -r ts-node/register/transpile-only test/helpers/runtime/worker.ts
+ * with DGEN_DB (SQLite file) and DGEN_TENANT (JSON tenant path) in its environment. It opens the
+ * backend, says `{ type: 'ready' }` over IPC, then serves requests `{ id, op, ... }` from the parent,
+ * answering `{ id, ok: true, value }` or `{ id, ok: false, code, message }`. Every ref it starts
+ * reports its events as `{ type: 'event', ref, event }`.
+ *
+ * Misbehaviour on purpose (see `hooks` in servers.ts):
+ * - DGEN_STALL_FROM=n: the first `rec` cast with i >= n this process handles says `{ type: 'stalling', i }`
+ *   and then waits inside its transaction (holding SQLite's write lock) so the parent can kill -9 it there.
+ * - DGEN_HANG_LOCKED=1: @OnLocked says `{ type: 'locked' }` and never returns (until killed).
+ */
+import 'reflect-metadata';
+import type { Backend, Tenant } from '../../../src/backend/types';
+import { Runtime } from '../../../src/runtime/runtime';
+import type { ServerRef } from '../../../src/runtime/server-ref';
+import { hooks, SERVERS, type ServerName } from './servers';
+import { openSqlite } from './sqlite';
+
+type Request = { id: number; op: string } & Record<string, unknown>;
+
+const send = (m: unknown) => {
+  if (process.connected) process.send!(m);
+};
+const refs = new Map<string, ServerRef>();
+let backend: Backend;
+let tenant: Tenant;
+
+const stallFrom = process.env.DGEN_STALL_FROM === undefined ? undefined : Number(process.env.DGEN_STALL_FROM);
+if (stallFrom !== undefined) {
+  let stalled = false;
+  hooks.beforeRec = async (m) => {
+    if (stalled || m.i < stallFrom) return;
+    stalled = true;
+    send({ type: 'stalling', i: m.i, p: m.p });
+    await new Promise((r) => setTimeout(r, 4000)); // below the 5 s transaction limit; we are killed long before
+  };
+}
+if (process.env.DGEN_HANG_LOCKED === '1') {
+  hooks.inLocked = () => {
+    send({ type: 'locked' });
+    return new Promise<void>(() => undefined);
+  };
+}
+
+function ref(name: unknown): ServerRef {
+  const r = refs.get(String(name));
+  if (!r) throw new Error(`worker ${process.pid} has no ref ${String(name)}`);
+  return r;
+}
+
+async function serve(req: Request): Promise<unknown> {
+  switch (req.op) {
+    case 'start': {
+      const cls = SERVERS[req.server as ServerName];
+      const r = await Runtime.start(cls, req.arg, { ...(req.opts as object), tenant });
+      const name = String(req.ref);
+      refs.set(name, r);
+      r.events$.subscribe((e) =>
+        send({ type: 'event', ref: name, event: { type: e.type, kind: 'kind' in e ? e.kind : undefined } }),
+      );
+      return r.tuid;
+    }
+    case 'startMany': {
+      // `count` Counter servers, each its own tuid ['c', i]; they stay in this process, idle.
+      const count = Number(req.count);
+      const opts = (req.opts as object) ?? {};
+      for (let i = 0; i < count; i++) await Runtime.start(SERVERS.Counter, { id: i }, { ...opts, tenant });
+      return count;
+    }
+    case 'cast':
+      return ref(req.ref).cast(req.msg);
+    case 'castMany':
+      return ref(req.ref).castMany(req.msgs as unknown[]);
+    case 'castSeq': {
+      // One cast after another, each awaited: a producer sending in its own order.
+      for (const m of req.msgs as unknown[]) await ref(req.ref).cast(m);
+      return (req.msgs as unknown[]).length;
+    }
+    case 'call':
+      return ref(req.ref).call(req.msg, { timeout: req.timeout as number | undefined });
+    case 'callTimes': {
+      // `n` calls one after another; the round-trip times in ms.
+      const times: number[] = [];
+      for (let i = 0; i < Number(req.n); i++) {
+        const t0 = process.hrtime.bigint();
+        await ref(req.ref).call(req.msg, { timeout: req.timeout as number | undefined });
+        times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      return times;
+    }
+    case 'readState':
+      return ref(req.ref).readState();
+    case 'queueLength':
+      return ref(req.ref).queueLength();
+    case 'stop':
+      await ref(req.ref).stop();
+      refs.delete(String(req.ref));
+      return undefined;
+    case 'rss':
+      if (global.gc) global.gc();
+      return process.memoryUsage().rss;
+    case 'exit':
+      await Runtime.stopAll();
+      await backend.close();
+      setImmediate(() => process.exit(0));
+      return undefined;
+    default:
+      throw new Error(`unknown op ${req.op}`);
+  }
+}
+
+async function main(): Promise<void> {
+  backend = await openSqlite(process.env.DGEN_DB!);
+  tenant = await backend.openTenant(JSON.parse(process.env.DGEN_TENANT ?? '["mp"]'));
+  process.on('message', (req: Request) => {
+    serve(req).then(
+      (value) => send({ id: req.id, ok: true, value }),
+      (err) => send({ id: req.id, ok: false, code: err?.code, message: String(err?.message ?? err) }),
+    );
+  });
+  // The parent went away (or killed us): leave too, never linger.
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'ready', pid: process.pid });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
