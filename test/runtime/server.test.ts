@@ -389,7 +389,8 @@ describe('definition and option errors', () => {
   test('a decorator on a non-method', async () => {
     @DurableServer()
     class Prop {
-      @OnCast('x') notAMethod = 3;
+      // TypeScript already rejects this at compile time; plain JS (or a cast) reaches the runtime check.
+      @(OnCast('x') as any) notAMethod = 3;
     }
     await expect(Runtime.start(Prop, {}, {} as never)).rejects.toMatchObject({ code: 'BAD_DEFINITION', message: expect.stringContaining('not a method') });
   });
