@@ -50,6 +50,7 @@ export interface Transaction extends ReadTransaction {
    * Writes `value` under a key built from `tuple`, which must hold exactly one `unboundVersionstamp()`;
    * it is replaced by this transaction's versionstamp at commit, so keys sort in commit order.
    * Items with no explicit user version get 0, 1, 2… in call order within the transaction.
+   * (Portable code does not read such a key back in the same transaction: FoundationDB cannot.)
    */
   setVersionstampedKey(tuple: KeyTuple, value: Buffer): void;
   /** Writes `prefix + versionstamp(10 bytes) + suffix` under `key` at commit. */
@@ -57,8 +58,9 @@ export interface Transaction extends ReadTransaction {
   /** Resolves with this transaction's committed versionstamp, after it commits. */
   getVersionstamp(): Promise<Versionstamp>;
   /**
-   * A watch on `key` that starts when this transaction commits and fires when a later commit
-   * changes the key's value from what it is as of this transaction.
+   * A watch on `key` that starts when this transaction commits and fires once a commit leaves the
+   * key's value different from the value this transaction sees when `watch` is called (writing the
+   * same value again does not fire it). If the transaction fails, the watch resolves `false`.
    */
   watch(key: Buffer): Watch;
 }

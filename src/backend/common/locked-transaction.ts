@@ -6,27 +6,45 @@ import type { SyncStore } from './sync-store';
 import { makeVersionstamp, packVersionstampedTuple } from './versionstamp';
 import type { WatchHub } from './watch-hub';
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * A transaction that runs while its engine holds the write lock, so it applies each write straight to
- * the store (the engine rolls back on failure) and knows its commit version from the start.
+ * the store (the engine rolls back on failure). Its commit version is allocated from the engine the
+ * first time it is needed (a versionstamped write or getVersionstamp), inside the transaction, so
+ * transactions that never use a versionstamp do not pay for one.
  */
 export class LockedTransaction implements Transaction {
-  readonly touchedKeys = new Set<string>();
-  readonly touchedRanges: Array<readonly [Buffer, Buffer]> = [];
+  /** Keys (hex) and ranges written, kept only if a watch existed when the transaction began. */
+  private readonly touchedKeys: Set<string> | undefined;
+  private readonly touchedRanges: Array<readonly [Buffer, Buffer]> | undefined;
   private readonly budget = new WriteBudget();
-  private readonly stamp: Versionstamp;
-  private readonly watches: Array<{ key: Buffer; arm: (v: Buffer | undefined) => void; abort: () => void }> = [];
-  private readonly stampWaiters: Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> = [];
+  private stampBytes: Versionstamp | undefined;
+  private watches:
+    | Array<{ arm: (v: Buffer | undefined) => void; abort: () => void; baseline: Buffer | undefined }>
+    | undefined;
+  private stampWaiters:
+    Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private nextUserVersion = 0;
   private finished = false;
 
   constructor(
     private readonly store: SyncStore,
     private readonly prefix: Buffer,
-    commitVersion: bigint,
+    private readonly allocateVersion: () => bigint,
     private readonly hub: WatchHub,
   ) {
-    this.stamp = makeVersionstamp(commitVersion);
+    // Watches are armed only by a committing transaction, and this one holds the write lock, so no
+    // watch can appear before it commits: with none now, nobody needs to hear about its writes.
+    if (hub.size > 0) {
+      this.touchedKeys = new Set();
+      this.touchedRanges = [];
+    }
+  }
+
+  /** True once this transaction holds watches that `committed()` will arm. */
+  get armsWatches(): boolean {
+    return this.watches !== undefined && this.watches.length > 0;
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -39,10 +57,15 @@ export class LockedTransaction implements Transaction {
     this.live();
     checkKey(start);
     checkKey(end);
+    const rows = this.store.range(
+      this.full(start),
+      this.full(end),
+      options.limit ?? 0,
+      options.reverse ?? false,
+    );
     const n = this.prefix.length;
-    return this.store
-      .range(this.full(start), this.full(end), options.limit ?? 0, options.reverse ?? false)
-      .map(({ key, value }) => ({ key: key.subarray(n), value }));
+    if (n > 0) for (const row of rows) row.key = row.key.subarray(n);
+    return rows;
   }
 
   set(key: Buffer, value: Buffer): void {
@@ -59,7 +82,7 @@ export class LockedTransaction implements Transaction {
     this.budget.spend(key.length);
     const full = this.full(key);
     this.store.delete(full);
-    this.touchedKeys.add(full.toString('hex'));
+    this.touchedKeys?.add(full.toString('hex'));
   }
 
   clearRange(start: Buffer, end: Buffer): void {
@@ -70,35 +93,42 @@ export class LockedTransaction implements Transaction {
     if (Buffer.compare(start, end) >= 0) return;
     const range = [this.full(start), this.full(end)] as const;
     this.store.deleteRange(range[0], range[1]);
-    this.touchedRanges.push(range);
+    this.touchedRanges?.push(range);
   }
 
   add(key: Buffer, delta: number | bigint): void {
     this.live();
     checkKey(key);
-    if (typeof delta === 'number' && !Number.isSafeInteger(delta))
-      throw new BackendError('BAD_ARGUMENT', `add() takes an integer delta (got ${delta})`);
+    if (typeof delta === 'number' ? !Number.isSafeInteger(delta) : typeof delta !== 'bigint')
+      throw new BackendError('BAD_ARGUMENT', `add() takes an integer delta (got ${String(delta)})`);
     this.budget.spend(key.length + 8);
     const full = this.full(key);
-    this.write(full, addInt64LE(this.store.get(full), delta));
+    if (this.store.add) this.store.add(full, BigInt.asIntN(64, BigInt(delta)));
+    else this.store.set(full, addInt64LE(this.store.get(full), delta));
+    this.touchedKeys?.add(full.toString('hex'));
   }
 
   setVersionstampedKey(tuple: KeyTuple, value: Buffer): void {
     this.live();
     checkValue(value);
     const { data, stampPos } = packVersionstampedTuple(tuple, () => this.nextUserVersion++);
-    this.stamp.copy(data, stampPos);
+    this.stamp().copy(data, stampPos);
     checkKey(data);
     this.budget.spend(data.length + value.length);
     this.write(this.full(data), value);
   }
 
-  setVersionstampedValue(key: Buffer, prefix: Buffer = Buffer.alloc(0), suffix: Buffer = Buffer.alloc(0)): void {
-    this.set(key, Buffer.concat([prefix, this.stamp, suffix]));
+  setVersionstampedValue(key: Buffer, prefix: Buffer = EMPTY, suffix: Buffer = EMPTY): void {
+    this.live();
+    this.set(key, Buffer.concat([prefix, this.stamp(), suffix]));
   }
 
   getVersionstamp(): Promise<Versionstamp> {
-    return new Promise((resolve, reject) => this.stampWaiters.push({ resolve, reject }));
+    this.live();
+    const stamp = this.stamp();
+    return new Promise((resolve, reject) =>
+      (this.stampWaiters ??= []).push({ resolve: () => resolve(stamp), reject }),
+    );
   }
 
   watch(key: Buffer): Watch {
@@ -106,7 +136,9 @@ export class LockedTransaction implements Transaction {
     checkKey(key);
     const full = this.full(key);
     const { watch, arm, abort } = this.hub.pending(full);
-    this.watches.push({ key: full, arm, abort });
+    // As FoundationDB: the watch compares against the value this transaction sees now (read inside the
+    // transaction, so a commit by another process right after ours cannot slip past it).
+    (this.watches ??= []).push({ arm, abort, baseline: this.store.get(full) });
     return watch;
   }
 
@@ -117,23 +149,29 @@ export class LockedTransaction implements Transaction {
 
   /** After the engine committed: arm watches, resolve versionstamps, wake local watchers. */
   committed(): void {
-    for (const w of this.watches) w.arm(this.store.get(w.key));
-    for (const w of this.stampWaiters) w.resolve(this.stamp);
-    this.hub.notify(this.touchedKeys, this.touchedRanges, (k) => this.store.get(k));
+    if (this.watches) for (const w of this.watches) w.arm(w.baseline);
+    if (this.stampWaiters) for (const w of this.stampWaiters) w.resolve(this.stampBytes!);
+    if (this.touchedKeys) this.hub.notify(this.touchedKeys, this.touchedRanges!, (k) => this.store.get(k));
   }
 
   aborted(reason: unknown): void {
-    for (const w of this.watches) w.abort();
-    for (const w of this.stampWaiters) w.reject(reason);
+    if (this.watches) for (const w of this.watches) w.abort();
+    if (this.stampWaiters) for (const w of this.stampWaiters) w.reject(reason);
+  }
+
+  private stamp(): Versionstamp {
+    return (this.stampBytes ??= makeVersionstamp(this.allocateVersion()));
   }
 
   private write(full: Buffer, value: Buffer): void {
     this.store.set(full, value);
-    this.touchedKeys.add(full.toString('hex'));
+    this.touchedKeys?.add(full.toString('hex'));
   }
 
   private full(key: Buffer): Buffer {
-    return this.prefix.length === 0 ? key : Buffer.concat([this.prefix, key]);
+    return this.prefix.length === 0
+      ? key
+      : Buffer.concat([this.prefix, key], this.prefix.length + key.length);
   }
 
   private live(): void {

@@ -10,4 +10,9 @@ export interface SyncStore {
   set(key: Buffer, value: Buffer): void;
   delete(key: Buffer): void;
   deleteRange(start: Buffer, end: Buffer): void;
+  /**
+   * Optional: the atomic little-endian int64 add done by the store itself (SQLite: one statement
+   * instead of a read and a write). Without it the transaction reads, adds and writes.
+   */
+  add?(key: Buffer, delta: bigint): void;
 }

@@ -4,7 +4,7 @@ import type { KeyTuple, Versionstamp } from '../types';
 
 /** A 10-byte versionstamp for a commit version (8 bytes big-endian) and batch order (2 bytes). */
 export function makeVersionstamp(commitVersion: bigint, batch = 0): Versionstamp {
-  const buf = Buffer.alloc(10);
+  const buf = Buffer.allocUnsafe(10); // every byte is written below
   buf.writeBigUInt64BE(commitVersion, 0);
   buf.writeUInt16BE(batch, 8);
   return buf;

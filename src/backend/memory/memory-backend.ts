@@ -8,15 +8,15 @@ export class MemoryBackend extends LockingBackend {
   private readonly data = new SortedStore();
   private version = 0n;
 
-  protected async begin(): Promise<LockSession> {
+  protected begin(): LockSession {
     const log = new UndoLog(this.data);
-    const commitVersion = this.version + 1n;
+    let allocated: bigint | undefined;
     return {
       store: log,
-      commitVersion,
+      allocateVersion: () => (allocated = this.version + 1n),
       commit: () => {
         log.forget();
-        this.version = commitVersion;
+        if (allocated !== undefined) this.version = allocated;
       },
       rollback: () => log.rollback(),
     };

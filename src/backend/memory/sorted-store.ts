@@ -25,10 +25,11 @@ export class SortedStore implements SyncStore {
 
   set(key: Buffer, value: Buffer): void {
     const i = this.find(key);
-    if (i < this.keys.length && this.keys[i].equals(key)) this.values[i] = value;
+    // Copies, as a database would: later changes to the caller's buffers must not reach the store.
+    if (i < this.keys.length && this.keys[i].equals(key)) this.values[i] = Buffer.from(value);
     else {
       this.keys.splice(i, 0, Buffer.from(key));
-      this.values.splice(i, 0, value);
+      this.values.splice(i, 0, Buffer.from(value));
     }
   }
 
@@ -68,7 +69,8 @@ export class UndoLog implements SyncStore {
   constructor(private readonly inner: SortedStore) {}
 
   get = (key: Buffer) => this.inner.get(key);
-  range = (start: Buffer, end: Buffer, limit: number, reverse: boolean) => this.inner.range(start, end, limit, reverse);
+  range = (start: Buffer, end: Buffer, limit: number, reverse: boolean) =>
+    this.inner.range(start, end, limit, reverse);
 
   set(key: Buffer, value: Buffer): void {
     this.remember(key);
