@@ -1,0 +1,60 @@
+import type Database from 'better-sqlite3';
+
+/** How many versions one write of the counter row reserves. */
+const BLOCK = 1000n;
+
+/**
+ * Commit versions for versionstamps on a SQLite file that several connections (processes) share:
+ * each must exceed every version committed before it, by anyone, and be exceeded by every later one.
+ *
+ * The counter row holds the highest version reserved so far. A connection reserves a block of BLOCK
+ * versions (one upsert, inside the transaction that needs a version) and hands out the next version of
+ * its block to its following transactions without touching the row, as long as no other connection has
+ * committed in between — which `PRAGMA data_version` tells cheaply (it changes exactly when another
+ * connection commits). Once anyone else commits, the next version comes from a fresh block above
+ * everything reserved so far. A reservation rolled back with its transaction is forgotten.
+ * Versions therefore have gaps (as FoundationDB's do) but are strictly increasing in commit order.
+ */
+export class CommitVersions {
+  private next = 0n;
+  private end = 0n; // exclusive; next === end means no usable block
+  private seenDataVersion = -1;
+  private reservedInThisTransaction = false;
+  private readonly dataVersion: Database.Statement<[], number>;
+  private readonly reserve: Database.Statement<[Buffer, bigint], bigint>;
+
+  constructor(
+    db: Database.Database,
+    private readonly counterKey: Buffer,
+  ) {
+    this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+    this.reserve = db
+      .prepare<[Buffer, bigint], bigint>(
+        'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = value + excluded.value RETURNING value',
+      )
+      .pluck()
+      .safeIntegers();
+  }
+
+  /** The version of the current write transaction (call at most once per transaction, holding the lock). */
+  allocate(): bigint {
+    const dataVersion = this.dataVersion.get()!;
+    if (dataVersion !== this.seenDataVersion || this.next >= this.end) {
+      this.seenDataVersion = dataVersion;
+      const top = this.reserve.get(this.counterKey, BLOCK)!;
+      this.next = top - BLOCK + 1n;
+      this.end = top + 1n;
+      this.reservedInThisTransaction = true;
+    }
+    return this.next++;
+  }
+
+  committed(): void {
+    this.reservedInThisTransaction = false;
+  }
+
+  rolledBack(): void {
+    if (this.reservedInThisTransaction) this.next = this.end = 0n;
+    this.reservedInThisTransaction = false;
+  }
+}

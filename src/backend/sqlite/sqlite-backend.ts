@@ -1,0 +1,224 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { BackendError, BadArgumentError } from '../../errors';
+import { LockingBackend, type LockSession } from '../common/locking-backend';
+import { Mutex } from '../common/mutex';
+import type { SyncStore } from '../common/sync-store';
+import { CommitVersions } from './commit-versions';
+import { registerSqlFunctions, SqliteStore } from './sqlite-store';
+import { SqliteWatcher } from './sqlite-watcher';
+
+export interface SqliteBackendOptions {
+  /**
+   * How durable a commit is once `transact` resolves (SQLite's `PRAGMA synchronous`, in WAL mode).
+   * - `'normal'` (the default): the commit has been handed to the operating system, so it survives a
+   *   crash or `kill -9` of any process; a power loss or OS crash may lose the last few commits (never
+   *   a part of one: the file stays consistent). This is SQLite's recommended setting for WAL.
+   * - `'full'`: every commit is also fsync'ed to disk, so it survives power loss too, at the price of
+   *   one disk flush per commit.
+   */
+  synchronous?: 'normal' | 'full';
+  /** How long a transaction waits for another process's write lock before failing (30 000 ms). */
+  lockTimeoutMs?: number;
+}
+
+/** The row that holds the highest reserved commit version; user keys all start with a tenant prefix (0x05). */
+const VERSION_KEY = Buffer.from('\xff\xffdgen/commit-version', 'latin1');
+
+/** Busy at the start of a write transaction means another process holds the lock: we wait, without blocking. */
+const isBusy = (err: unknown): boolean =>
+  typeof (err as { code?: unknown })?.code === 'string' &&
+  /^SQLITE_(BUSY|LOCKED)/.test((err as { code: string }).code);
+
+const pause = (attempt: number): Promise<void> =>
+  attempt < 3
+    ? new Promise((resolve) => setImmediate(resolve))
+    : new Promise((resolve) =>
+        setTimeout(resolve, Math.min(16, 2 ** (attempt - 3)) * (0.5 + Math.random() / 2)),
+      );
+
+/**
+ * The embedded durable backend: one SQLite file (WAL) that several processes on one machine share.
+ *
+ * - Writes: one connection per backend; a transaction is `BEGIN IMMEDIATE … COMMIT`, which SQLite
+ *   serializes across processes. The busy timeout is 0 and a busy `BEGIN` is retried from the event
+ *   loop, so Node never blocks while another process holds the lock.
+ * - Versionstamps: commit versions come from a counter row in the same file (see CommitVersions), so
+ *   they increase strictly in commit order across all processes.
+ * - Snapshot reads: a second connection in a deferred read transaction (WAL readers never wait).
+ * - Watches: commits of this process wake its watches directly; commits of other processes are noticed
+ *   by a SqliteWatcher on a third connection.
+ *
+ * Data lives in one table, `kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID`.
+ */
+export class SqliteBackend extends LockingBackend {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  readonly synchronous: 'normal' | 'full';
+  private readonly writer: Database.Database;
+  private readonly reader: Database.Database;
+  private readonly writeStore: SqliteStore;
+  private readonly readStore: SqliteStore;
+  private readonly readLock = new Mutex();
+  private readonly lockTimeoutMs: number;
+  private readonly sql: {
+    begin: Database.Statement;
+    commit: Database.Statement;
+    rollback: Database.Statement;
+    beginRead: Database.Statement;
+    endRead: Database.Statement;
+    probe: Database.Statement<[Buffer], unknown>;
+  };
+  private readonly session: LockSession;
+  private watchDb: Database.Database | undefined;
+  private watcher: SqliteWatcher | undefined;
+
+  constructor(file: string, options: SqliteBackendOptions = {}) {
+    super();
+    if (typeof file !== 'string' || file === '' || file === ':memory:' || file.startsWith('file:'))
+      throw new BadArgumentError(
+        'BAD_ARGUMENT',
+        `SqliteBackend needs a file path (got ${JSON.stringify(file)}); for an in-memory store use MemoryBackend`,
+      );
+    const synchronous = options.synchronous ?? 'normal';
+    if (synchronous !== 'normal' && synchronous !== 'full')
+      throw new BadArgumentError(
+        'BAD_ARGUMENT',
+        `synchronous must be 'normal' or 'full' (got ${JSON.stringify(synchronous)})`,
+      );
+    this.path = path.resolve(file);
+    this.synchronous = synchronous;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
+    fs.mkdirSync(path.dirname(this.path), { recursive: true });
+
+    this.writer = this.connect();
+    try {
+      // Creating the schema is the only write outside a transaction; once it exists this is read-only.
+      if (!this.writer.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'").get())
+        this.writer.exec('CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID');
+      this.writer.pragma('busy_timeout = 0');
+      this.reader = this.connect();
+      this.reader.pragma('busy_timeout = 0');
+    } catch (err) {
+      this.writer.close();
+      throw err;
+    }
+    this.writeStore = new SqliteStore(this.writer);
+    this.readStore = new SqliteStore(this.reader);
+    this.sql = {
+      begin: this.writer.prepare('BEGIN IMMEDIATE'),
+      commit: this.writer.prepare('COMMIT'),
+      rollback: this.writer.prepare('ROLLBACK'),
+      beginRead: this.reader.prepare('BEGIN'),
+      endRead: this.reader.prepare('COMMIT'),
+      probe: this.reader.prepare<[Buffer], unknown>('SELECT 1 FROM kv WHERE key = ?'),
+    };
+    const versions = new CommitVersions(this.writer, VERSION_KEY);
+    // One transaction at a time per backend (the write lock), so one session object serves them all.
+    this.session = {
+      store: this.writeStore,
+      allocateVersion: () => versions.allocate(),
+      commit: () => {
+        this.sql.commit.run();
+        versions.committed();
+      },
+      rollback: () => {
+        versions.rolledBack();
+        if (this.writer.inTransaction) this.sql.rollback.run();
+      },
+    };
+  }
+
+  protected begin(): LockSession | Promise<LockSession> {
+    try {
+      this.sql.begin.run();
+      return this.session;
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      return this.beginWhenFree(err);
+    }
+  }
+
+  /** Another process holds the write lock: try again from the event loop, backing off, until it is ours. */
+  private async beginWhenFree(firstError: unknown): Promise<LockSession> {
+    const deadline = Date.now() + this.lockTimeoutMs;
+    let lastError = firstError;
+    for (let attempt = 0; Date.now() <= deadline; attempt++) {
+      await pause(attempt);
+      if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this sqlite backend has been closed');
+      try {
+        this.sql.begin.run();
+        return this.session;
+      } catch (err) {
+        if (!isBusy(err)) throw err;
+        lastError = err;
+      }
+    }
+    throw new BackendError(
+      'TRANSACTION_TIMED_OUT',
+      `another process has held the write lock of ${this.path} for more than ${this.lockTimeoutMs} ms`,
+      { cause: lastError },
+    );
+  }
+
+  protected snapshot<T>(fn: (store: SyncStore) => Promise<T>): Promise<T> {
+    return this.readLock.run(async () => {
+      if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this sqlite backend has been closed');
+      this.sql.beginRead.run();
+      try {
+        // The first read fixes the snapshot; in WAL mode it is busy only while another process
+        // recovers the file after a crash, so retry that from the event loop too.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            this.sql.probe.get(VERSION_KEY);
+            break;
+          } catch (err) {
+            if (!isBusy(err) || attempt > 1000) throw err;
+          }
+          await pause(attempt);
+        }
+        return await fn(this.readStore);
+      } finally {
+        if (this.reader.inTransaction) this.sql.endRead.run();
+      }
+    });
+  }
+
+  protected override watchesArmed(): void {
+    if (!this.watcher) {
+      this.watchDb = this.connect();
+      this.watchDb.pragma('busy_timeout = 0');
+      const store = new SqliteStore(this.watchDb);
+      this.watcher = new SqliteWatcher(
+        this.path,
+        this.watchDb,
+        () => this.hub.size > 0 && !this.closed,
+        () => this.hub.recheck((keys) => store.readMany(keys)),
+      );
+    }
+    this.watcher.kick();
+  }
+
+  protected async closeEngine(): Promise<void> {
+    this.watcher?.stop();
+    this.watchDb?.close();
+    await this.readLock.run(async () => this.reader.close());
+    this.writer.close();
+  }
+
+  /** A connection with the shared settings. Opening may wait (up to 5 s) if the file is being created. */
+  private connect(): Database.Database {
+    const db = new Database(this.path, { timeout: 5000 });
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${this.synchronous.toUpperCase()}`);
+      db.pragma('journal_size_limit = 67108864');
+      registerSqlFunctions(db);
+      return db;
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+}
