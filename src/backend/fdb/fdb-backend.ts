@@ -1,0 +1,191 @@
+import type { Database } from 'foundationdb';
+import { BackendError, isRetryable } from '../../errors';
+import { checkTenantPath } from '../common/tenant-path';
+import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction, Watch } from '../types';
+import { LIMITS } from '../types';
+import { fdbErrorCode, translateFdbError } from './fdb-errors';
+import { FdbTransaction } from './fdb-transaction';
+import type { FdbWatch } from './fdb-watch';
+import { type FdbModule, loadFoundationDb } from './load-fdb';
+
+type Body<T> = (tx: Transaction) => T | Promise<T>;
+
+const timedOut = (timeoutMs: number): BackendError =>
+  new BackendError(
+    'TRANSACTION_TIMED_OUT',
+    `transaction ran longer than ${timeoutMs} ms; keep transaction bodies short (slow work belongs in @OnLocked or actions)`,
+  );
+
+/** Resolves with `work`, or rejects with TRANSACTION_TIMED_OUT (calling `onTimeout`) after `ms`. */
+async function within<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      timer = setTimeout(() => {
+        onTimeout();
+        reject(timedOut(ms));
+      }, ms);
+      work.then(resolve, reject);
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * FoundationDB through the `foundationdb` npm package, for many machines. Tenants are directories of
+ * its directory layer; transactions are FoundationDB's own (optimistic, retried on conflict as
+ * `transact` promises); versionstamps, atomic adds and watches are its native ones.
+ *
+ * The package and libfdb_c are loaded only by `FdbBackend.open` (or `openBackend('fdb:…')`), so
+ * everything else works without them.
+ */
+export class FdbBackend implements Backend {
+  readonly kind = 'fdb' as const;
+  private readonly fdb: FdbModule;
+  private readonly db: Database;
+  private readonly watches = new Set<FdbWatch>();
+  private closed = false;
+
+  private constructor(fdb: FdbModule, db: Database) {
+    this.fdb = fdb;
+    this.db = db;
+  }
+
+  /**
+   * Connects to the cluster named by `clusterFile` (default: FoundationDB's usual lookup:
+   * FDB_CLUSTER_FILE, then /etc/foundationdb/fdb.cluster). Throws BACKEND_UNAVAILABLE when the
+   * FoundationDB client is not installed.
+   */
+  static async open(clusterFile?: string): Promise<FdbBackend> {
+    const fdb = await loadFoundationDb();
+    let db: Database;
+    try {
+      db = fdb.open(clusterFile || undefined);
+    } catch (err) {
+      throw new BackendError(
+        'BACKEND_UNAVAILABLE',
+        `could not open FoundationDB with cluster file ${clusterFile ?? '(default)'}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    return new FdbBackend(fdb, db);
+  }
+
+  async openTenant(path: readonly string[]): Promise<Tenant> {
+    this.open();
+    const checked = checkTenantPath(path);
+    const dir = await this.run(() => this.fdb.directory.createOrOpen(this.db, [...checked]));
+    return new FdbTenant(this, checked, Buffer.from(dir.content.prefix));
+  }
+
+  async removeTenant(path: readonly string[]): Promise<void> {
+    this.open();
+    const checked = checkTenantPath(path);
+    await this.run(() => this.fdb.directory.removeIfExists(this.db, [...checked]));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of [...this.watches]) w.cancel();
+    this.db.close();
+  }
+
+  async transactAt<T>(prefix: Buffer, fn: Body<T>, options: TransactOptions): Promise<T> {
+    this.open();
+    const maxRetries = options.maxRetries ?? 100;
+    const timeoutMs = options.timeoutMs ?? LIMITS.transactionMs;
+    const tn = this.db.rawCreateTransaction();
+    for (let attempt = 0; ; attempt++) {
+      const tx = new FdbTransaction(this.fdb, this.db, tn, prefix, this.watches);
+      try {
+        // The time limit covers the body and the commit of each attempt.
+        const result = await within(
+          (async () => {
+            const value = await fn(tx);
+            tx.finish();
+            await tn.rawCommit();
+            return value;
+          })(),
+          timeoutMs,
+          () => tn.rawCancel(),
+        );
+        tx.committed();
+        return result;
+      } catch (err) {
+        tx.aborted();
+        const code = fdbErrorCode(err);
+        if (code !== undefined && attempt < maxRetries) {
+          try {
+            await tn.rawOnError(code); // resets the transaction and backs off, or rethrows if fatal
+            continue;
+          } catch (fatal) {
+            throw translateFdbError(fatal);
+          }
+        }
+        if (isRetryable(err) && attempt < maxRetries) {
+          tn.rawReset();
+          await new Promise((r) => setTimeout(r, Math.min(100, 2 ** attempt) * Math.random()));
+          continue;
+        }
+        if (code === undefined && !isRetryable(err)) tn.rawCancel();
+        throw translateFdbError(err);
+      }
+    }
+  }
+
+  async readAt<T>(prefix: Buffer, fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
+    this.open();
+    const tn = this.db.rawCreateTransaction();
+    for (;;) {
+      const tx = new FdbTransaction(this.fdb, this.db, tn, prefix, this.watches, true);
+      try {
+        const result = await fn({ get: (k) => tx.get(k), getRange: (s, e, o) => tx.getRange(s, e, o) });
+        tx.aborted(); // a read-only transaction needs no commit
+        return result;
+      } catch (err) {
+        tx.aborted();
+        const code = fdbErrorCode(err);
+        if (code === undefined) throw err;
+        try {
+          await tn.rawOnError(code);
+        } catch (fatal) {
+          throw translateFdbError(fatal);
+        }
+      }
+    }
+  }
+
+  private async run<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw translateFdbError(err);
+    }
+  }
+
+  private open(): void {
+    if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this fdb backend has been closed');
+  }
+}
+
+class FdbTenant implements Tenant {
+  constructor(
+    readonly backend: FdbBackend,
+    readonly path: readonly string[],
+    private readonly prefix: Buffer,
+  ) {}
+
+  transact<T>(fn: Body<T>, options: TransactOptions = {}): Promise<T> {
+    return this.backend.transactAt(this.prefix, fn, options);
+  }
+
+  read<T>(fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
+    return this.backend.readAt(this.prefix, fn);
+  }
+
+  watch(key: Buffer): Promise<Watch> {
+    return this.transact((tx) => tx.watch(key));
+  }
+}
