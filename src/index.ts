@@ -3,8 +3,11 @@ import 'reflect-metadata';
 export * from './errors';
 export * from './backend/types';
 export { pack, unpack, unboundVersionstamp, prefixRange, strinc } from './backend/keys';
-export { openBackend } from './backend/open-backend';
+export { openBackend, type OpenBackendOptions } from './backend/open-backend';
 export { MemoryBackend } from './backend/memory/memory-backend';
+export { SqliteBackend, type SqliteBackendOptions } from './backend/sqlite/sqlite-backend';
+export { FdbBackend } from './backend/fdb/fdb-backend';
+export { FaultyBackend, type FaultyBackendOptions } from './backend/faulty/faulty-backend';
 
 export { DurableServer, Init, OnCall, OnCast, OnInfo, OnLocked, type DurableServerOptions } from './decorators';
 export {
