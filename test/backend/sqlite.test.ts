@@ -1,0 +1,154 @@
+/** What only the SQLite backend promises, beyond the shared contract. */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { pack, prefixRange, unboundVersionstamp } from '../../src/backend/keys';
+import { SqliteBackend } from '../../src/backend/sqlite/sqlite-backend';
+import { sleep } from '../helpers/backend/factories';
+
+let dir: string;
+let file: string;
+const open: SqliteBackend[] = [];
+const backend = (options?: ConstructorParameters<typeof SqliteBackend>[1]) => {
+  const b = new SqliteBackend(file, options);
+  open.push(b);
+  return b;
+};
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dgen-sqlite-'));
+  file = join(dir, 'db.sqlite');
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((b) => b.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('while another connection holds the write lock, the event loop keeps running and the transaction waits', async () => {
+  const tenant = await backend().openTenant(['t']);
+  const other = new Database(file);
+  try {
+    other.exec('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    let done = false;
+    const pending = tenant.transact((tx) => tx.set(pack(['a']), Buffer.from('1'))).then(() => (done = true));
+    await sleep(150);
+    clearInterval(ticker);
+    expect(done).toBe(false);
+    expect(ticks).toBeGreaterThanOrEqual(10); // a blocked event loop would have ticked 0 or 1 times
+    other.exec('COMMIT');
+    await pending;
+    expect(done).toBe(true);
+  } finally {
+    other.close();
+  }
+});
+
+test('a lock held longer than lockTimeoutMs fails the transaction with TRANSACTION_TIMED_OUT', async () => {
+  const tenant = await backend({ lockTimeoutMs: 100 }).openTenant(['t']);
+  const other = new Database(file);
+  try {
+    other.exec('BEGIN IMMEDIATE');
+    await expect(tenant.transact((tx) => tx.set(pack(['a']), Buffer.from('1')))).rejects.toMatchObject({
+      code: 'TRANSACTION_TIMED_OUT',
+    });
+    other.exec('ROLLBACK');
+    await tenant.transact((tx) => tx.set(pack(['a']), Buffer.from('1')));
+  } finally {
+    other.close();
+  }
+});
+
+test('a snapshot read does not wait for a writer in progress', async () => {
+  const tenant = await backend().openTenant(['t']);
+  await tenant.transact((tx) => tx.set(pack(['a']), Buffer.from('old')));
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const writing = tenant.transact(async (tx) => {
+    tx.set(pack(['a']), Buffer.from('new'));
+    await gate;
+  });
+  expect((await tenant.read((tx) => tx.get(pack(['a']))))!.toString()).toBe('old');
+  release();
+  await writing;
+  expect((await tenant.read((tx) => tx.get(pack(['a']))))!.toString()).toBe('new');
+});
+
+test('data and the commit-version order survive closing and reopening', async () => {
+  const first = backend();
+  let t = await first.openTenant(['t']);
+  const before = await t.transact((tx) => {
+    tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from('1'));
+    return { p: tx.getVersionstamp() };
+  });
+  const stampBefore = await before.p;
+  await first.close();
+
+  t = await backend().openTenant(['t']);
+  const after = await t.transact((tx) => {
+    tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from('2'));
+    return { p: tx.getVersionstamp() };
+  });
+  expect(Buffer.compare(stampBefore, await after.p)).toBeLessThan(0);
+  const rows = await t.read((tx) => tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end));
+  expect(rows.map((r) => r.value.toString())).toEqual(['1', '2']);
+});
+
+test('two backends on one file: versionstamps in commit order when they interleave, watches across', async () => {
+  const [a, b] = [await backend().openTenant(['t']), await backend().openTenant(['t'])];
+  for (let i = 0; i < 20; i++) {
+    const t = [a, b, b, a, a, a, b][i % 7];
+    await t.transact((tx) => tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from(String(i))));
+  }
+  const rows = await a.read((tx) => tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end));
+  expect(rows.map((r) => Number(r.value.toString()))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+
+  const watch = await a.watch(pack(['w']));
+  await b.transact((tx) => tx.add(pack(['w']), 1));
+  expect(await watch.changed).toBe(true);
+});
+
+test("synchronous: 'full' works and 'normal' is the default", async () => {
+  const full = backend({ synchronous: 'full' });
+  expect(full.synchronous).toBe('full');
+  const t = await full.openTenant(['t']);
+  await t.transact((tx) => tx.set(pack(['a']), Buffer.from('1')));
+  expect((await t.read((tx) => tx.get(pack(['a']))))!.toString()).toBe('1');
+  const other = new SqliteBackend(join(dir, 'other.sqlite'));
+  open.push(other);
+  expect(other.synchronous).toBe('normal');
+});
+
+test('the file holds one table, kv, in WAL mode; counters are plain rows', async () => {
+  const t = await backend().openTenant(['t']);
+  await t.transact((tx) => {
+    tx.set(pack(['a']), Buffer.from('1'));
+    tx.add(pack(['n']), 3);
+    tx.setVersionstampedKey(['v', unboundVersionstamp()], Buffer.from('x'));
+  });
+  const raw = new Database(file, { readonly: true });
+  try {
+    expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual(['kv']);
+    expect(raw.prepare('SELECT count(*) FROM kv').pluck().get()).toBe(4); // 3 keys + the version counter
+  } finally {
+    raw.close();
+  }
+});
+
+test('close releases the files, watchers and timers: watches resolve false, the directory can be removed', async () => {
+  const b = backend();
+  const t = await b.openTenant(['t']);
+  const w = await t.watch(pack(['w'])); // starts the cross-process watcher
+  await b.close();
+  expect(await w.changed).toBe(false);
+  rmSync(dir, { recursive: true, force: true });
+  expect(() => readdirSync(dir)).toThrow();
+});
+
+test('a file path is required', () => {
+  for (const bad of ['', ':memory:', 'file::memory:'])
+    expect(() => new SqliteBackend(bad)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+});
