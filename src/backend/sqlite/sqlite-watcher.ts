@@ -4,6 +4,8 @@ import type Database from 'better-sqlite3';
 
 /** How often the fallback poll looks at `PRAGMA data_version` while watches exist (ms). */
 export const WATCH_POLL_MS = 50;
+/** Quick re-checks after a file event that showed no commit yet (see `check`). */
+const FOLLOW_UPS = 3;
 
 /**
  * Notices commits made by other connections (other processes, mostly) to one SQLite file, so that
@@ -19,6 +21,7 @@ export class SqliteWatcher {
   private fsWatcher: fs.FSWatcher | undefined;
   private poll: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
+  private followUp: NodeJS.Timeout | undefined;
   private lastDataVersion = -1;
   private force = false;
   private readonly dataVersion: Database.Statement<[], number>;
@@ -51,6 +54,8 @@ export class SqliteWatcher {
     this.poll = undefined;
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = undefined;
+    if (this.followUp) clearTimeout(this.followUp);
+    this.followUp = undefined;
   }
 
   private start(): void {
@@ -75,11 +80,16 @@ export class SqliteWatcher {
     if (this.immediate) return;
     this.immediate = setImmediate(() => {
       this.immediate = undefined;
-      this.check();
+      this.check(FOLLOW_UPS);
     });
   }
 
-  private check(): void {
+  /**
+   * A commit writes its WAL frames (file events) before it publishes them in the shared-memory index
+   * (no file event), so a check right after the last event may still see the old data_version: then
+   * look again after 1, 2 and 4 ms rather than wait for the poll.
+   */
+  private check(followUps = 0): void {
     if (!this.wanted()) {
       this.stop();
       return;
@@ -90,7 +100,17 @@ export class SqliteWatcher {
     } catch {
       return; // busy (another process is recovering the file): the poll tries again
     }
-    if (version === this.lastDataVersion && !this.force) return;
+    if (version === this.lastDataVersion && !this.force) {
+      if (followUps > 0 && !this.followUp)
+        this.followUp = setTimeout(
+          () => {
+            this.followUp = undefined;
+            this.check(followUps - 1);
+          },
+          2 ** (FOLLOW_UPS - followUps),
+        ).unref();
+      return;
+    }
     this.lastDataVersion = version;
     this.force = false;
     try {
