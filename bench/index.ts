@@ -1,0 +1,70 @@
+/**
+ * `npm run bench`: runs every benchmark module that exists and prints its figures as a table;
+ * `npm run bench -- --json` also ends with one line holding one JSON object of all the figures.
+ *
+ * Each module is optional and loaded only if its file is there, so the suite grows as the parts of
+ * the library land: bench/backend.ts (benchBackend), bench/codec.ts (benchCodec), bench/server.ts
+ * (benchServer), bench/follower.ts (benchFollower). `--only backend,server` runs a subset.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+type Figures = Record<string, number>;
+
+const MODULES: Array<{ name: string; file: string; fn: string }> = [
+  { name: 'backend', file: 'backend', fn: 'benchBackend' },
+  { name: 'codec', file: 'codec', fn: 'benchCodec' },
+  { name: 'server', file: 'server', fn: 'benchServer' },
+  { name: 'follower', file: 'follower', fn: 'benchFollower' },
+];
+
+function exists(file: string): boolean {
+  return ['.ts', '.js'].some((ext) => fs.existsSync(path.join(__dirname, file + ext)));
+}
+
+function format(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (Number.isInteger(value)) return value.toLocaleString('en-US');
+  return value.toLocaleString('en-US', { maximumFractionDigits: 3 });
+}
+
+function table(figures: Figures): string {
+  const rows = Object.entries(figures);
+  const width = Math.max(6, ...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${format(v).padStart(14)}`).join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const onlyArg = args.find((a) => a.startsWith('--only'));
+  const only = onlyArg
+    ? (onlyArg.includes('=') ? onlyArg.split('=')[1] : (args[args.indexOf(onlyArg) + 1] ?? '')).split(',')
+    : undefined;
+
+  const all: Figures = {};
+  let failed = false;
+  for (const mod of MODULES) {
+    if (only && !only.includes(mod.name)) continue;
+    if (!exists(mod.file)) continue;
+    const started = Date.now();
+    console.log(`\n== ${mod.name} (bench/${mod.file}.ts)`);
+    try {
+      const loaded = (await import(`./${mod.file}`)) as Record<string, () => Promise<Figures>>;
+      if (typeof loaded[mod.fn] !== 'function')
+        throw new Error(`bench/${mod.file}.ts does not export ${mod.fn}()`);
+      const figures = await loaded[mod.fn]();
+      Object.assign(all, figures);
+      console.log(table(figures));
+      console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    } catch (err) {
+      failed = true;
+      console.error(`${mod.name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
+  if (json) console.log(JSON.stringify(all));
+  // Benchmarks may leave child processes or handles behind on failure: do not hang on them.
+  process.exit(failed ? 1 : 0);
+}
+
+void main();
