@@ -1,10 +1,13 @@
 /**
  * A child process for the multi-process tests and benchmarks, run as
  *   node -r ts-node/register/transpile-only test/helpers/runtime/worker.ts
- * with DGEN_DB (SQLite file) and DGEN_TENANT (JSON tenant path) in its environment. It opens the
- * backend, says `{ type: 'ready' }` over IPC, then serves requests `{ id, op, ... }` from the parent,
+ * It says `{ type: 'ready' }` over IPC, then serves requests `{ id, op, ... }` from the parent,
  * answering `{ id, ok: true, value }` or `{ id, ok: false, code, message }`. Every ref it starts
  * reports its events as `{ type: 'event', ref, event }`.
+ *
+ * Which SQLite file and tenant: a `start` request's `db` and `tenant`, else DGEN_DB and DGEN_TENANT
+ * (JSON) from the environment; each file is opened once. `reset` stops every ref and closes every
+ * backend, so one worker can serve several tests in turn.
  *
  * Misbehaviour on purpose (see `hooks` in servers.ts):
  * - DGEN_STALL_FROM=n: the first `rec` cast with i >= n this process handles says `{ type: 'stalling', i }`
@@ -24,8 +27,24 @@ const send = (m: unknown) => {
   if (process.connected) process.send!(m);
 };
 const refs = new Map<string, ServerRef>();
-let backend: Backend;
-let tenant: Tenant;
+const backends = new Map<string, Promise<Backend>>();
+
+async function tenantOf(req: Request): Promise<Tenant> {
+  const db = (req.db as string | undefined) ?? process.env.DGEN_DB;
+  if (!db) throw new Error('no SQLite file: pass db in the request or DGEN_DB in the environment');
+  let backend = backends.get(db);
+  if (!backend) backends.set(db, (backend = openSqlite(db)));
+  const path = (req.tenant as string[] | undefined) ?? JSON.parse(process.env.DGEN_TENANT ?? '["mp"]');
+  return (await backend).openTenant(path);
+}
+
+async function closeAll(): Promise<void> {
+  await Runtime.stopAll();
+  refs.clear();
+  const all = [...backends.values()];
+  backends.clear();
+  await Promise.all(all.map(async (b) => (await b).close()));
+}
 
 const stallFrom = process.env.DGEN_STALL_FROM === undefined ? undefined : Number(process.env.DGEN_STALL_FROM);
 if (stallFrom !== undefined) {
@@ -54,7 +73,7 @@ async function serve(req: Request): Promise<unknown> {
   switch (req.op) {
     case 'start': {
       const cls = SERVERS[req.server as ServerName];
-      const r = await Runtime.start(cls, req.arg, { ...(req.opts as object), tenant });
+      const r = await Runtime.start(cls, req.arg, { ...(req.opts as object), tenant: await tenantOf(req) });
       const name = String(req.ref);
       refs.set(name, r);
       r.events$.subscribe((e) =>
@@ -66,6 +85,7 @@ async function serve(req: Request): Promise<unknown> {
       // `count` Counter servers, each its own tuid ['c', i]; they stay in this process, idle.
       const count = Number(req.count);
       const opts = (req.opts as object) ?? {};
+      const tenant = await tenantOf(req);
       for (let i = 0; i < count; i++) await Runtime.start(SERVERS.Counter, { id: i }, { ...opts, tenant });
       return count;
     }
@@ -101,9 +121,10 @@ async function serve(req: Request): Promise<unknown> {
     case 'rss':
       if (global.gc) global.gc();
       return process.memoryUsage().rss;
+    case 'reset':
+      return closeAll();
     case 'exit':
-      await Runtime.stopAll();
-      await backend.close();
+      await closeAll();
       setImmediate(() => process.exit(0));
       return undefined;
     default:
@@ -112,8 +133,7 @@ async function serve(req: Request): Promise<unknown> {
 }
 
 async function main(): Promise<void> {
-  backend = await openSqlite(process.env.DGEN_DB!);
-  tenant = await backend.openTenant(JSON.parse(process.env.DGEN_TENANT ?? '["mp"]'));
+  if (process.env.DGEN_DB) await tenantOf({ id: 0, op: 'open' }); // fail early on a bad file
   process.on('message', (req: Request) => {
     serve(req).then(
       (value) => send({ id: req.id, ok: true, value }),

@@ -5,14 +5,19 @@ const ROOT = path.resolve(__dirname, '../../..');
 const WORKER = path.join(__dirname, 'worker.ts');
 
 export interface WorkerOptions {
-  /** The SQLite file the worker opens. */
-  db: string;
+  /** The SQLite file the worker opens by default (a `start` request may name another). */
+  db?: string;
   /** The tenant path (default ['mp']). */
   tenant?: string[];
   /** Extra environment (DGEN_STALL_FROM, DGEN_HANG_LOCKED, …). */
   env?: Record<string, string>;
   /** Node flags for the child (e.g. --expose-gc). */
   nodeArgs?: string[];
+  /**
+   * The worker script (default worker.ts under ts-node). A `.js` path runs as plain JavaScript: the
+   * benchmarks transpile the worker and src/ once so that a child's memory and start-up are the library's.
+   */
+  script?: string;
 }
 
 type Message = { type?: string; id?: number } & Record<string, unknown>;
@@ -133,6 +138,12 @@ export class Worker {
     ).length;
   }
 
+  /** Stops its refs and closes its backends (it keeps running), and forgets the messages it sent. */
+  async reset(): Promise<void> {
+    await this.rpc('reset');
+    this.messages.length = 0;
+  }
+
   /** kill -9, then wait until it is gone. */
   async kill9(): Promise<void> {
     if (this.alive) process.kill(this.pid, 'SIGKILL');
@@ -155,14 +166,16 @@ export class Workers {
 
   /** Forks worker.ts under ts-node (transpile-only) and waits for it to open its backend. */
   async spawn(opts: WorkerOptions): Promise<Worker> {
-    const child = fork(WORKER, [], {
+    const script = opts.script ?? WORKER;
+    const tsNode = script.endsWith('.ts') ? ['-r', 'ts-node/register/transpile-only'] : [];
+    const child = fork(script, [], {
       cwd: ROOT,
-      execArgv: [...(opts.nodeArgs ?? []), '-r', 'ts-node/register/transpile-only'],
+      execArgv: [...(opts.nodeArgs ?? []), ...tsNode],
       env: {
         ...process.env,
         TS_NODE_PROJECT: path.join(ROOT, 'tsconfig.json'),
         TS_NODE_TRANSPILE_ONLY: 'true',
-        DGEN_DB: opts.db,
+        ...(opts.db ? { DGEN_DB: opts.db } : {}),
         DGEN_TENANT: JSON.stringify(opts.tenant ?? ['mp']),
         ...opts.env,
       },

@@ -4,7 +4,9 @@
  * calls that time out while no consumer runs, FIFO per producer across processes.
  *
  * Each test has its own SQLite file. Workers are forked from test/helpers/runtime/worker.ts under
- * ts-node (transpile-only) and driven over IPC; every worker a test started is kill -9'ed after it.
+ * ts-node (transpile-only) and driven over IPC. Three well-behaved workers are shared by the tests
+ * (reset after each: refs stopped, files closed); workers that misbehave or get killed are forked by
+ * their test and kill -9'ed after it; all are gone after the file.
  */
 import 'reflect-metadata';
 import type { Backend, Tenant } from '../../../src/backend/types';
@@ -12,13 +14,17 @@ import { Runtime } from '../../../src/runtime/runtime';
 import type { ServerEvent } from '../../../src/runtime/events';
 import { Ledger, type LedgerState, type RecMsg } from '../../helpers/runtime/servers';
 import { openSqlite, tempDir } from '../../helpers/runtime/sqlite';
-import { waitUntil, Workers, type WorkerError } from '../../helpers/runtime/workers';
+import { waitUntil, Workers, type Worker, type WorkerError } from '../../helpers/runtime/workers';
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 const recs = (p: string, n: number, from = 0): RecMsg[] => range(n, from).map((i) => ({ type: 'rec', p, i }));
 
 const tmp = tempDir();
+/** Workers forked by one test (victims); kill -9'ed after it. */
 let workers: Workers;
+/** Workers shared by all tests. */
+const shared = new Workers();
+let pool: Worker[] = [];
 let backends: Backend[] = [];
 let dbCount = 0;
 
@@ -40,24 +46,32 @@ async function stateOf(tenant: Tenant): Promise<LedgerState> {
   }
 }
 
+beforeAll(async () => {
+  pool = await Promise.all([1, 2, 3].map(() => shared.spawn({})));
+}, 60_000);
+
 beforeEach(() => {
   workers = new Workers();
 });
 
 afterEach(async () => {
   await workers.killAll();
+  await Promise.all(pool.map((w) => w.reset()));
   await Runtime.stopAll();
   await Promise.all(backends.map((b) => b.close()));
   backends = [];
 });
 
-afterAll(() => tmp.dispose());
+afterAll(async () => {
+  await shared.killAll();
+  tmp.dispose();
+});
 
 test('a publisher process (consume: false) casts and calls; a consumer process handles everything', async () => {
   const { db, tenant } = await freshDb();
-  const [pub, con] = await Promise.all([workers.spawn({ db }), workers.spawn({ db })]);
-  await pub.rpc('start', { ref: 'l', server: 'Ledger', opts: { consume: false } });
-  await con.rpc('start', { ref: 'l', server: 'Ledger', opts: {} });
+  const [pub, con] = pool;
+  await pub.rpc('start', { db, ref: 'l', server: 'Ledger', opts: { consume: false } });
+  await con.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} });
 
   await pub.rpc('castSeq', { ref: 'l', msgs: recs('pub', 50) });
   // A call from the publisher: it goes through the durable queue and the consumer process answers it.
@@ -75,8 +89,8 @@ test('a publisher process (consume: false) casts and calls; a consumer process h
 
 test('three consumer processes and 300 casts: the state is exactly 300, each message handled once', async () => {
   const { db, tenant } = await freshDb();
-  const consumers = await Promise.all([1, 2, 3].map(() => workers.spawn({ db })));
-  await Promise.all(consumers.map((c) => c.rpc('start', { ref: 'l', server: 'Ledger', opts: {} })));
+  const consumers = pool;
+  await Promise.all(consumers.map((c) => c.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} })));
 
   const pub = await Runtime.start<LedgerState>(Ledger, null, { tenant, consume: false });
   for (const m of recs('jest', 300)) await pub.cast(m); // 300 separate casts, consumers draining meanwhile
@@ -100,11 +114,9 @@ test('three consumer processes and 300 casts: the state is exactly 300, each mes
 test('kill -9 of a consumer inside a transaction loses nothing: another consumer finishes, the count is exact', async () => {
   const { db, tenant } = await freshDb();
   // The victim stalls inside the transaction of the first message with i >= 60 (handled, not committed).
-  const [victim, survivor] = await Promise.all([
-    workers.spawn({ db, env: { DGEN_STALL_FROM: '60' } }),
-    workers.spawn({ db }),
-  ]);
-  await victim.rpc('start', { ref: 'l', server: 'Ledger', opts: {} });
+  const victim = await workers.spawn({ db, env: { DGEN_STALL_FROM: '60' } });
+  const survivor = pool[0];
+  await victim.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} });
 
   const pub = await Runtime.start<LedgerState>(Ledger, null, { tenant, consume: false });
   const all = recs('jest', 200);
@@ -115,7 +127,7 @@ test('kill -9 of a consumer inside a transaction loses nothing: another consumer
   const stalled = await victim.waitFor((m) => m.type === 'stalling', 15_000, 'stall');
   expect(stalled.i).toBe(60);
   await victim.kill9(); // mid-stream, while it holds SQLite's write lock in the middle of handling message 60
-  await survivor.rpc('start', { ref: 'l', server: 'Ledger', opts: {} });
+  await survivor.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} });
   await publishing;
 
   const s = await waitUntil(
@@ -130,8 +142,8 @@ test('kill -9 of a consumer inside a transaction loses nothing: another consumer
 
 test('kill -9 of one of two racing consumers at an arbitrary moment: no message lost or doubled', async () => {
   const { db, tenant } = await freshDb();
-  const [a, b] = await Promise.all([workers.spawn({ db }), workers.spawn({ db })]);
-  await Promise.all([a, b].map((c) => c.rpc('start', { ref: 'l', server: 'Ledger', opts: {} })));
+  const [a, b] = [await workers.spawn({ db }), pool[0]];
+  await Promise.all([a, b].map((c) => c.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} })));
   const pub = await Runtime.start<LedgerState>(Ledger, null, { tenant, consume: false });
   const all = recs('jest', 200);
   for (let i = 0; i < all.length; i += 50) await pub.castMany(all.slice(i, i + 50));
@@ -156,7 +168,7 @@ test('kill -9 of one of two racing consumers at an arbitrary moment: no message 
 test('a lock holder killed with kill -9 inside @OnLocked: the server resumes once its lease (500 ms) runs out', async () => {
   const { db, tenant } = await freshDb();
   const holder = await workers.spawn({ db, env: { DGEN_HANG_LOCKED: '1' } });
-  await holder.rpc('start', { ref: 'l', server: 'Ledger', opts: { lockLeaseMs: 500 } });
+  await holder.rpc('start', { db, ref: 'l', server: 'Ledger', opts: { lockLeaseMs: 500 } });
 
   const pub = await Runtime.start<LedgerState>(Ledger, null, { tenant, consume: false });
   await pub.cast({ type: 'slow' });
@@ -188,8 +200,8 @@ test('a lock holder killed with kill -9 inside @OnLocked: the server resumes onc
 
 test('a call from a process whose server does not consume times out; a consumer started later applies it', async () => {
   const { db, tenant } = await freshDb();
-  const caller = await workers.spawn({ db });
-  await caller.rpc('start', { ref: 'l', server: 'Ledger', opts: { consume: false } });
+  const caller = pool[0];
+  await caller.rpc('start', { db, ref: 'l', server: 'Ledger', opts: { consume: false } });
 
   const err = await caller
     .rpc('call', { ref: 'l', msg: { type: 'add', by: 7 }, timeout: 300 })
@@ -198,8 +210,8 @@ test('a call from a process whose server does not consume times out; a consumer 
   expect(await caller.rpc('queueLength', { ref: 'l' })).toBe(1); // the call is still queued, durably
   expect((await stateOf(tenant)).total).toBe(0);
 
-  const consumer = await workers.spawn({ db });
-  await consumer.rpc('start', { ref: 'l', server: 'Ledger', opts: {} });
+  const consumer = pool[1];
+  await consumer.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} });
   const s = await waitUntil(
     () => stateOf(tenant),
     (st) => st.total === 7,
@@ -213,15 +225,11 @@ test('a call from a process whose server does not consume times out; a consumer 
 
 test('FIFO across two producer processes: each producer’s messages are handled in the order it sent them', async () => {
   const { db, tenant } = await freshDb();
-  const [pa, pb, con] = await Promise.all([
-    workers.spawn({ db }),
-    workers.spawn({ db }),
-    workers.spawn({ db }),
-  ]);
+  const [pa, pb, con] = pool;
   await Promise.all(
-    [pa, pb].map((p) => p.rpc('start', { ref: 'l', server: 'Ledger', opts: { consume: false } })),
+    [pa, pb].map((p) => p.rpc('start', { db, ref: 'l', server: 'Ledger', opts: { consume: false } })),
   );
-  await con.rpc('start', { ref: 'l', server: 'Ledger', opts: {} });
+  await con.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} });
 
   await Promise.all([
     pa.rpc('castSeq', { ref: 'l', msgs: recs('A', 100) }),
@@ -235,4 +243,26 @@ test('FIFO across two producer processes: each producer’s messages are handled
   expect(s.count).toBe(200);
   expect(s.log.A).toEqual(range(100));
   expect(s.log.B).toEqual(range(100));
+});
+
+/*
+ * A regression guard: a commit by another process must wake watches through its file event, not the
+ * 50 ms fallback poll. (The first file event of a commit comes from its WAL write, before SQLite
+ * publishes the commit in the -shm index, which raises no event; the watcher must look again shortly.)
+ * A cross-process call depends on it twice: the consumer's wake-up and the caller's.
+ */
+test('cross-process calls are answered promptly, not at the 50 ms pace of the watch poll', async () => {
+  const { db, tenant } = await freshDb();
+  const con = pool[0];
+  await con.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} });
+  const caller = await Runtime.start<LedgerState>(Ledger, null, { tenant, consume: false });
+  for (let i = 0; i < 5; i++) await caller.call('get');
+  const times: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const t0 = performance.now();
+    await caller.call('get');
+    times.push(performance.now() - t0);
+  }
+  // Healthy: a few ms each. Missing the file event: typically 20–55 of 60 take ≥ 40 ms.
+  expect(times.filter((t) => t >= 40).length).toBeLessThanOrEqual(6);
 });
