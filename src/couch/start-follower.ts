@@ -1,0 +1,141 @@
+import { BadArgumentError, DefinitionError, DgenError, HandlerError } from '../errors';
+import { describeMessage } from '../registry/dispatch-table';
+import type { ClassDefinition } from '../registry/class-definition';
+import { returnKind, type StopReturn } from '../returns';
+import { track } from '../runtime/local-registry';
+import { CheckpointStore } from './checkpoint-store';
+import { describeError } from './feed-error';
+import { FollowerProcess } from './follower-process';
+import type { FollowerRef, FollowerStartOptions } from './follower-ref';
+import type { FollowReturn } from './returns';
+
+function checkDefinition(def: unknown): ClassDefinition {
+  const d = def as Partial<ClassDefinition> | null;
+  if (
+    typeof d !== 'object' ||
+    d === null ||
+    typeof d.ctor !== 'function' ||
+    typeof d.tables !== 'object' ||
+    !d.meta
+  )
+    throw new DefinitionError(
+      'BAD_DEFINITION',
+      'startFollower takes a ClassDefinition from defineClass(Class)',
+    );
+  if (d.meta.kind !== 'follower')
+    throw new DefinitionError(
+      'BAD_DEFINITION',
+      `class ${d.name} is not a @ChangesFollower (it is a @${d.meta.decorator}); start it with Runtime.start`,
+    );
+  if (d.init === undefined)
+    throw new DefinitionError(
+      'BAD_DEFINITION',
+      `@ChangesFollower class ${d.name} needs an @Init method that returns follow(db, state, options)`,
+    );
+  if (d.tables.change.isEmpty)
+    throw new DefinitionError(
+      'BAD_DEFINITION',
+      `@ChangesFollower class ${d.name} needs at least one @OnChange handler`,
+    );
+  return d as ClassDefinition;
+}
+
+function checkOptions(opts: unknown): FollowerStartOptions {
+  if (opts === undefined) return {};
+  if (typeof opts !== 'object' || opts === null)
+    throw new BadArgumentError('BAD_ARGUMENT', 'start options must be an object such as { name }');
+  const o = opts as FollowerStartOptions;
+  if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length === 0))
+    throw new BadArgumentError('BAD_ARGUMENT', 'options.name must be a non-empty string');
+  if (
+    o.callTimeout !== undefined &&
+    (typeof o.callTimeout !== 'number' || Number.isNaN(o.callTimeout) || o.callTimeout <= 0)
+  )
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      `options.callTimeout must be a positive number of ms (got ${String(o.callTimeout)})`,
+    );
+  return o;
+}
+
+/**
+ * Starts a `@ChangesFollower` class (what `Runtime.start` does for one): runs `@Init(arg)`, loads the
+ * checkpoint when `follow(..., { checkpoint })` names one (its seq and state win over `since` and the
+ * initial state), registers the ref (`track`) and starts following in the background. Resolves once
+ * the follower runs; connection trouble is reported on `events$` and handled as the class says, never
+ * by rejecting this promise.
+ *
+ * Rejects with BAD_DEFINITION (not a follower class, no `@Init`, no `@OnChange`), BAD_ARGUMENT (bad
+ * options, or `follow(...)` given bad arguments), HANDLER_FAILED (`@Init` threw), BAD_RETURN (`@Init`
+ * returned something other than `follow(...)` or `stop(...)`), STOPPED (`@Init` returned
+ * `stop(reason, s)`; the reason is the error's `cause`), ALREADY_REGISTERED (the name is taken).
+ */
+export async function startFollower<S = unknown>(
+  def: ClassDefinition,
+  arg: unknown,
+  opts: FollowerStartOptions = {},
+): Promise<FollowerRef<S>> {
+  const definition = checkDefinition(def);
+  const options = checkOptions(opts);
+  const init = definition.init as string | symbol;
+  const instance = new definition.ctor();
+
+  let result: unknown;
+  try {
+    result = (instance as Record<string | symbol, (a: unknown) => unknown>)[init](arg);
+    result = await result;
+  } catch (err) {
+    if (err instanceof DgenError) throw err;
+    throw new HandlerError(
+      'HANDLER_FAILED',
+      `@Init ${String(init)} of ${definition.name} threw: ${describeError(err)}`,
+      { cause: err },
+    );
+  }
+  const kind = returnKind(result);
+  if (kind === 'stop') {
+    const reason = (result as StopReturn<unknown>).reason;
+    throw new HandlerError(
+      'STOPPED',
+      `@Init of ${definition.name} returned stop(${describeMessage(reason)}); the follower did not start`,
+      {
+        cause: reason,
+      },
+    );
+  }
+  if (kind !== 'follow')
+    throw new HandlerError(
+      'BAD_RETURN',
+      `@Init of @ChangesFollower ${definition.name} must return follow(db, state, options) or stop(reason, state) (got ${describeMessage(result)})`,
+    );
+  const spec = result as FollowReturn<S>;
+
+  let state = spec.state;
+  let since = spec.options.since;
+  let store: CheckpointStore | undefined;
+  if (spec.options.checkpoint) {
+    store = new CheckpointStore(
+      spec.options.checkpoint.tenant,
+      spec.options.checkpoint.key ?? definition.name,
+    );
+    const saved = await store.load<S>();
+    if (saved) {
+      state = saved.state;
+      since = saved.seq;
+    }
+  }
+
+  const follower = new FollowerProcess<S>({
+    def: definition,
+    instance,
+    state,
+    db: spec.db,
+    options: spec.options,
+    since,
+    store,
+    callTimeout: options.callTimeout,
+  });
+  track(follower.ref, options.name);
+  follower.start();
+  return follower.ref;
+}
