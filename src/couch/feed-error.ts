@@ -64,13 +64,15 @@ export function isConnectFailure(err: unknown): boolean {
   return code !== undefined && CONNECT_FAILURES.has(code);
 }
 
-/** A short description of an error for messages. */
+/** A short description of an error for messages (realm-independent: fetch's errors come from Node's own realm). */
 export function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const code = errorCode(err);
-    const cause = (err as { cause?: unknown }).cause;
-    const inner = cause instanceof Error && cause.message !== err.message ? `: ${cause.message}` : '';
-    return `${err.message}${inner}${code ? ` (${code})` : ''}`;
-  }
-  return String(err);
+  const message = (e: unknown) =>
+    typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string'
+      ? (e as { message: string }).message
+      : undefined;
+  const outer = message(err);
+  if (outer === undefined) return String(err);
+  const inner = message((err as { cause?: unknown }).cause);
+  const code = errorCode(err);
+  return `${outer}${inner !== undefined && inner !== outer ? `: ${inner}` : ''}${code && !(inner ?? '').includes(code) ? ` (${code})` : ''}`;
 }

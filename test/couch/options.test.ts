@@ -2,14 +2,7 @@ import 'reflect-metadata';
 import { retry, type FeedError } from '../../src/couch';
 import { stop } from '../../src/returns';
 import { describeTargets, type CouchTarget } from '../helpers/couch/targets';
-import {
-  Probe,
-  sleep,
-  startRecorded,
-  waitFor,
-  writeDocs,
-  type ProbeState,
-} from '../helpers/couch/follower-kit';
+import { Probe, sleep, startProbe, waitFor, writeDocs, type ProbeState } from '../helpers/couch/follower-kit';
 
 /** The rows a database has, from nano (direct, not through the proxy). */
 async function seqsOf(t: CouchTarget, db: string): Promise<Array<{ id: string; seq: string | number }>> {
@@ -23,7 +16,7 @@ describeTargets('follow options', (target) => {
     const db = await t.createDb('continuous');
     await writeDocs(t.nano.use(db), 'a', 3);
     const before = t.proxy.changesRequests.length;
-    const { ref, events } = await startRecorded<ProbeState>(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { heartbeat: 250, timeout: 30_000 },
     });
@@ -47,7 +40,7 @@ describeTargets('follow options', (target) => {
     const t = target();
     const db = await t.createDb('defaults');
     const before = t.proxy.changesRequests.length;
-    const { ref } = await startRecorded(Probe, { db: t.dbTarget(db) });
+    const { ref } = await startProbe(Probe, { db: t.dbTarget(db) });
     await waitFor(() => t.proxy.changesRequests.length > before, 'the request');
     expect(Object.fromEntries(t.proxy.changesRequests[before].url.searchParams)).toMatchObject({
       heartbeat: '60000',
@@ -61,7 +54,7 @@ describeTargets('follow options', (target) => {
     const db = await t.createDb('longpoll');
     await writeDocs(t.nano.use(db), 'a', 2);
     const before = t.proxy.changesRequests.length;
-    const { ref, events } = await startRecorded<ProbeState>(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { feed: 'longpoll', heartbeat: 50 },
     });
@@ -87,7 +80,7 @@ describeTargets('follow options', (target) => {
     const db = await t.createDb('since');
     await writeDocs(t.nano.use(db), 'a', 4);
     const seqs = await seqsOf(t, db);
-    const { ref, events } = await startRecorded<ProbeState>(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { since: seqs[1].seq, heartbeat: 500 },
     });
@@ -101,7 +94,7 @@ describeTargets('follow options', (target) => {
     const t = target();
     const db = await t.createDb('since-now');
     await writeDocs(t.nano.use(db), 'old', 2);
-    const { ref, events } = await startRecorded<ProbeState>(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { since: 'now', heartbeat: 500 },
     });
@@ -117,11 +110,11 @@ describeTargets('follow options', (target) => {
     const t = target();
     const db = await t.createDb('docs');
     await writeDocs(t.nano.use(db), 'a', 2, (i) => ({ type: 'thing', label: `L${i}` }));
-    const withDocs = await startRecorded<ProbeState>(Probe, {
+    const withDocs = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { includeDocs: true, heartbeat: 500 },
     });
-    const without = await startRecorded<ProbeState>(Probe, {
+    const without = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { heartbeat: 500 },
     });
@@ -141,7 +134,7 @@ describeTargets('follow options', (target) => {
       .use<Record<string, unknown>>(db)
       .insert({ _id: '_design/app', filters: { odd: 'function (doc) { return doc.n % 2 === 1; }' } });
     await writeDocs(t.nano.use(db), 'a', 6);
-    const { ref, events } = await startRecorded<ProbeState>(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { filter: 'app/odd', heartbeat: 500 },
     });
@@ -156,7 +149,7 @@ describeTargets('follow options', (target) => {
     const db = await t.createDb('docids');
     await writeDocs(t.nano.use(db), 'a', 5);
     const before = t.proxy.changesRequests.length;
-    const { ref, events } = await startRecorded<ProbeState>(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { docIds: ['a00001', 'a00004'], filter: 'no/such-filter', heartbeat: 500 },
     });
@@ -180,7 +173,7 @@ describeTargets('follow options', (target) => {
     const db = await t.createDb('passthrough');
     await writeDocs(t.nano.use(db), 'a', 1);
     const before = t.proxy.changesRequests.length;
-    const { ref, events } = await startRecorded(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { style: 'all_docs', conflicts: true, heartbeat: 500 },
     });
@@ -198,7 +191,7 @@ describeTargets('follow options', (target) => {
     await writeDocs(t.nano.use(db), 'a', 1);
     const auth = t.auth ?? { username: 'reader', password: 'p:w' };
     const before = t.proxy.changesRequests.length;
-    const { ref, events } = await startRecorded(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: { url: t.dbUrl(db), auth, headers: { 'X-Request-Source': 'dgen-ts-test' } },
       options: { heartbeat: 300 },
     });
@@ -217,7 +210,7 @@ describeTargets('follow options', (target) => {
     const u = new URL(t.dbUrl(db));
     u.username = encodeURIComponent(auth.username);
     u.password = encodeURIComponent(auth.password);
-    const inUrl = await startRecorded(Probe, { db: u.toString(), options: { heartbeat: 300 } });
+    const inUrl = await startProbe(Probe, { db: u.toString(), options: { heartbeat: 300 } });
     await inUrl.events.waitCount('change', 1);
     expect(t.proxy.changesRequests[t.proxy.changesRequests.length - 1].headers.authorization).toBe(basic);
     await inUrl.ref.stop();
@@ -229,7 +222,7 @@ describeTargets('follow options', (target) => {
     await writeDocs(t.nano.use(db), 'ü', 20, (i) => ({ text: '€𝄞'.repeat(i) }));
     t.proxy.fragment(7);
     try {
-      const { ref, events } = await startRecorded<ProbeState>(Probe, {
+      const { ref, events } = await startProbe(Probe, {
         db: t.dbTarget(db),
         options: { includeDocs: true, heartbeat: 2000 },
       });
@@ -256,7 +249,7 @@ describeTargets('follow options', (target) => {
       ],
     });
     const before = t.proxy.changesRequests.length;
-    const { ref, events } = await startRecorded<ProbeState>(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { heartbeat: 500 },
     });
@@ -274,7 +267,7 @@ describeTargets('follow options', (target) => {
     await writeDocs(t.nano.use(db), 'a', 2);
     t.proxy.answer({ status: 200, chunks: ['{"error":"unknown_error","reason":"function_clause"}\n'] });
     const errors: FeedError[] = [];
-    const { ref, events } = await startRecorded<ProbeState>(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { heartbeat: 500, jitterMs: 10 },
       onError: (err: unknown, s: ProbeState) => {
@@ -297,7 +290,7 @@ describeTargets('follow options', (target) => {
     const t = target();
     if (!t.isCouchDB) return; // PouchDB Server ignores timeout
     const db = await t.createDb('timeout');
-    const { ref, events } = await startRecorded(Probe, {
+    const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
       options: { timeout: 300, heartbeat: 10_000 },
     });

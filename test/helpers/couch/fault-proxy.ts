@@ -20,6 +20,8 @@ export interface CannedAnswer {
   readonly chunks?: ReadonlyArray<string | { readonly delayMs: number }>;
   /** End the response after the chunks (default true); false keeps the connection open and silent. */
   readonly end?: boolean;
+  /** Close the connection without answering at all (status and body are ignored). */
+  readonly hangUp?: boolean;
 }
 
 interface Link {
@@ -145,6 +147,11 @@ export class FaultProxy {
     );
   }
 
+  /** The next `times` requests get their connection closed without any answer. */
+  hangUp(times = 1): void {
+    this.answer({ status: 0, hangUp: true }, times);
+  }
+
   /** Splits what the server sends into pieces of at most `bytes` (0: off). */
   fragment(bytes: number): void {
     this.fragmentBytes = bytes;
@@ -249,6 +256,10 @@ export class FaultProxy {
   }
 
   private async reply(link: Link, answer: CannedAnswer): Promise<void> {
+    if (answer.hangUp) {
+      this.drop(link);
+      return;
+    }
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'transfer-encoding': 'chunked',

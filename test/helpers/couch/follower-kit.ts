@@ -141,3 +141,12 @@ export class Probe extends BareProbe {
     return this.arg.onError ? this.arg.onError(err, s) : retry(s);
   }
 }
+
+/** startRecorded for Probe/BareProbe, with the argument typed (so its callbacks are too). */
+export function startProbe(
+  Class: typeof BareProbe,
+  arg: ProbeArg,
+  opts: FollowerStartOptions = {},
+): Promise<{ ref: FollowerRef<ProbeState>; events: EventLog }> {
+  return startRecorded<ProbeState>(Class, arg, opts);
+}
