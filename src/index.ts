@@ -30,3 +30,5 @@ export type { StartOptions, Serializer } from './runtime/options';
 export type { ServerRef, CallOptions } from './runtime/server-ref';
 export type { ServerEvent, HandledKind } from './runtime/events';
 export type { DeadLetter } from './runtime/wire';
+
+export * from './couch';
