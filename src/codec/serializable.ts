@@ -1,0 +1,180 @@
+import { SerializationError } from '../errors';
+
+/**
+ * What a stored value may contain, checked before anything is encoded so that a value which would
+ * not come back the same is rejected (NOT_SERIALIZABLE, naming where it is) instead of silently
+ * changed: plain objects and arrays, primitives (including `undefined`, `NaN`, `-0` and BigInt),
+ * `Map`, `Set`, `Date`, `RegExp`, `Buffer` and typed arrays. Shared and cyclic references are fine.
+ */
+
+/** One step from a value to a part of it, for messages such as `state.accounts[3].onChange`. */
+export type PathStep =
+  | string
+  | number
+  | { readonly mapValue: unknown; readonly index: number }
+  | { readonly mapKey: number }
+  | { readonly setItem: number };
+
+/** A path as a linked list from the part back to the root, built as the walk goes (cheap to extend). */
+export interface ValuePath {
+  readonly parent: ValuePath | undefined;
+  /** For the root: its name (`state`, `value`). */
+  readonly step: PathStep;
+}
+
+export const rootPath = (name: string): ValuePath => ({ parent: undefined, step: name });
+export const childPath = (parent: ValuePath, step: PathStep): ValuePath => ({ parent, step });
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+function describeKey(key: unknown, index: number): string {
+  if (typeof key === 'string') return JSON.stringify(key);
+  if (typeof key === 'number' || typeof key === 'boolean' || key === null || key === undefined)
+    return String(key);
+  if (typeof key === 'bigint') return `${key}n`;
+  return `<key #${index}>`;
+}
+
+export function formatPath(path: ValuePath): string {
+  const steps: PathStep[] = [];
+  for (let p: ValuePath | undefined = path; p; p = p.parent) steps.push(p.step);
+  steps.reverse();
+  let out = String(steps[0]);
+  for (let i = 1; i < steps.length; i++) {
+    const s = steps[i];
+    if (typeof s === 'number') out += `[${s}]`;
+    else if (typeof s === 'string') out += IDENTIFIER.test(s) ? `.${s}` : `[${JSON.stringify(s)}]`;
+    else if ('mapValue' in s) out += `.get(${describeKey(s.mapValue, s.index)})`;
+    else if ('mapKey' in s) out += `.<map key #${s.mapKey}>`;
+    else out += `.<set item #${s.setItem}>`;
+  }
+  return out;
+}
+
+function reject(path: ValuePath, what: string, hint: string): never {
+  throw new SerializationError(
+    'NOT_SERIALIZABLE',
+    `${formatPath(path)} cannot be stored: it ${what}; ${hint}`,
+  );
+}
+
+/** Prototypes of the built-ins the CBOR serializer restores as themselves. */
+const LEAF_PROTOTYPES: ReadonlySet<object> = new Set<object>([
+  RegExp.prototype,
+  Buffer.prototype,
+  Uint8Array.prototype,
+  Uint8ClampedArray.prototype,
+  Int8Array.prototype,
+  Uint16Array.prototype,
+  Int16Array.prototype,
+  Uint32Array.prototype,
+  Int32Array.prototype,
+  Float32Array.prototype,
+  Float64Array.prototype,
+  BigInt64Array.prototype,
+  BigUint64Array.prototype,
+]);
+
+/** The walk's memory, shared across calls so that sharing between separately stored parts is seen. */
+export interface Inspection {
+  /** Every object met so far, with the owner that was current when it was first met. */
+  readonly seen: Map<object, unknown>;
+  /** Who is walking now (the state codec: the stored part being encoded). */
+  owner: unknown;
+  /** Set when a `-0` was met (it needs a marker to survive encoding). */
+  negativeZero: boolean;
+  /** Called when an object first met under another owner is met again (a shared or cyclic reference). */
+  onShared?: (value: object, firstOwner: unknown, path: ValuePath) => void;
+}
+
+export const newInspection = (owner: unknown = undefined): Inspection => ({
+  seen: new Map(),
+  owner,
+  negativeZero: false,
+});
+
+/** Throws NOT_SERIALIZABLE naming the first part of `value` that cannot be stored faithfully. */
+export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+    case 'bigint':
+      return;
+    case 'number':
+      if (value === 0 && 1 / value < 0) ins.negativeZero = true;
+      return;
+    case 'symbol':
+      return reject(path, 'is a symbol', 'use a string');
+    case 'function':
+      return reject(path, 'is a function', 'keep behaviour in the class and only data in the state');
+  }
+  if (value === null) return;
+  const obj = value as object;
+  if (ins.seen.has(obj)) {
+    const first = ins.seen.get(obj);
+    if (first !== ins.owner) ins.onShared?.(obj, first, path);
+    return; // already checked (and a cycle must not be followed twice)
+  }
+  ins.seen.set(obj, ins.owner);
+  const proto: unknown = Object.getPrototypeOf(obj);
+  if (proto === Object.prototype) return inspectPlainObject(obj as Record<string, unknown>, path, ins);
+  if (proto === Array.prototype) {
+    const arr = obj as unknown[];
+    for (let i = 0; i < arr.length; i++) {
+      const item = arr[i];
+      if (item === undefined && !(i in arr)) {
+        reject(childPath(path, i), 'is a hole in a sparse array', 'fill it (for example with undefined)');
+      }
+      inspectValue(item, childPath(path, i), ins);
+    }
+    return;
+  }
+  if (proto === Map.prototype) {
+    let i = 0;
+    for (const [k, v] of obj as Map<unknown, unknown>) {
+      inspectValue(k, childPath(path, { mapKey: i }), ins);
+      inspectValue(v, childPath(path, { mapValue: k, index: i }), ins);
+      i++;
+    }
+    return;
+  }
+  if (proto === Set.prototype) {
+    let i = 0;
+    for (const v of obj as Set<unknown>) inspectValue(v, childPath(path, { setItem: i++ }), ins);
+    return;
+  }
+  if (proto === Date.prototype) {
+    const t = (obj as Date).getTime();
+    // CBOR stores epoch seconds as a float; beyond ±2^52 ms (year ±142 000) that loses milliseconds.
+    if (!Number.isNaN(t) && Math.round((t / 1000) * 1000) !== t) {
+      reject(
+        path,
+        `is a Date too far from 1970 to keep its milliseconds (${t})`,
+        'store the number of milliseconds',
+      );
+    }
+    return;
+  }
+  if (proto !== null && LEAF_PROTOTYPES.has(proto as object)) return;
+  if (proto === null) {
+    return reject(path, 'is an object with a null prototype', 'use a plain object or a Map');
+  }
+  const ctor = (proto as { constructor?: { name?: unknown } }).constructor;
+  const name = typeof ctor?.name === 'string' && ctor.name ? ctor.name : 'an unnamed class';
+  return reject(
+    path,
+    `is an instance of ${name}, which would come back as a plain object`,
+    'store plain data (objects, arrays, Map, Set, Date, Buffer) and rebuild the instance when you read it',
+  );
+}
+
+function inspectPlainObject(obj: Record<string, unknown>, path: ValuePath, ins: Inspection): void {
+  if (Object.getOwnPropertySymbols(obj).length > 0) {
+    reject(path, 'has symbol-keyed properties', 'use string keys or a Map');
+  }
+  for (const key of Object.keys(obj)) {
+    if (key === '__proto__') reject(childPath(path, key), 'is an own "__proto__" property', 'rename it');
+    inspectValue(obj[key], childPath(path, key), ins);
+  }
+}
