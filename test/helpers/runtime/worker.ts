@@ -110,6 +110,22 @@ async function serve(req: Request): Promise<unknown> {
       }
       return times;
     }
+    case 'castRate': {
+      // Casts per second (enqueue + handle) of one busy Counter in this process, for about `ms`.
+      const busy = await Runtime.start(SERVERS.Counter, { id: 'busy' }, { tenant: await tenantOf(req) });
+      let handled = 0;
+      busy.events$.subscribe((e) => void (e.type === 'handled' && handled++));
+      const t0 = performance.now();
+      let sent = 0;
+      while (performance.now() - t0 < Number(req.ms)) {
+        await busy.cast({ type: 'add', by: 1 });
+        sent++;
+      }
+      while (handled < sent) await new Promise((r) => setTimeout(r, 1));
+      const rate = (sent * 1000) / (performance.now() - t0);
+      await busy.stop();
+      return rate;
+    }
     case 'readState':
       return ref(req.ref).readState();
     case 'queueLength':
