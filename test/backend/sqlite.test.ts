@@ -37,7 +37,9 @@ test('while another connection holds the write lock, the event loop keeps runnin
     await sleep(150);
     clearInterval(ticker);
     expect(done).toBe(false);
-    expect(ticks).toBeGreaterThanOrEqual(10); // a blocked event loop would have ticked 0 or 1 times
+    // A blocked event loop would tick at most once (and, blocked on this lock, never get here); a busy
+    // shared machine may tick far less often than every 5 ms, so the bar is low.
+    expect(ticks).toBeGreaterThanOrEqual(3);
     other.exec('COMMIT');
     await pending;
     expect(done).toBe(true);
