@@ -77,89 +77,103 @@ const LEAF_PROTOTYPES: ReadonlySet<object> = new Set<object>([
 
 /** The walk's memory, shared across calls so that sharing between separately stored parts is seen. */
 export interface Inspection {
+  /** Reject what CBOR cannot bring back (true), or only walk (a custom serializer decides for itself). */
+  readonly strict: boolean;
   /** Every object met so far, with the owner that was current when it was first met. */
   readonly seen: Map<object, unknown>;
+  /** Objects found deep-frozen: they cannot change, so they behave as values (sharing them is not tracked). */
+  readonly immutables: Set<object>;
   /** Who is walking now (the state codec: the stored part being encoded). */
   owner: unknown;
   /** Set when a `-0` was met (it needs a marker to survive encoding). */
   negativeZero: boolean;
-  /** Called when an object first met under another owner is met again (a shared or cyclic reference). */
+  /** Called when a mutable object first met under another owner is met again (shared or cyclic). */
   onShared?: (value: object, firstOwner: unknown, path: ValuePath) => void;
 }
 
-export const newInspection = (owner: unknown = undefined): Inspection => ({
+export const newInspection = (strict = true, owner: unknown = undefined): Inspection => ({
+  strict,
   seen: new Map(),
+  immutables: new Set(),
   owner,
   negativeZero: false,
 });
 
-/** Throws NOT_SERIALIZABLE naming the first part of `value` that cannot be stored faithfully. */
-export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): void {
+/**
+ * Throws NOT_SERIALIZABLE naming the first part of `value` that cannot be stored faithfully.
+ * Returns whether `value` is immutable: a primitive, or plain objects and arrays frozen all the way
+ * down to primitives (what the runtime's deepFreeze makes); such a value can be compared by identity.
+ */
+export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): boolean {
   switch (typeof value) {
     case 'string':
     case 'boolean':
     case 'undefined':
     case 'bigint':
-      return;
+      return true;
     case 'number':
       if (value === 0 && 1 / value < 0) ins.negativeZero = true;
-      return;
+      return true;
     case 'symbol':
-      return reject(path, 'is a symbol', 'use a string');
+      if (ins.strict) reject(path, 'is a symbol', 'use a string');
+      return true;
     case 'function':
-      return reject(path, 'is a function', 'keep behaviour in the class and only data in the state');
+      if (ins.strict) reject(path, 'is a function', 'keep behaviour in the class and only data in the state');
+      return false;
   }
-  if (value === null) return;
+  if (value === null) return true;
   const obj = value as object;
   if (ins.seen.has(obj)) {
+    if (ins.immutables.has(obj)) return true;
     const first = ins.seen.get(obj);
     if (first !== ins.owner) ins.onShared?.(obj, first, path);
-    return; // already checked (and a cycle must not be followed twice)
+    return false; // already checked (and a cycle must not be followed twice)
   }
   ins.seen.set(obj, ins.owner);
   const proto: unknown = Object.getPrototypeOf(obj);
-  if (proto === Object.prototype) return inspectPlainObject(obj as Record<string, unknown>, path, ins);
-  if (proto === Array.prototype) {
+  let immutable = false;
+  if (proto === Object.prototype) {
+    immutable = inspectPlainObject(obj as Record<string, unknown>, path, ins);
+  } else if (proto === Array.prototype) {
     const arr = obj as unknown[];
+    immutable = Object.isFrozen(arr);
     for (let i = 0; i < arr.length; i++) {
       const item = arr[i];
-      if (item === undefined && !(i in arr)) {
+      if (item === undefined && !(i in arr) && ins.strict) {
         reject(childPath(path, i), 'is a hole in a sparse array', 'fill it (for example with undefined)');
       }
-      inspectValue(item, childPath(path, i), ins);
+      if (!inspectValue(item, childPath(path, i), ins)) immutable = false;
     }
-    return;
-  }
-  if (proto === Map.prototype) {
+  } else if (proto === Map.prototype) {
     let i = 0;
     for (const [k, v] of obj as Map<unknown, unknown>) {
       inspectValue(k, childPath(path, { mapKey: i }), ins);
       inspectValue(v, childPath(path, { mapValue: k, index: i }), ins);
       i++;
     }
-    return;
-  }
-  if (proto === Set.prototype) {
+  } else if (proto === Set.prototype) {
     let i = 0;
     for (const v of obj as Set<unknown>) inspectValue(v, childPath(path, { setItem: i++ }), ins);
-    return;
-  }
-  if (proto === Date.prototype) {
+  } else if (proto === Date.prototype) {
     const t = (obj as Date).getTime();
     // CBOR stores epoch seconds as a float; beyond ±2^52 ms (year ±142 000) that loses milliseconds.
-    if (!Number.isNaN(t) && Math.round((t / 1000) * 1000) !== t) {
+    if (!Number.isNaN(t) && Math.round((t / 1000) * 1000) !== t && ins.strict) {
       reject(
         path,
         `is a Date too far from 1970 to keep its milliseconds (${t})`,
         'store the number of milliseconds',
       );
     }
-    return;
+  } else if (ins.strict && !(proto !== null && LEAF_PROTOTYPES.has(proto as object))) {
+    rejectInstance(proto, path);
   }
-  if (proto !== null && LEAF_PROTOTYPES.has(proto as object)) return;
-  if (proto === null) {
-    return reject(path, 'is an object with a null prototype', 'use a plain object or a Map');
-  }
+  if (immutable) ins.immutables.add(obj);
+  return immutable;
+}
+
+/** Throws NOT_SERIALIZABLE for an object whose prototype is not one CBOR restores. */
+export function rejectInstance(proto: unknown, path: ValuePath): never {
+  if (proto === null) reject(path, 'is an object with a null prototype', 'use a plain object or a Map');
   const ctor = (proto as { constructor?: { name?: unknown } }).constructor;
   const name = typeof ctor?.name === 'string' && ctor.name ? ctor.name : 'an unnamed class';
   return reject(
@@ -169,12 +183,19 @@ export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): 
   );
 }
 
-function inspectPlainObject(obj: Record<string, unknown>, path: ValuePath, ins: Inspection): void {
+/** Throws NOT_SERIALIZABLE if a plain object has keys that would not come back (symbols, own __proto__). */
+export function checkPlainObjectKeys(obj: object, keys: readonly string[], path: ValuePath): void {
   if (Object.getOwnPropertySymbols(obj).length > 0) {
     reject(path, 'has symbol-keyed properties', 'use string keys or a Map');
   }
-  for (const key of Object.keys(obj)) {
-    if (key === '__proto__') reject(childPath(path, key), 'is an own "__proto__" property', 'rename it');
-    inspectValue(obj[key], childPath(path, key), ins);
-  }
+  if (keys.includes('__proto__'))
+    reject(childPath(path, '__proto__'), 'is an own "__proto__" property', 'rename it');
+}
+
+function inspectPlainObject(obj: Record<string, unknown>, path: ValuePath, ins: Inspection): boolean {
+  const keys = Object.keys(obj);
+  if (ins.strict) checkPlainObjectKeys(obj, keys, path);
+  let immutable = Object.isFrozen(obj);
+  for (const key of keys) if (!inspectValue(obj[key], childPath(path, key), ins)) immutable = false;
+  return immutable;
 }

@@ -1,0 +1,445 @@
+import { LIMITS, type TupleItem } from '../backend/types';
+import { pack } from '../backend/keys';
+import { nBetween } from './frac-index';
+import {
+  checkPlainObjectKeys,
+  childPath,
+  formatPath,
+  inspectValue,
+  newInspection,
+  rootPath,
+  type Inspection,
+  type ValuePath,
+} from './serializable';
+import { cborSerializer, isCheckedSerializer, type Serializer } from './serializer';
+import {
+  countKeys,
+  leafDigest,
+  StateSnapshot,
+  TAG,
+  type LeafNode,
+  type ListEntry,
+  type ListNode,
+  type ObjectNode,
+  type Primitive,
+  type StateEntry,
+  type StateNode,
+} from './state-snapshot';
+
+/**
+ * The pure half of writing a state: from the snapshot of what is stored and the new state, the key
+ * operations that turn one into the other, and the snapshot of the result. Nothing here touches a
+ * transaction, so the runtime can diff, tests can count, and a failed commit leaves the old snapshot
+ * valid.
+ *
+ * Kinds: a plain object is stored one key per property; an array whose items are all plain objects
+ * with distinct string `id`s is stored one key per item in fractional-index order; anything else is
+ * one serialized value in chunks. A part whose kind changes is cleared and written anew.
+ *
+ * Cost of a diff: an immutable part (deep-frozen, as the runtime makes states) met again as the same
+ * object is skipped outright; otherwise containers are walked, primitives compared by value, and
+ * other values re-encoded and compared by digest. So a change to one property of a frozen
+ * 10 000-property state walks 10 000 map entries and encodes one value.
+ *
+ * Shared and cyclic references: when a mutable object is reachable from two parts that would be
+ * stored under different keys, the smallest object or list holding both is stored as one value
+ * instead (CBOR keeps the sharing there) — exact, at the price of rewriting that value whole.
+ * Deep-frozen objects are values: sharing them is not tracked, each place stores its own copy.
+ */
+
+/** Largest stored value; a serialized part is split into chunks of this size. */
+export const CHUNK_BYTES = LIMITS.valueBytes;
+/**
+ * Key bytes a nested part may add below the state's prefix. A container whose property names or
+ * ids would go past this is stored as one value, so keys stay well under the 10 000-byte key limit.
+ */
+export const PATH_BUDGET_BYTES = 2_000;
+
+export type StateOp =
+  | { readonly type: 'set'; readonly path: readonly TupleItem[]; readonly value: Buffer }
+  /** Clears the one key at `path`. */
+  | { readonly type: 'clear'; readonly path: readonly TupleItem[] }
+  /** Clears every key below `path`; `keys` is how many that removes, when the snapshot knows. */
+  | { readonly type: 'clearRange'; readonly path: readonly TupleItem[]; readonly keys: number | undefined };
+
+export interface StateDiff {
+  /** What is stored once `ops` are applied. */
+  readonly snapshot: StateSnapshot;
+  readonly ops: readonly StateOp[];
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Conservative key bytes of a string tuple element (UTF-8 ≤ 3 bytes per UTF-16 unit, plus framing). */
+const segmentBytes = (s: string): number => s.length * 3 + 2;
+
+/** Thrown inside a diff when a shared object means the part at `key` must be stored as one value. */
+class Restart {
+  constructor(readonly key: string) {}
+}
+
+function lowestCommonAncestor(a: ValuePath, b: ValuePath): ValuePath {
+  const above = new Set<ValuePath>();
+  for (let p: ValuePath | undefined = a; p; p = p.parent) above.add(p);
+  for (let p: ValuePath | undefined = b; p; p = p.parent) if (above.has(p)) return p;
+  throw new Error('state codec: paths from different walks'); // cannot happen: one root per walk
+}
+
+/** Indices of a longest run of `fracs` that is already in ascending order (these items keep their keys). */
+function longestAscending(fracs: readonly string[]): Set<number> {
+  const tails: number[] = [];
+  const prev = new Array<number>(fracs.length);
+  for (let i = 0; i < fracs.length; i++) {
+    let lo = 0;
+    let hi = tails.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (fracs[tails[mid]] < fracs[i]) lo = mid + 1;
+      else hi = mid;
+    }
+    prev[i] = lo > 0 ? tails[lo - 1] : -1;
+    tails[lo] = i;
+  }
+  const keep = new Set<number>();
+  for (let i = tails.length ? tails[tails.length - 1] : -1; i >= 0; i = prev[i]) keep.add(i);
+  return keep;
+}
+
+class Differ {
+  readonly ops: StateOp[] = [];
+  /** Tuple path of the node being diffed, relative to the data prefix. */
+  private readonly keyPath: TupleItem[] = [];
+  private pathBytes = 0;
+  private readonly ins: Inspection;
+  private readonly encodeChecked: ((value: unknown, negativeZero: boolean) => Buffer) | undefined;
+
+  constructor(
+    private readonly serializer: Serializer,
+    private readonly forced: ReadonlySet<string>,
+  ) {
+    const checked = isCheckedSerializer(serializer);
+    this.encodeChecked = checked ? serializer.encodeChecked.bind(serializer) : undefined;
+    // CBOR's rules apply to the CBOR serializer; a custom one decides what it can store.
+    this.ins = newInspection(checked);
+    this.ins.onShared = (_value, first) => this.shared(first as ValuePath, this.ins.owner as ValuePath);
+  }
+
+  private shared(first: ValuePath, current: ValuePath): never {
+    const key = formatPath(lowestCommonAncestor(first, current));
+    if (this.forced.has(key)) throw new Error(`state codec: ${key} is already stored whole`); // cannot happen
+    throw new Restart(key);
+  }
+
+  private encode(value: unknown, negativeZero: boolean): Buffer {
+    return this.encodeChecked ? this.encodeChecked(value, negativeZero) : this.serializer.encode(value);
+  }
+
+  private push(...segments: string[]): void {
+    for (const s of segments) {
+      this.keyPath.push(s);
+      this.pathBytes += segmentBytes(s);
+    }
+  }
+
+  private pop(...segments: string[]): void {
+    this.keyPath.length -= segments.length;
+    for (const s of segments) this.pathBytes -= segmentBytes(s);
+  }
+
+  private here(...more: TupleItem[]): TupleItem[] {
+    return more.length ? [...this.keyPath, ...more] : [...this.keyPath];
+  }
+
+  /** Whether names or ids of these lengths may become key segments at this depth. */
+  private fits(longest: number): boolean {
+    // the tag and the name, then at most a list's three segments or a chunk number below it
+    return this.pathBytes + segmentBytes('m') + longest * 3 + 2 + 16 <= PATH_BUDGET_BYTES;
+  }
+
+  private clearNode(node: StateNode): void {
+    if (node.kind === 'leaf' && node.chunks === 1)
+      this.ops.push({ type: 'clear', path: this.here(TAG.leaf, 0) });
+    else this.ops.push({ type: 'clearRange', path: this.here(), keys: countKeys(node) });
+  }
+
+  node(old: StateNode | undefined, value: unknown, path: ValuePath): StateNode {
+    if (
+      old !== undefined &&
+      old.immutable &&
+      old.source === value &&
+      typeof value === 'object' &&
+      value !== null
+    ) {
+      return old; // deep-frozen and the same object: cannot have changed
+    }
+    if (typeof value === 'object' && value !== null) {
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto === Object.prototype || proto === Array.prototype) {
+        const ins = this.ins;
+        if (ins.seen.has(value) && !ins.immutables.has(value))
+          this.shared(ins.seen.get(value) as ValuePath, path);
+        const whole = this.forced.size > 0 && this.forced.has(formatPath(path));
+        if (!whole && proto === Object.prototype) {
+          const keys = Object.keys(value);
+          if (ins.strict) checkPlainObjectKeys(value, keys, path);
+          let longest = 0;
+          for (const k of keys) if (k.length > longest) longest = k.length;
+          if (this.fits(longest)) {
+            ins.seen.set(value, path);
+            if (old !== undefined && old.kind !== 'object') {
+              this.clearNode(old);
+              old = undefined;
+            }
+            return this.object(old, value as Record<string, unknown>, keys, path);
+          }
+        } else if (!whole) {
+          const ids = this.idsOf(value as unknown[]);
+          if (ids !== undefined) {
+            ins.seen.set(value, path);
+            if (old !== undefined && old.kind !== 'list') {
+              this.clearNode(old);
+              old = undefined;
+            }
+            return this.list(old, value as Record<string, unknown>[], ids, path);
+          }
+        }
+      }
+    }
+    if (old !== undefined && old.kind !== 'leaf') {
+      this.clearNode(old);
+      old = undefined;
+    }
+    return this.leaf(old, value, path);
+  }
+
+  /** The ids, when `arr` is an id-list: plain objects each with its own distinct string `id`. */
+  private idsOf(arr: unknown[]): string[] | undefined {
+    const ids = new Array<string>(arr.length);
+    const unique = new Set<string>();
+    let longest = 0;
+    for (let i = 0; i < arr.length; i++) {
+      const item = arr[i];
+      if (typeof item !== 'object' || item === null || Object.getPrototypeOf(item) !== Object.prototype)
+        return;
+      if (!Object.prototype.hasOwnProperty.call(item, 'id')) return;
+      const id = (item as { id: unknown }).id;
+      if (typeof id !== 'string' || unique.has(id)) return;
+      unique.add(id);
+      ids[i] = id;
+      if (id.length > longest) longest = id.length;
+    }
+    return this.fits(longest) ? ids : undefined;
+  }
+
+  private leaf(old: LeafNode | undefined, value: unknown, path: ValuePath): LeafNode {
+    if (typeof value !== 'object' || value === null) {
+      if (old !== undefined && old.primitive && Object.is(old.value, value)) return old;
+      if (typeof value === 'function' || typeof value === 'symbol') inspectValue(value, path, this.ins);
+      const bytes = this.encode(value, value === 0 && 1 / (value as number) < 0);
+      return this.writeLeaf(old, bytes, {
+        primitive: true,
+        value: value as Primitive,
+        digest: undefined,
+        source: value,
+        immutable: true,
+      });
+    }
+    this.ins.owner = path;
+    this.ins.negativeZero = false;
+    const immutable = inspectValue(value, path, this.ins);
+    const bytes = this.encode(value, this.ins.negativeZero);
+    const digest = leafDigest(bytes);
+    const source = immutable ? value : undefined;
+    if (old !== undefined && !old.primitive && old.size === bytes.length && old.digest?.equals(digest)) {
+      return old.source === source && old.immutable === immutable ? old : { ...old, source, immutable };
+    }
+    return this.writeLeaf(old, bytes, { primitive: false, value: undefined, digest, source, immutable });
+  }
+
+  private writeLeaf(
+    old: LeafNode | undefined,
+    bytes: Buffer,
+    rest: Omit<LeafNode, 'kind' | 'chunks' | 'size'>,
+  ): LeafNode {
+    const chunks = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
+    for (let i = 0; i < chunks; i++) {
+      this.ops.push({
+        type: 'set',
+        path: this.here(TAG.leaf, i),
+        value: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
+      });
+    }
+    for (let i = chunks; i < (old?.chunks ?? 0); i++)
+      this.ops.push({ type: 'clear', path: this.here(TAG.leaf, i) });
+    return { kind: 'leaf', chunks, size: bytes.length, ...rest };
+  }
+
+  private object(
+    old: ObjectNode | undefined,
+    obj: Record<string, unknown>,
+    keys: readonly string[],
+    path: ValuePath,
+  ): ObjectNode {
+    const oldProps = old?.props;
+    let props: Map<string, StateNode> | undefined;
+    if (oldProps === undefined) {
+      this.ops.push({ type: 'set', path: this.here(TAG.object), value: EMPTY });
+      props = new Map();
+    }
+    let immutable = Object.isFrozen(obj);
+    let matched = 0;
+    for (const k of keys) {
+      const before = oldProps?.get(k);
+      if (before !== undefined) matched++;
+      this.push(TAG.object, k);
+      const after = this.node(before, obj[k], childPath(path, k));
+      this.pop(TAG.object, k);
+      if (!after.immutable) immutable = false;
+      if (after !== before) (props ??= new Map(oldProps)).set(k, after);
+    }
+    if (oldProps !== undefined && matched < oldProps.size) {
+      for (const [k, child] of oldProps) {
+        if (Object.prototype.hasOwnProperty.call(obj, k)) continue;
+        this.push(TAG.object, k);
+        this.clearNode(child);
+        this.pop(TAG.object, k);
+        (props ??= new Map(oldProps)).delete(k);
+      }
+    }
+    const source = immutable ? obj : undefined;
+    if (old !== undefined && props === undefined && old.source === source && old.immutable === immutable)
+      return old;
+    if (immutable) this.ins.immutables.add(obj);
+    return {
+      kind: 'object',
+      props: props ?? (oldProps as ReadonlyMap<string, StateNode>),
+      source,
+      immutable,
+    };
+  }
+
+  private list(
+    old: ListNode | undefined,
+    arr: Record<string, unknown>[],
+    ids: readonly string[],
+    path: ValuePath,
+  ): ListNode {
+    const oldItems: ReadonlyMap<string, ListEntry> = old?.items ?? new Map();
+    if (old === undefined) this.ops.push({ type: 'set', path: this.here(TAG.list), value: EMPTY });
+
+    // Removed items: their position key and everything below the item.
+    if (oldItems.size > 0) {
+      const present = new Set(ids);
+      for (const [id, entry] of oldItems) {
+        if (present.has(id)) continue;
+        this.ops.push({ type: 'clear', path: this.here(TAG.list, TAG.listIndex, id) });
+        this.push(TAG.list, TAG.listItem, id);
+        this.clearNode(entry.node);
+        this.pop(TAG.list, TAG.listItem, id);
+      }
+    }
+
+    // Items that keep their position key: the longest run already in order. Only the others move.
+    const commonAt: number[] = [];
+    const commonFracs: string[] = [];
+    for (let j = 0; j < ids.length; j++) {
+      const e = oldItems.get(ids[j]);
+      if (e !== undefined) {
+        commonAt.push(j);
+        commonFracs.push(e.frac);
+      }
+    }
+    const keep = new Array<boolean>(ids.length).fill(false);
+    let ordered = true;
+    for (let i = 1; i < commonFracs.length && ordered; i++) ordered = commonFracs[i - 1] < commonFracs[i];
+    if (ordered) for (const j of commonAt) keep[j] = true;
+    else for (const i of longestAscending(commonFracs)) keep[commonAt[i]] = true;
+
+    const fracs = new Array<string>(ids.length);
+    for (let j = 0; j < ids.length;) {
+      if (keep[j]) {
+        fracs[j] = (oldItems.get(ids[j]) as ListEntry).frac;
+        j++;
+        continue;
+      }
+      const start = j;
+      while (j < ids.length && !keep[j]) j++;
+      const lo = start > 0 ? fracs[start - 1] : undefined;
+      const hi = j < ids.length ? (oldItems.get(ids[j]) as ListEntry).frac : undefined;
+      const made = nBetween(lo, hi, j - start);
+      for (let k = 0; k < made.length; k++) fracs[start + k] = made[k];
+    }
+
+    const items = new Map<string, ListEntry>();
+    let immutable = Object.isFrozen(arr);
+    let same = old !== undefined && old.order.length === ids.length;
+    for (let j = 0; j < ids.length; j++) {
+      const id = ids[j];
+      const before = oldItems.get(id);
+      const frac = fracs[j];
+      if (before === undefined || before.frac !== frac) {
+        this.ops.push({
+          type: 'set',
+          path: this.here(TAG.list, TAG.listIndex, id),
+          value: Buffer.from(frac, 'latin1'),
+        });
+      }
+      this.push(TAG.list, TAG.listItem, id);
+      const node = this.node(before?.node, arr[j], childPath(path, j));
+      this.pop(TAG.list, TAG.listItem, id);
+      if (!node.immutable) immutable = false;
+      const entry =
+        before !== undefined && before.frac === frac && before.node === node ? before : { frac, node };
+      if (entry !== before || (old as ListNode).order[j] !== id) same = false;
+      items.set(id, entry);
+    }
+    const source = immutable ? arr : undefined;
+    if (same && old !== undefined && old.source === source && old.immutable === immutable) return old;
+    if (immutable) this.ins.immutables.add(arr);
+    return { kind: 'list', items, order: ids, source, immutable };
+  }
+}
+
+/**
+ * The key operations that change the stored `old` state into `next`, and the resulting snapshot.
+ * With no `old` (nothing known about what is stored) the operations clear everything first and
+ * write `next` in full. Throws NOT_SERIALIZABLE (naming the path) for values that cannot be stored.
+ */
+export function diffState(
+  old: StateSnapshot | undefined,
+  next: unknown,
+  serializer: Serializer = cborSerializer,
+): StateDiff {
+  const forced = new Set<string>();
+  for (;;) {
+    const differ = new Differ(serializer, forced);
+    try {
+      if (old === undefined) differ.ops.push({ type: 'clearRange', path: [], keys: undefined });
+      const root = differ.node(old?.root, next, rootPath('state'));
+      return {
+        snapshot: old !== undefined && root === old.root ? old : new StateSnapshot(root),
+        ops: differ.ops,
+      };
+    } catch (err) {
+      if (!(err instanceof Restart)) throw err;
+      forced.add(err.key); // store that part whole and walk again
+    }
+  }
+}
+
+/** The keys a state is stored as, from scratch (sorted as the backend would hold them), and its snapshot. */
+export function encodeState(
+  state: unknown,
+  serializer: Serializer = cborSerializer,
+): { entries: StateEntry[]; snapshot: StateSnapshot } {
+  const { ops, snapshot } = diffState(undefined, state, serializer);
+  const entries: StateEntry[] = [];
+  for (const op of ops) if (op.type === 'set') entries.push({ path: op.path, value: op.value });
+  return { entries: sortEntries(entries), snapshot };
+}
+
+/** Sorts entries in key order (the order a range read returns them in). */
+export function sortEntries(entries: StateEntry[]): StateEntry[] {
+  const keyed = entries.map((e) => ({ e, k: pack(e.path as TupleItem[]) }));
+  keyed.sort((x, y) => Buffer.compare(x.k, y.k));
+  return keyed.map((x) => x.e);
+}

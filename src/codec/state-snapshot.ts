@@ -1,0 +1,107 @@
+import { createHash } from 'crypto';
+import type { TupleItem } from '../backend/types';
+
+/**
+ * What the codec remembers about a stored state: the shape of its keys, enough to diff the next
+ * state against it without reading anything back. The runtime keeps one per cached state (it is the
+ * "last written state" in a form that knows list positions and chunk counts, which the bare state
+ * does not). Snapshots are immutable; a diff shares the unchanged nodes of the old one.
+ *
+ * Layout of the keys, relative to the state's data prefix (all FoundationDB tuples):
+ *   leaf    (…, 't', i)              chunk i of the serialized value (≤ 100 000 bytes each)
+ *   object  (…, 'm')                 marker (empty value), so an empty object still exists
+ *           (…, 'm', name, …)        property `name`, recursively
+ *   id-list (…, 'l')                 marker
+ *           (…, 'l', 'i', id)        the item's fractional index (its position)
+ *           (…, 'l', 'v', id, …)     the item, recursively
+ * Positions live in their own keys, apart from the items, so moving an item rewrites one small key
+ * and leaves the item's keys alone.
+ */
+
+export const TAG = Object.freeze({
+  leaf: 't',
+  object: 'm',
+  list: 'l',
+  listIndex: 'i',
+  listItem: 'v',
+});
+
+export type Primitive = string | number | bigint | boolean | null | undefined;
+
+interface NodeBase {
+  /**
+   * The value this node was built from, kept only when it is immutable (primitive, or deep-frozen
+   * plain data): the next diff can then skip it when it meets the very same value again.
+   */
+  readonly source: unknown;
+  readonly immutable: boolean;
+}
+
+export interface LeafNode extends NodeBase {
+  readonly kind: 'leaf';
+  readonly chunks: number;
+  /** Encoded length, compared before the digest. */
+  readonly size: number;
+  /** A primitive is compared by value; anything else by the digest of its encoding. */
+  readonly primitive: boolean;
+  readonly value: Primitive;
+  /** SHA-256 of the encoding, or the encoding itself when that is shorter. */
+  readonly digest: Buffer | undefined;
+}
+
+export interface ObjectNode extends NodeBase {
+  readonly kind: 'object';
+  readonly props: ReadonlyMap<string, StateNode>;
+}
+
+export interface ListEntry {
+  readonly frac: string;
+  readonly node: StateNode;
+}
+
+export interface ListNode extends NodeBase {
+  readonly kind: 'list';
+  readonly items: ReadonlyMap<string, ListEntry>;
+  /** Ids in list order (ascending fractional index). */
+  readonly order: readonly string[];
+}
+
+export type StateNode = LeafNode | ObjectNode | ListNode;
+export type NodeKind = StateNode['kind'];
+
+export class StateSnapshot {
+  constructor(readonly root: StateNode) {}
+
+  /** How many keys the stored state occupies (without the version key). */
+  get keyCount(): number {
+    return countKeys(this.root);
+  }
+}
+
+export function countKeys(node: StateNode): number {
+  switch (node.kind) {
+    case 'leaf':
+      return node.chunks;
+    case 'object': {
+      let n = 1;
+      for (const child of node.props.values()) n += countKeys(child);
+      return n;
+    }
+    case 'list': {
+      let n = 1;
+      for (const e of node.items.values()) n += 1 + countKeys(e.node);
+      return n;
+    }
+  }
+}
+
+/** A key of the stored state, relative to its data prefix, with its value. */
+export interface StateEntry {
+  readonly path: readonly TupleItem[];
+  readonly value: Buffer;
+}
+
+/** How a non-primitive leaf is recognised unchanged: its encoding when short, else its SHA-256. */
+export function leafDigest(bytes: Buffer): Buffer {
+  return bytes.length <= 32 ? Buffer.from(bytes) : createHash('sha256').update(bytes).digest();
+}
