@@ -95,6 +95,23 @@ test('a watch in one process fires for a commit in another, both ways', async ()
   }
 });
 
+test('a process committing back to back does not lock another process out', async () => {
+  const [hog, other] = await start(2);
+  let acked = 0;
+  await new Promise<void>((resolve) => {
+    hog.onMessage((m) => {
+      if (typeof m?.acked === 'number' && ++acked === 200) resolve();
+    });
+    void hog.request('stream');
+  });
+  const t0 = Date.now();
+  await other.request('increment', { n: 30 });
+  expect(Date.now() - t0).toBeLessThan(5000);
+  const before = acked;
+  await new Promise((r) => setTimeout(r, 200));
+  expect(acked).toBeGreaterThan(before); // and the hog keeps going
+});
+
 test.each([1, 2])(
   'kill -9 in the middle of a stream of transactions loses no acknowledged commit and exposes no partial one (#%i)',
   async (round) => {

@@ -6,6 +6,7 @@ import { LockingBackend, type LockSession } from '../common/locking-backend';
 import { Mutex } from '../common/mutex';
 import type { SyncStore } from '../common/sync-store';
 import { CommitVersions } from './commit-versions';
+import { LockFairness, YIELD_MS } from './lock-fairness';
 import { registerSqlFunctions, SqliteStore } from './sqlite-store';
 import { SqliteWatcher } from './sqlite-watcher';
 
@@ -31,19 +32,21 @@ const isBusy = (err: unknown): boolean =>
   typeof (err as { code?: unknown })?.code === 'string' &&
   /^SQLITE_(BUSY|LOCKED)/.test((err as { code: string }).code);
 
+/** Between retries of a busy lock: the next turn of the event loop at first, then every 1-2 ms. */
 const pause = (attempt: number): Promise<void> =>
   attempt < 3
     ? new Promise((resolve) => setImmediate(resolve))
-    : new Promise((resolve) =>
-        setTimeout(resolve, Math.min(16, 2 ** (attempt - 3)) * (0.5 + Math.random() / 2)),
-      );
+    : new Promise((resolve) => setTimeout(resolve, 1 + Math.random()));
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The embedded durable backend: one SQLite file (WAL) that several processes on one machine share.
  *
  * - Writes: one connection per backend; a transaction is `BEGIN IMMEDIATE … COMMIT`, which SQLite
  *   serializes across processes. The busy timeout is 0 and a busy `BEGIN` is retried from the event
- *   loop, so Node never blocks while another process holds the lock.
+ *   loop, so Node never blocks while another process holds the lock; LockFairness keeps a process
+ *   that writes back to back from locking the others out.
  * - Versionstamps: commit versions come from a counter row in the same file (see CommitVersions), so
  *   they increase strictly in commit order across all processes.
  * - Snapshot reads: a second connection in a deferred read transaction (WAL readers never wait).
@@ -62,6 +65,7 @@ export class SqliteBackend extends LockingBackend {
   private readonly readStore: SqliteStore;
   private readonly readLock = new Mutex();
   private readonly lockTimeoutMs: number;
+  private readonly fairness: LockFairness;
   private readonly sql: {
     begin: Database.Statement;
     commit: Database.Statement;
@@ -90,6 +94,7 @@ export class SqliteBackend extends LockingBackend {
     this.path = path.resolve(file);
     this.synchronous = synchronous;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
+    this.fairness = new LockFairness(this.path);
     fs.mkdirSync(path.dirname(this.path), { recursive: true });
 
     this.writer = this.connect();
@@ -131,21 +136,26 @@ export class SqliteBackend extends LockingBackend {
   }
 
   protected begin(): LockSession | Promise<LockSession> {
+    if (this.fairness.shouldYield()) return this.beginWhenFree(YIELD_MS);
     try {
       this.sql.begin.run();
       return this.session;
     } catch (err) {
       if (!isBusy(err)) throw err;
-      return this.beginWhenFree(err);
+      return this.beginWhenFree(0);
     }
   }
 
-  /** Another process holds the write lock: try again from the event loop, backing off, until it is ours. */
-  private async beginWhenFree(firstError: unknown): Promise<LockSession> {
-    const deadline = Date.now() + this.lockTimeoutMs;
-    let lastError = firstError;
-    for (let attempt = 0; Date.now() <= deadline; attempt++) {
-      await pause(attempt);
+  /**
+   * Another process holds the write lock (or we let one have a turn): try again from the event loop
+   * until the lock is ours, announcing that we wait (see LockFairness).
+   */
+  private async beginWhenFree(firstDelayMs: number): Promise<LockSession> {
+    const started = Date.now();
+    const deadline = started + this.lockTimeoutMs;
+    let lastError: unknown;
+    await (firstDelayMs > 0 ? sleep(firstDelayMs) : pause(0));
+    for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this sqlite backend has been closed');
       try {
         this.sql.begin.run();
@@ -154,12 +164,15 @@ export class SqliteBackend extends LockingBackend {
         if (!isBusy(err)) throw err;
         lastError = err;
       }
+      if (Date.now() > deadline)
+        throw new BackendError(
+          'TRANSACTION_TIMED_OUT',
+          `another process has held the write lock of ${this.path} for more than ${this.lockTimeoutMs} ms`,
+          { cause: lastError },
+        );
+      if (Date.now() - started >= 2) this.fairness.announce();
+      await pause(attempt + 1);
     }
-    throw new BackendError(
-      'TRANSACTION_TIMED_OUT',
-      `another process has held the write lock of ${this.path} for more than ${this.lockTimeoutMs} ms`,
-      { cause: lastError },
-    );
   }
 
   protected snapshot<T>(fn: (store: SyncStore) => Promise<T>): Promise<T> {
