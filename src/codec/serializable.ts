@@ -75,6 +75,69 @@ const LEAF_PROTOTYPES: ReadonlySet<object> = new Set<object>([
   BigUint64Array.prototype,
 ]);
 
+/** What a prototype makes of an object, for the kinds the codec treats specially. */
+export type ProtoKind = 'object' | 'array' | 'map' | 'set' | 'date' | 'leaf';
+
+const NATIVE_KINDS: Readonly<Record<string, ProtoKind>> = {
+  Object: 'object',
+  Array: 'array',
+  Map: 'map',
+  Set: 'set',
+  Date: 'date',
+  RegExp: 'leaf',
+  Uint8Array: 'leaf',
+  Uint8ClampedArray: 'leaf',
+  Int8Array: 'leaf',
+  Uint16Array: 'leaf',
+  Int16Array: 'leaf',
+  Uint32Array: 'leaf',
+  Int32Array: 'leaf',
+  Float32Array: 'leaf',
+  Float64Array: 'leaf',
+  BigInt64Array: 'leaf',
+  BigUint64Array: 'leaf',
+};
+const NATIVE_CODE = /\{\s*\[native code\]\s*\}\s*$/;
+export interface ProtoInfo {
+  readonly kind: ProtoKind;
+  /** Whether it is this realm's built-in (cbor-x only recognises those). */
+  readonly local: boolean;
+}
+const LOCAL_OBJECT: ProtoInfo = { kind: 'object', local: true };
+const LOCAL_ARRAY: ProtoInfo = { kind: 'array', local: true };
+const protoInfos = new WeakMap<object, ProtoInfo | null>([
+  [Map.prototype, { kind: 'map', local: true }],
+  [Set.prototype, { kind: 'set', local: true }],
+  [Date.prototype, { kind: 'date', local: true }],
+  ...[...LEAF_PROTOTYPES].map((p): [object, ProtoInfo] => [p, { kind: 'leaf', local: true }]),
+]);
+
+/**
+ * What objects with prototype `proto` are, or `undefined` for anything else (class instances, null
+ * prototypes). Built-ins of another realm (a `vm` context, Jest's sandbox, `structuredClone` from
+ * outside it) count as the built-in, marked not local: they are copied into this realm's before
+ * encoding, and come back as this realm's, which is the same data.
+ */
+export function protoInfo(proto: unknown): ProtoInfo | undefined {
+  if (proto === Object.prototype) return LOCAL_OBJECT;
+  if (proto === Array.prototype) return LOCAL_ARRAY;
+  if (typeof proto !== 'object' || proto === null) return undefined;
+  let info = protoInfos.get(proto);
+  if (info === undefined) {
+    const ctor = (proto as { constructor?: unknown }).constructor;
+    const native =
+      typeof ctor === 'function' &&
+      (ctor as { prototype?: unknown }).prototype === proto &&
+      NATIVE_CODE.test(Function.prototype.toString.call(ctor));
+    const kind = native ? NATIVE_KINDS[ctor.name] : undefined;
+    info = kind ? { kind, local: false } : null;
+    protoInfos.set(proto, info);
+  }
+  return info ?? undefined;
+}
+
+export const protoKind = (proto: unknown): ProtoKind | undefined => protoInfo(proto)?.kind;
+
 /** The walk's memory, shared across calls so that sharing between separately stored parts is seen. */
 export interface Inspection {
   /** Reject what CBOR cannot bring back (true), or only walk (a custom serializer decides for itself). */
@@ -85,8 +148,8 @@ export interface Inspection {
   readonly immutables: Set<object>;
   /** Who is walking now (the state codec: the stored part being encoded). */
   owner: unknown;
-  /** Set when a `-0` was met (it needs a marker to survive encoding). */
-  negativeZero: boolean;
+  /** Set when the value must be copied before CBOR sees it: it holds a -0 or another realm's built-ins. */
+  normalize: boolean;
   /** Called when a mutable object first met under another owner is met again (shared or cyclic). */
   onShared?: (value: object, firstOwner: unknown, path: ValuePath) => void;
 }
@@ -96,7 +159,7 @@ export const newInspection = (strict = true, owner: unknown = undefined): Inspec
   seen: new Map(),
   immutables: new Set(),
   owner,
-  negativeZero: false,
+  normalize: false,
 });
 
 /**
@@ -112,7 +175,7 @@ export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): 
     case 'bigint':
       return true;
     case 'number':
-      if (value === 0 && 1 / value < 0) ins.negativeZero = true;
+      if (value === 0 && 1 / value < 0) ins.normalize = true;
       return true;
     case 'symbol':
       if (ins.strict) reject(path, 'is a symbol', 'use a string');
@@ -131,10 +194,13 @@ export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): 
   }
   ins.seen.set(obj, ins.owner);
   const proto: unknown = Object.getPrototypeOf(obj);
+  const info = protoInfo(proto);
+  const kind = info?.kind;
+  if (info !== undefined && !info.local) ins.normalize = true;
   let immutable = false;
-  if (proto === Object.prototype) {
+  if (kind === 'object') {
     immutable = inspectPlainObject(obj as Record<string, unknown>, path, ins);
-  } else if (proto === Array.prototype) {
+  } else if (kind === 'array') {
     const arr = obj as unknown[];
     immutable = Object.isFrozen(arr);
     for (let i = 0; i < arr.length; i++) {
@@ -144,17 +210,17 @@ export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): 
       }
       if (!inspectValue(item, childPath(path, i), ins)) immutable = false;
     }
-  } else if (proto === Map.prototype) {
+  } else if (kind === 'map') {
     let i = 0;
     for (const [k, v] of obj as Map<unknown, unknown>) {
       inspectValue(k, childPath(path, { mapKey: i }), ins);
       inspectValue(v, childPath(path, { mapValue: k, index: i }), ins);
       i++;
     }
-  } else if (proto === Set.prototype) {
+  } else if (kind === 'set') {
     let i = 0;
     for (const v of obj as Set<unknown>) inspectValue(v, childPath(path, { setItem: i++ }), ins);
-  } else if (proto === Date.prototype) {
+  } else if (kind === 'date') {
     const t = (obj as Date).getTime();
     // CBOR stores epoch seconds as a float; beyond ±2^52 ms (year ±142 000) that loses milliseconds.
     if (!Number.isNaN(t) && Math.round((t / 1000) * 1000) !== t && ins.strict) {
@@ -164,7 +230,7 @@ export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): 
         'store the number of milliseconds',
       );
     }
-  } else if (ins.strict && !(proto !== null && LEAF_PROTOTYPES.has(proto as object))) {
+  } else if (kind === undefined && ins.strict) {
     rejectInstance(proto, path);
   }
   if (immutable) ins.immutables.add(obj);

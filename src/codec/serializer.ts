@@ -1,6 +1,6 @@
 import { addExtension, Encoder } from 'cbor-x';
 import { SerializationError } from '../errors';
-import { inspectValue, newInspection, rootPath } from './serializable';
+import { inspectValue, newInspection, protoInfo, rootPath } from './serializable';
 
 /** Turns a value into bytes and back. Pluggable per server (the `serializer` option). */
 export interface Serializer {
@@ -13,8 +13,8 @@ export interface Serializer {
  * walked once and errors name the path inside the whole state).
  */
 export interface CheckedSerializer extends Serializer {
-  /** Encodes a value that has already passed `inspectValue`; `negativeZero` as that walk reported. */
-  encodeChecked(value: unknown, negativeZero: boolean): Buffer;
+  /** Encodes a value that has already passed `inspectValue`; `normalize` as that walk reported. */
+  encodeChecked(value: unknown, normalize: boolean): Buffer;
 }
 
 export const isCheckedSerializer = (s: Serializer): s is CheckedSerializer =>
@@ -35,42 +35,82 @@ addExtension({
   decode: () => -0,
 });
 
-/** A copy of `value` with every -0 number replaced by a marker; keeps shared references shared. */
-function markNegativeZeros(value: unknown, copies = new Map<object, unknown>()): unknown {
+/** This realm's typed-array constructors, to copy another realm's typed arrays into. */
+const LOCAL_TYPED_ARRAYS: Readonly<
+  Record<string, new (source: ArrayLike<number> & ArrayLike<bigint>) => object>
+> = Object.fromEntries(
+  [
+    Uint8Array,
+    Uint8ClampedArray,
+    Int8Array,
+    Uint16Array,
+    Int16Array,
+    Uint32Array,
+    Int32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+  ].map((C) => [C.name, C as unknown as new (source: ArrayLike<number> & ArrayLike<bigint>) => object]),
+);
+
+/**
+ * A copy of `value` that cbor-x encodes faithfully: each -0 replaced by a marker, and built-ins of
+ * another realm (which cbor-x would not recognise: a foreign Date would become `{}`) by this realm's.
+ * Shared references stay shared.
+ */
+function normalized(value: unknown, copies = new Map<object, unknown>()): unknown {
   if (typeof value === 'number') return value === 0 && 1 / value < 0 ? new NegativeZero() : value;
   if (typeof value !== 'object' || value === null) return value;
   const done = copies.get(value);
   if (done !== undefined) return done;
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto === Array.prototype) {
-    const src = value as unknown[];
-    const out = new Array<unknown>(src.length);
-    copies.set(value, out);
-    for (let i = 0; i < src.length; i++) out[i] = markNegativeZeros(src[i], copies);
-    return out;
+  const info = protoInfo(Object.getPrototypeOf(value));
+  switch (info?.kind) {
+    case 'array': {
+      const src = value as unknown[];
+      const out = new Array<unknown>(src.length);
+      copies.set(value, out);
+      for (let i = 0; i < src.length; i++) out[i] = normalized(src[i], copies);
+      return out;
+    }
+    case 'object': {
+      const src = value as Record<string, unknown>;
+      const out: Record<string, unknown> = {};
+      copies.set(value, out);
+      for (const k of Object.keys(src)) out[k] = normalized(src[k], copies);
+      return out;
+    }
+    case 'map': {
+      const out = new Map<unknown, unknown>();
+      copies.set(value, out);
+      // Map keys are normalised to +0 by Map itself, so only values can hold -0.
+      for (const [k, v] of value as Map<unknown, unknown>)
+        out.set(normalized(k, copies), normalized(v, copies));
+      return out;
+    }
+    case 'set': {
+      const out = new Set<unknown>();
+      copies.set(value, out);
+      for (const v of value as Set<unknown>) out.add(normalized(v, copies));
+      return out;
+    }
+    case 'date':
+      if (info.local) return value;
+      copies.set(value, new Date((value as Date).getTime()));
+      return copies.get(value);
+    case 'leaf': {
+      if (info.local) return value;
+      const name = (Object.getPrototypeOf(value) as { constructor: { name: string } }).constructor.name;
+      const out =
+        name === 'RegExp'
+          ? new RegExp((value as RegExp).source, (value as RegExp).flags)
+          : new LOCAL_TYPED_ARRAYS[name](value as ArrayLike<number> & ArrayLike<bigint>);
+      copies.set(value, out);
+      return out;
+    }
+    default:
+      return value; // not ours to judge (a custom serializer's value)
   }
-  if (proto === Object.prototype) {
-    const src = value as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    copies.set(value, out);
-    for (const k of Object.keys(src)) out[k] = markNegativeZeros(src[k], copies);
-    return out;
-  }
-  if (proto === Map.prototype) {
-    const out = new Map<unknown, unknown>();
-    copies.set(value, out);
-    // Map keys are normalised to +0 by Map itself, so only values can hold -0.
-    for (const [k, v] of value as Map<unknown, unknown>)
-      out.set(markNegativeZeros(k, copies), markNegativeZeros(v, copies));
-    return out;
-  }
-  if (proto === Set.prototype) {
-    const out = new Set<unknown>();
-    copies.set(value, out);
-    for (const v of value as Set<unknown>) out.add(markNegativeZeros(v, copies));
-    return out;
-  }
-  return value; // Dates, typed arrays, RegExps cannot hold a -0 number
 }
 
 /**
@@ -103,8 +143,8 @@ const options: ConstructorParameters<typeof Encoder>[0] & {
 };
 const cbor = new Encoder(options);
 
-function encodeChecked(value: unknown, negativeZero: boolean): Buffer {
-  return cbor.encode(negativeZero ? markNegativeZeros(value) : value);
+function encodeChecked(value: unknown, normalize: boolean): Buffer {
+  return cbor.encode(normalize ? normalized(value) : value);
 }
 
 /** The default serializer: CBOR via cbor-x, rejecting what it could not bring back as it was. */
@@ -112,7 +152,7 @@ export const cborSerializer: CheckedSerializer = Object.freeze({
   encode(value: unknown): Buffer {
     const ins = newInspection();
     inspectValue(value, rootPath('value'), ins);
-    return encodeChecked(value, ins.negativeZero);
+    return encodeChecked(value, ins.normalize);
   },
   encodeChecked,
   decode(bytes: Buffer): unknown {

@@ -7,6 +7,7 @@ import {
   formatPath,
   inspectValue,
   newInspection,
+  protoKind,
   rootPath,
   type Inspection,
   type ValuePath,
@@ -110,7 +111,7 @@ class Differ {
   private readonly keyPath: TupleItem[] = [];
   private pathBytes = 0;
   private readonly ins: Inspection;
-  private readonly encodeChecked: ((value: unknown, negativeZero: boolean) => Buffer) | undefined;
+  private readonly encodeChecked: ((value: unknown, normalize: boolean) => Buffer) | undefined;
 
   constructor(
     private readonly serializer: Serializer,
@@ -129,8 +130,8 @@ class Differ {
     throw new Restart(key);
   }
 
-  private encode(value: unknown, negativeZero: boolean): Buffer {
-    return this.encodeChecked ? this.encodeChecked(value, negativeZero) : this.serializer.encode(value);
+  private encode(value: unknown, normalize: boolean): Buffer {
+    return this.encodeChecked ? this.encodeChecked(value, normalize) : this.serializer.encode(value);
   }
 
   private push(...segments: string[]): void {
@@ -172,13 +173,13 @@ class Differ {
       return old; // deep-frozen and the same object: cannot have changed
     }
     if (typeof value === 'object' && value !== null) {
-      const proto: unknown = Object.getPrototypeOf(value);
-      if (proto === Object.prototype || proto === Array.prototype) {
+      const kind = protoKind(Object.getPrototypeOf(value));
+      if (kind === 'object' || kind === 'array') {
         const ins = this.ins;
         if (ins.seen.has(value) && !ins.immutables.has(value))
           this.shared(ins.seen.get(value) as ValuePath, path);
         const whole = this.forced.size > 0 && this.forced.has(formatPath(path));
-        if (!whole && proto === Object.prototype) {
+        if (!whole && kind === 'object') {
           const keys = Object.keys(value);
           if (ins.strict) checkPlainObjectKeys(value, keys, path);
           let longest = 0;
@@ -218,8 +219,8 @@ class Differ {
     let longest = 0;
     for (let i = 0; i < arr.length; i++) {
       const item = arr[i];
-      if (typeof item !== 'object' || item === null || Object.getPrototypeOf(item) !== Object.prototype)
-        return;
+      if (typeof item !== 'object' || item === null) return;
+      if (protoKind(Object.getPrototypeOf(item)) !== 'object') return;
       if (!Object.prototype.hasOwnProperty.call(item, 'id')) return;
       const id = (item as { id: unknown }).id;
       if (typeof id !== 'string' || unique.has(id)) return;
@@ -244,9 +245,9 @@ class Differ {
       });
     }
     this.ins.owner = path;
-    this.ins.negativeZero = false;
+    this.ins.normalize = false;
     const immutable = inspectValue(value, path, this.ins);
-    const bytes = this.encode(value, this.ins.negativeZero);
+    const bytes = this.encode(value, this.ins.normalize);
     const digest = leafDigest(bytes);
     const source = immutable ? value : undefined;
     if (old !== undefined && !old.primitive && old.size === bytes.length && old.digest?.equals(digest)) {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import * as vm from 'vm';
 import { cborSerializer } from '../../src/codec/serializer';
 import { storable } from './arbitraries';
 
@@ -53,6 +54,24 @@ describe('cborSerializer round trips', () => {
     expect(r.a).toBe(r.b[0]);
     expect(r.m.get('s')).toBe(r.a);
     expect(r.self).toBe(r);
+  });
+
+  test("another realm's built-ins come back as this realm's, not as empty objects", () => {
+    const foreign = vm.runInNewContext(
+      '({ d: new Date(5), a: [1, -0], m: new Map([[1, new Set([2])]]), u: new Uint16Array([7]), r: /x/g, o: {} })',
+    ) as Record<string, unknown>;
+    expect(foreign.d).not.toBeInstanceOf(Date); // really foreign
+    expect(rt(foreign)).toStrictEqual({
+      d: new Date(5),
+      a: [1, -0],
+      m: new Map([[1, new Set([2])]]),
+      u: new Uint16Array([7]),
+      r: /x/g,
+      o: {},
+    });
+    expect(() => cborSerializer.encode(vm.runInNewContext('new (class Foo {})()'))).toThrow(
+      /instance of Foo/,
+    );
   });
 
   test('decoded buffers do not alias the input bytes', () => {
