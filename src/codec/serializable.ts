@@ -250,12 +250,22 @@ export function rejectInstance(proto: unknown, path: ValuePath): never {
 }
 
 /** Throws NOT_SERIALIZABLE if a plain object has keys that would not come back (symbols, own __proto__). */
-export function checkPlainObjectKeys(obj: object, keys: readonly string[], path: ValuePath): void {
+export function checkPlainObjectKeys(
+  obj: object,
+  keys: readonly string[] | undefined,
+  path: ValuePath,
+): void {
   if (Object.getOwnPropertySymbols(obj).length > 0) {
     reject(path, 'has symbol-keyed properties', 'use string keys or a Map');
   }
-  if (keys.includes('__proto__'))
-    reject(childPath(path, '__proto__'), 'is an own "__proto__" property', 'rename it');
+  if (keys === undefined ? hasOwnProto(obj) : keys.includes('__proto__')) rejectProtoKey(path);
+}
+
+const hasOwnProto = (obj: object): boolean => Object.prototype.hasOwnProperty.call(obj, '__proto__');
+
+/** Throws NOT_SERIALIZABLE for an own `__proto__` property (it would come back as a prototype). */
+export function rejectProtoKey(path: ValuePath): never {
+  return reject(childPath(path, '__proto__'), 'is an own "__proto__" property', 'rename it');
 }
 
 function inspectPlainObject(obj: Record<string, unknown>, path: ValuePath, ins: Inspection): boolean {

@@ -2,11 +2,14 @@ import type { TupleItem } from '../backend/types';
 import { DgenError } from '../errors';
 import { isFracKey } from './frac-index';
 import { cborSerializer, type Serializer } from './serializer';
+import { PersistentMap } from './persistent-map';
 import {
+  LeafNode,
   leafDigest,
+  ListNode,
+  ObjectNode,
   StateSnapshot,
   TAG,
-  type LeafNode,
   type ListEntry,
   type Primitive,
   type StateEntry,
@@ -68,16 +71,9 @@ class Reader {
     const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
     const value = this.serializer.decode(bytes);
     const primitive = isPrimitive(value);
-    const node: LeafNode = {
-      kind: 'leaf',
-      chunks: hi - lo,
-      size: bytes.length,
-      primitive,
-      value: primitive ? value : undefined,
-      digest: primitive ? undefined : leafDigest(bytes),
-      source: primitive ? value : undefined,
-      immutable: primitive,
-    };
+    const node = primitive
+      ? new LeafNode(value, true, hi - lo, bytes.length, true, undefined)
+      : new LeafNode(undefined, false, hi - lo, bytes.length, false, leafDigest(bytes));
     return { value, node };
   }
 
@@ -104,7 +100,7 @@ class Reader {
       props.set(name, child.node);
       i = j;
     }
-    return { value: obj, node: { kind: 'object', props, source: undefined, immutable: false } };
+    return { value: obj, node: new ObjectNode(undefined, false, PersistentMap.of(props)) };
   }
 
   private list(lo: number, hi: number, depth: number): { value: unknown; node: StateNode } {
@@ -144,7 +140,7 @@ class Reader {
       items.set(id, { frac: fracs.get(id) as string, node: d.node });
       return d.value;
     });
-    return { value, node: { kind: 'list', items, order, source: undefined, immutable: false } };
+    return { value, node: new ListNode(undefined, false, items, order) };
   }
 }
 

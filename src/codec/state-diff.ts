@@ -13,16 +13,16 @@ import {
   type ValuePath,
 } from './serializable';
 import { cborSerializer, isCheckedSerializer, type Serializer } from './serializer';
+import { PersistentMap } from './persistent-map';
 import {
   countKeys,
+  LeafNode,
   leafDigest,
+  ListNode,
+  ObjectNode,
   StateSnapshot,
   TAG,
-  type LeafNode,
   type ListEntry,
-  type ListNode,
-  type ObjectNode,
-  type Primitive,
   type StateEntry,
   type StateNode,
 } from './state-snapshot';
@@ -70,6 +70,7 @@ export interface StateDiff {
 }
 
 const EMPTY = Buffer.alloc(0);
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 /** Conservative key bytes of a string tuple element (UTF-8 ≤ 3 bytes per UTF-16 unit, plus framing). */
 const segmentBytes = (s: string): number => s.length * 3 + 2;
 
@@ -134,16 +135,30 @@ class Differ {
     return this.encodeChecked ? this.encodeChecked(value, normalize) : this.serializer.encode(value);
   }
 
-  private push(...segments: string[]): void {
-    for (const s of segments) {
-      this.keyPath.push(s);
-      this.pathBytes += segmentBytes(s);
+  private push(a: string, b?: string, c?: string): void {
+    this.keyPath.push(a);
+    this.pathBytes += segmentBytes(a);
+    if (b !== undefined) {
+      this.keyPath.push(b);
+      this.pathBytes += segmentBytes(b);
+    }
+    if (c !== undefined) {
+      this.keyPath.push(c);
+      this.pathBytes += segmentBytes(c);
     }
   }
 
-  private pop(...segments: string[]): void {
-    this.keyPath.length -= segments.length;
-    for (const s of segments) this.pathBytes -= segmentBytes(s);
+  private pop(a: string, b?: string, c?: string): void {
+    this.keyPath.pop();
+    this.pathBytes -= segmentBytes(a);
+    if (b !== undefined) {
+      this.keyPath.pop();
+      this.pathBytes -= segmentBytes(b);
+    }
+    if (c !== undefined) {
+      this.keyPath.pop();
+      this.pathBytes -= segmentBytes(c);
+    }
   }
 
   private here(...more: TupleItem[]): TupleItem[] {
@@ -163,15 +178,8 @@ class Differ {
   }
 
   node(old: StateNode | undefined, value: unknown, path: ValuePath): StateNode {
-    if (
-      old !== undefined &&
-      old.immutable &&
-      old.source === value &&
-      typeof value === 'object' &&
-      value !== null
-    ) {
-      return old; // deep-frozen and the same object: cannot have changed
-    }
+    // Immutable (a primitive, or deep-frozen) and the very same value: cannot have changed.
+    if (old !== undefined && old.immutable && Object.is(old.source, value)) return old;
     if (typeof value === 'object' && value !== null) {
       const kind = protoKind(Object.getPrototypeOf(value));
       if (kind === 'object' || kind === 'array') {
@@ -180,10 +188,11 @@ class Differ {
           this.shared(ins.seen.get(value) as ValuePath, path);
         const whole = this.forced.size > 0 && this.forced.has(formatPath(path));
         if (!whole && kind === 'object') {
+          // Object.keys is most of the cost of diffing a big object (V8 sorts a large object's keys).
           const keys = Object.keys(value);
-          if (ins.strict) checkPlainObjectKeys(value, keys, path);
+          if (ins.strict) checkPlainObjectKeys(value, undefined, path);
           let longest = 0;
-          for (const k of keys) if (k.length > longest) longest = k.length;
+          for (let i = 0; i < keys.length; i++) if (keys[i].length > longest) longest = keys[i].length;
           if (this.fits(longest)) {
             ins.seen.set(value, path);
             if (old !== undefined && old.kind !== 'object') {
@@ -233,16 +242,10 @@ class Differ {
 
   private leaf(old: LeafNode | undefined, value: unknown, path: ValuePath): LeafNode {
     if (typeof value !== 'object' || value === null) {
-      if (old !== undefined && old.primitive && Object.is(old.value, value)) return old;
+      // a primitive (an unchanged one was caught by node()); functions and symbols are rejected here
       if (typeof value === 'function' || typeof value === 'symbol') inspectValue(value, path, this.ins);
       const bytes = this.encode(value, value === 0 && 1 / (value as number) < 0);
-      return this.writeLeaf(old, bytes, {
-        primitive: true,
-        value: value as Primitive,
-        digest: undefined,
-        source: value,
-        immutable: true,
-      });
+      return this.writeLeaf(old, bytes, value, true, true, undefined);
     }
     this.ins.owner = path;
     this.ins.normalize = false;
@@ -251,27 +254,29 @@ class Differ {
     const digest = leafDigest(bytes);
     const source = immutable ? value : undefined;
     if (old !== undefined && !old.primitive && old.size === bytes.length && old.digest?.equals(digest)) {
-      return old.source === source && old.immutable === immutable ? old : { ...old, source, immutable };
+      return old.source === source && old.immutable === immutable
+        ? old
+        : new LeafNode(source, immutable, old.chunks, old.size, false, old.digest);
     }
-    return this.writeLeaf(old, bytes, { primitive: false, value: undefined, digest, source, immutable });
+    return this.writeLeaf(old, bytes, source, immutable, false, digest);
   }
 
   private writeLeaf(
     old: LeafNode | undefined,
     bytes: Buffer,
-    rest: Omit<LeafNode, 'kind' | 'chunks' | 'size'>,
+    source: unknown,
+    immutable: boolean,
+    primitive: boolean,
+    digest: Buffer | undefined,
   ): LeafNode {
     const chunks = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
     for (let i = 0; i < chunks; i++) {
-      this.ops.push({
-        type: 'set',
-        path: this.here(TAG.leaf, i),
-        value: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
-      });
+      const value = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
+      this.ops.push({ type: 'set', path: this.here(TAG.leaf, i), value });
     }
     for (let i = chunks; i < (old?.chunks ?? 0); i++)
       this.ops.push({ type: 'clear', path: this.here(TAG.leaf, i) });
-    return { kind: 'leaf', chunks, size: bytes.length, ...rest };
+    return new LeafNode(source, immutable, chunks, bytes.length, primitive, digest);
   }
 
   private object(
@@ -281,41 +286,60 @@ class Differ {
     path: ValuePath,
   ): ObjectNode {
     const oldProps = old?.props;
-    let props: Map<string, StateNode> | undefined;
-    if (oldProps === undefined) {
-      this.ops.push({ type: 'set', path: this.here(TAG.object), value: EMPTY });
-      props = new Map();
-    }
+    if (oldProps === undefined) this.ops.push({ type: 'set', path: this.here(TAG.object), value: EMPTY });
+    let changes: Map<string, StateNode | null> | undefined;
     let immutable = Object.isFrozen(obj);
     let matched = 0;
-    for (const k of keys) {
-      const before = oldProps?.get(k);
-      if (before !== undefined) matched++;
+    // This loop runs once per property of the state on every write, so it is kept lean: when the
+    // old object was immutable (all of it deep-frozen), a property holding the very same value as
+    // before is unchanged without looking at the snapshot; otherwise PersistentMap.get, inlined.
+    const oldSource = old?.immutable ? (old.source as Record<string, unknown>) : undefined;
+    const base = oldProps?.base;
+    const overlay = oldProps?.overlay;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      const v = obj[k];
+      if (
+        oldSource !== undefined &&
+        Object.is(v, oldSource[k]) &&
+        (v !== undefined || hasOwn(oldSource, k))
+      ) {
+        matched++;
+        continue;
+      }
+      let before = overlay?.get(k);
+      if (before === undefined) before = base?.get(k);
+      else if (before === null) before = undefined;
+      if (before !== undefined) {
+        matched++;
+        if (before.immutable && Object.is(before.source, v)) continue; // the common case: unchanged
+      }
       this.push(TAG.object, k);
-      const after = this.node(before, obj[k], childPath(path, k));
+      const after = this.node(before, v, childPath(path, k));
       this.pop(TAG.object, k);
       if (!after.immutable) immutable = false;
-      if (after !== before) (props ??= new Map(oldProps)).set(k, after);
+      if (after !== before) (changes ??= new Map()).set(k, after);
     }
     if (oldProps !== undefined && matched < oldProps.size) {
       for (const [k, child] of oldProps) {
-        if (Object.prototype.hasOwnProperty.call(obj, k)) continue;
+        if (hasOwn(obj, k)) continue;
         this.push(TAG.object, k);
         this.clearNode(child);
         this.pop(TAG.object, k);
-        (props ??= new Map(oldProps)).delete(k);
+        (changes ??= new Map()).set(k, null);
       }
     }
     const source = immutable ? obj : undefined;
-    if (old !== undefined && props === undefined && old.source === source && old.immutable === immutable)
-      return old;
     if (immutable) this.ins.immutables.add(obj);
-    return {
-      kind: 'object',
-      props: props ?? (oldProps as ReadonlyMap<string, StateNode>),
-      source,
-      immutable,
-    };
+    if (old !== undefined && changes === undefined && old.source === source && old.immutable === immutable)
+      return old;
+    const props =
+      oldProps === undefined
+        ? PersistentMap.of((changes ?? new Map()) as Map<string, StateNode>) // everything is new
+        : changes === undefined
+          ? oldProps
+          : oldProps.with(changes);
+    return new ObjectNode(source, immutable, props);
   }
 
   private list(
@@ -377,26 +401,34 @@ class Differ {
       const id = ids[j];
       const before = oldItems.get(id);
       const frac = fracs[j];
-      if (before === undefined || before.frac !== frac) {
-        this.ops.push({
-          type: 'set',
-          path: this.here(TAG.list, TAG.listIndex, id),
-          value: Buffer.from(frac, 'latin1'),
-        });
+      const item = arr[j];
+      let entry: ListEntry;
+      if (
+        before !== undefined &&
+        before.frac === frac &&
+        before.node.immutable &&
+        before.node.source === item
+      ) {
+        entry = before; // unchanged and in place
+      } else {
+        if (before === undefined || before.frac !== frac) {
+          const value = Buffer.from(frac, 'latin1');
+          this.ops.push({ type: 'set', path: this.here(TAG.list, TAG.listIndex, id), value });
+        }
+        this.push(TAG.list, TAG.listItem, id);
+        const node = this.node(before?.node, item, childPath(path, j));
+        this.pop(TAG.list, TAG.listItem, id);
+        entry =
+          before !== undefined && before.frac === frac && before.node === node ? before : { frac, node };
       }
-      this.push(TAG.list, TAG.listItem, id);
-      const node = this.node(before?.node, arr[j], childPath(path, j));
-      this.pop(TAG.list, TAG.listItem, id);
-      if (!node.immutable) immutable = false;
-      const entry =
-        before !== undefined && before.frac === frac && before.node === node ? before : { frac, node };
+      if (!entry.node.immutable) immutable = false;
       if (entry !== before || (old as ListNode).order[j] !== id) same = false;
       items.set(id, entry);
     }
     const source = immutable ? arr : undefined;
-    if (same && old !== undefined && old.source === source && old.immutable === immutable) return old;
     if (immutable) this.ins.immutables.add(arr);
-    return { kind: 'list', items, order: ids, source, immutable };
+    if (same && old !== undefined && old.source === source && old.immutable === immutable) return old;
+    return new ListNode(source, immutable, items, ids);
   }
 }
 

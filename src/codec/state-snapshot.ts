@@ -1,5 +1,6 @@
 import { createHash } from 'crypto';
 import type { TupleItem } from '../backend/types';
+import type { PersistentMap } from './persistent-map';
 
 /**
  * What the codec remembers about a stored state: the shape of its keys, enough to diff the next
@@ -28,30 +29,37 @@ export const TAG = Object.freeze({
 
 export type Primitive = string | number | bigint | boolean | null | undefined;
 
-interface NodeBase {
-  /**
-   * The value this node was built from, kept only when it is immutable (primitive, or deep-frozen
-   * plain data): the next diff can then skip it when it meets the very same value again.
-   */
-  readonly source: unknown;
-  readonly immutable: boolean;
+// Nodes are classes with the same leading fields so that the diff's hot checks (`immutable`,
+// `source`) stay fast property loads.
+
+/** A value stored whole, in chunks. */
+export class LeafNode {
+  readonly kind = 'leaf';
+  constructor(
+    /**
+     * The value this node was built from, kept only when it is immutable (primitive, or deep-frozen
+     * plain data): the next diff skips a part when it meets the very same value again.
+     */
+    readonly source: unknown,
+    readonly immutable: boolean,
+    readonly chunks: number,
+    /** Encoded length, compared before the digest. */
+    readonly size: number,
+    /** A primitive is compared by value (`source`); anything else by the digest of its encoding. */
+    readonly primitive: boolean,
+    /** SHA-256 of the encoding, or the encoding itself when that is shorter. */
+    readonly digest: Buffer | undefined,
+  ) {}
 }
 
-export interface LeafNode extends NodeBase {
-  readonly kind: 'leaf';
-  readonly chunks: number;
-  /** Encoded length, compared before the digest. */
-  readonly size: number;
-  /** A primitive is compared by value; anything else by the digest of its encoding. */
-  readonly primitive: boolean;
-  readonly value: Primitive;
-  /** SHA-256 of the encoding, or the encoding itself when that is shorter. */
-  readonly digest: Buffer | undefined;
-}
-
-export interface ObjectNode extends NodeBase {
-  readonly kind: 'object';
-  readonly props: ReadonlyMap<string, StateNode>;
+/** A plain object, one key per property. */
+export class ObjectNode {
+  readonly kind = 'object';
+  constructor(
+    readonly source: unknown,
+    readonly immutable: boolean,
+    readonly props: PersistentMap<string, StateNode>,
+  ) {}
 }
 
 export interface ListEntry {
@@ -59,11 +67,16 @@ export interface ListEntry {
   readonly node: StateNode;
 }
 
-export interface ListNode extends NodeBase {
-  readonly kind: 'list';
-  readonly items: ReadonlyMap<string, ListEntry>;
-  /** Ids in list order (ascending fractional index). */
-  readonly order: readonly string[];
+/** An id-list, one key per item plus one position key per item. */
+export class ListNode {
+  readonly kind = 'list';
+  constructor(
+    readonly source: unknown,
+    readonly immutable: boolean,
+    readonly items: ReadonlyMap<string, ListEntry>,
+    /** Ids in list order (ascending fractional index). */
+    readonly order: readonly string[],
+  ) {}
 }
 
 export type StateNode = LeafNode | ObjectNode | ListNode;

@@ -1,0 +1,168 @@
+/**
+ * State codec benchmarks (pure: no backend, so the figures are the codec's own):
+ *
+ *   npx ts-node --transpile-only bench/codec.ts          (or through bench/index.ts: npm run bench)
+ *
+ * - codec.one_prop_update_keys_written      data keys a one-property update of a 10,000-property
+ *                                           state writes (goal 1; the version key comes on top)
+ * - codec.one_prop_update_keys_with_version the same, counting the version key (what the backend sees)
+ * - codec.one_prop_update_ms                encode + diff time of that update, median, for a
+ *                                           deep-frozen state as the runtime keeps it (goal ≤ 1 ms)
+ * - codec.one_prop_update_unfrozen_ms       the same for a state that is not frozen: every part is
+ *                                           walked and every non-primitive value re-encoded to compare
+ * - codec.object_keys_10k_ms                for scale: V8's Object.keys alone on that new state, which
+ *                                           any diff must call to find added properties
+ * - codec.update_bytes_1kb / _1mb / _10mb   key + value bytes a one-field update writes (version key
+ *                                           included) for states of about 1 KB, 1 MB and 10 MB
+ * - codec.state_bytes_1kb / _1mb / _10mb    the state serialized whole (what a whole-value rewrite
+ *                                           would write on every update), for comparison
+ *
+ * The 10,000 properties mix numbers, strings, small objects and small arrays; the sized states are
+ * objects holding an id-list of records and a few settings, with one record's field updated.
+ */
+import type { Transaction } from '../src/backend/types';
+import { deepFreeze } from '../src/runtime/freeze';
+import { cborSerializer, diffState, encodeState, writeState, type StateSnapshot } from '../src/codec';
+
+const RUNS = Number(process.env.BENCH_CODEC_RUNS ?? 300);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** A transaction that only counts what would be written (writeState needs nothing else). */
+function countingTransaction(): Transaction {
+  const unsupported = () => {
+    throw new Error('not used by the codec benchmark');
+  };
+  return {
+    get: unsupported,
+    getRange: unsupported,
+    set: () => undefined,
+    clear: () => undefined,
+    clearRange: () => undefined,
+    add: unsupported,
+    setVersionstampedKey: unsupported,
+    setVersionstampedValue: () => undefined,
+    getVersionstamp: unsupported,
+    watch: unsupported,
+  };
+}
+
+function tenThousandProps(): Record<string, unknown> {
+  const s: Record<string, unknown> = {};
+  for (let i = 0; i < 10_000; i++) {
+    switch (i % 4) {
+      case 0:
+        s[`p${i}`] = i;
+        break;
+      case 1:
+        s[`p${i}`] = `value number ${i}`;
+        break;
+      case 2:
+        s[`p${i}`] = { n: i, label: `item ${i}`, on: i % 3 === 0 };
+        break;
+      default:
+        s[`p${i}`] = [i, i + 1, `t${i}`];
+    }
+  }
+  return s;
+}
+
+/** An object with an id-list of ~100-byte records, about `bytes` in all. */
+function sizedState(bytes: number): {
+  settings: Record<string, unknown>;
+  records: Record<string, unknown>[];
+} {
+  const n = Math.max(1, Math.round(bytes / 100));
+  return {
+    settings: { title: 'bench', version: 1, owner: 'someone' },
+    records: Array.from({ length: n }, (_, i) => ({
+      id: `r${i}`,
+      name: `record number ${i}`.padEnd(66, '.'),
+      count: i,
+      tags: ['a', 'b'],
+    })),
+  };
+}
+
+function timeOnePropUpdate(frozen: boolean): {
+  ms: number;
+  keysMs: number;
+  keys: number;
+  keysWithVersion: number;
+} {
+  const prep = <T>(v: T): T => (frozen ? deepFreeze(v) : v);
+  let state = prep(tenThousandProps());
+  let snapshot: StateSnapshot = encodeState(state).snapshot;
+  // warm up, then measure; each run changes one property of the last state, as a handler would
+  const samples: number[] = [];
+  const keysSamples: number[] = [];
+  let keys = 0;
+  for (let run = 0; run < RUNS + 20; run++) {
+    const next = prep({ ...state, p4: run }); // p4 is a number property
+    const t0 = process.hrtime.bigint();
+    const d = diffState(snapshot, next);
+    const t1 = process.hrtime.bigint();
+    Object.keys(next); // what V8 alone needs to list the properties of the new object
+    const t2 = process.hrtime.bigint();
+    if (run >= 20) {
+      samples.push(Number(t1 - t0) / 1e6);
+      keysSamples.push(Number(t2 - t1) / 1e6);
+    }
+    keys = d.ops.filter((o) => o.type === 'set').length;
+    snapshot = d.snapshot;
+    state = next;
+  }
+  const withVersion = writeState(
+    countingTransaction(),
+    ['s'],
+    snapshot,
+    prep({ ...state, p4: -1 }),
+  ).keysWritten;
+  return { ms: median(samples), keysMs: median(keysSamples), keys, keysWithVersion: withVersion };
+}
+
+function updateBytes(bytes: number): { update: number; whole: number } {
+  const state = deepFreeze(sizedState(bytes));
+  const { snapshot } = encodeState(state);
+  const whole = cborSerializer.encode(state).length;
+  const i = Math.floor(state.records.length / 2);
+  const records = [...state.records];
+  records[i] = { ...records[i], count: -1 };
+  const stats = writeState(
+    countingTransaction(),
+    ['dgen_server', 'Bench', 's'],
+    snapshot,
+    deepFreeze({ ...state, records }),
+  );
+  return { update: stats.bytesWritten, whole };
+}
+
+export async function benchCodec(): Promise<Record<string, number>> {
+  const frozen = timeOnePropUpdate(true);
+  const unfrozen = timeOnePropUpdate(false);
+  const sizes: Array<[string, number]> = [
+    ['1kb', 1_000],
+    ['1mb', 1_000_000],
+    ['10mb', 10_000_000],
+  ];
+  const bytes = sizes.map(([name, n]) => [name, updateBytes(n)] as const);
+
+  console.log('bytes written by a one-field update:');
+  console.log('  state   serialized whole (bytes)   one-field update (bytes)');
+  for (const [name, b] of bytes) {
+    console.log(`  ${name.padEnd(6)}  ${String(b.whole).padStart(24)}   ${String(b.update).padStart(24)}`);
+  }
+
+  const figures: Record<string, number> = {
+    'codec.one_prop_update_keys_written': frozen.keys,
+    'codec.one_prop_update_keys_with_version': frozen.keysWithVersion,
+    'codec.one_prop_update_ms': Number(frozen.ms.toFixed(4)),
+    'codec.one_prop_update_unfrozen_ms': Number(unfrozen.ms.toFixed(4)),
+    'codec.object_keys_10k_ms': Number(frozen.keysMs.toFixed(4)),
+  };
+  for (const [name, b] of bytes) figures[`codec.update_bytes_${name}`] = b.update;
+  for (const [name, b] of bytes) figures[`codec.state_bytes_${name}`] = b.whole;
+  return figures;
+}
+
+if (require.main === module) void benchCodec().then((r) => console.log(r));
