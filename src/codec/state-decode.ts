@@ -90,13 +90,15 @@ class Reader {
       let j = i + 1;
       while (j < hi && this.at(j, depth + 1) === name) j++;
       const child = this.node(i, j, depth + 2);
-      // defineProperty: a name such as "__proto__" must become a property, not a prototype
-      Object.defineProperty(obj, name, {
-        value: child.value,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+      // "__proto__" must become a property, not a prototype (the writer rejects it; be safe anyway)
+      if (name === '__proto__') {
+        Object.defineProperty(obj, name, {
+          value: child.value,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+      } else obj[name] = child.value;
       props.set(name, child.node);
       i = j;
     }

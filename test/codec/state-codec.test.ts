@@ -422,6 +422,43 @@ describe('versions', () => {
   });
 });
 
+describe('what is stored how', () => {
+  const paths = (state: unknown) => encodeState(state).entries.map((e) => e.path.join('/'));
+  test('arrays that are not id-lists are one value', () => {
+    expect(paths({ a: [{ id: 'x' }, { id: 'x' }] })).toEqual(['m', 'm/a/t/0']); // duplicate ids
+    expect(paths({ a: [{ id: 'x' }, { id: 7 }] })).toEqual(['m', 'm/a/t/0']); // a non-string id
+    expect(paths({ a: [{ id: 'x' }, 'y'] })).toEqual(['m', 'm/a/t/0']); // not all objects
+    expect(paths({ a: [{ id: 'x' }, new Map([['id', 'y']])] })).toEqual(['m', 'm/a/t/0']);
+    expect(paths({ a: [] })).toEqual(['m', 'm/a/l']); // an empty array is an (empty) id-list
+  });
+  test('Map, Set, Date and binary values are one value each', () => {
+    expect(
+      paths({ m: new Map([['k', { x: 1 }]]), s: new Set([1]), d: new Date(0), b: Buffer.from('x') }),
+    ).toEqual(['m', 'm/b/t/0', 'm/d/t/0', 'm/m/t/0', 'm/s/t/0']);
+  });
+  test('an object whose names would make too long a key is one value', () => {
+    const long = 'k'.repeat(1_000);
+    expect(paths({ a: { [long]: 1, b: 2 } })).toEqual(['m', 'm/a/t/0']);
+    expect(paths({ a: [{ id: long }] })).toEqual(['m', 'm/a/t/0']);
+  });
+  test('deep nesting stops splitting before keys get too long, and round-trips through a backend', async () => {
+    let deep: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < 400; i++) deep = { [`level-${i}`]: deep, n: i };
+    const { entries } = encodeState(deep);
+    const longest = Math.max(...entries.map((e) => pack(e.path as never).length));
+    expect(longest).toBeLessThanOrEqual(2_100);
+    const backend = new MemoryBackend();
+    const tenant = await backend.openTenant(['deep']);
+    await tenant.transact((tx) => writeState(tx, P, undefined, deep));
+    expect((await tenant.read((tx) => readState(tx, P)))?.state).toStrictEqual(deep);
+    await backend.close();
+  });
+  test('objects come back with their properties in key order (integer-like names first, as JS does)', () => {
+    const got = pureRoundTrip({ zeta: 1, alpha: 2, 10: 'x', 2: 'y' }) as object;
+    expect(Object.keys(got)).toEqual(['2', '10', 'alpha', 'zeta']);
+  });
+});
+
 describe('a custom serializer', () => {
   test('is used for every value, and its own rules apply', () => {
     const json: Serializer = {
