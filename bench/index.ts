@@ -4,12 +4,25 @@
  *
  * Each module is optional and loaded only if its file is there, so the suite grows as the parts of
  * the library land: bench/backend.ts (benchBackend), bench/codec.ts (benchCodec), bench/server.ts
- * (benchServer), bench/follower.ts (benchFollower). `--only backend,server` runs a subset.
+ * (benchServer), bench/follower.ts (benchFollower). `--only backend,server` runs a subset. A module
+ * that fails or runs past BENCH_MODULE_TIMEOUT_MS (600 s) is reported and the others still run; the
+ * exit code is then 1.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 type Figures = Record<string, number>;
+
+/** A module that runs longer than this is reported as failed and the others still run. */
+const MODULE_TIMEOUT_MS = Number(process.env.BENCH_MODULE_TIMEOUT_MS ?? 600_000);
+
+function withinMs<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
 
 const MODULES: Array<{ name: string; file: string; fn: string }> = [
   { name: 'backend', file: 'backend', fn: 'benchBackend' },
@@ -53,7 +66,7 @@ async function main(): Promise<void> {
       const loaded = (await import(`./${mod.file}`)) as Record<string, () => Promise<Figures>>;
       if (typeof loaded[mod.fn] !== 'function')
         throw new Error(`bench/${mod.file}.ts does not export ${mod.fn}()`);
-      const figures = await loaded[mod.fn]();
+      const figures = await withinMs(loaded[mod.fn](), MODULE_TIMEOUT_MS, `${mod.name} bench`);
       Object.assign(all, figures);
       console.log(table(figures));
       console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
