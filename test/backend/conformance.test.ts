@@ -320,6 +320,16 @@ for (const factory of backendFactories) {
         expect(await tenant.read((tx) => tx.get(k('bare')))).toEqual(stamp);
       });
 
+      test('a transaction writes at most 65536 versionstamped keys (16-bit user versions)', async () => {
+        await expect(
+          tenant.transact((tx) => {
+            for (let i = 0; i <= 0x10000; i++)
+              tx.setVersionstampedKey(['v', unboundVersionstamp()], Buffer.alloc(0));
+          }),
+        ).rejects.toMatchObject({ code: 'BAD_KEY' });
+        expect(await getAll()).toEqual([]);
+      });
+
       test('a versionstamped key needs exactly one unbound versionstamp (BAD_KEY)', async () => {
         await expect(tenant.transact((tx) => tx.setVersionstampedKey(['x'], b('1')))).rejects.toMatchObject({
           code: 'BAD_KEY',
@@ -558,6 +568,17 @@ for (const factory of backendFactories) {
         // and the backend is not wedged
         await put({ after: 'ok' });
         expect(str(await tenant.read((tx) => tx.get(k('after'))))).toBe('ok');
+      });
+
+      test('each transaction gets its own time limit', async () => {
+        await tenant.transact(async () => sleep(5)); // the default limit
+        await expect(tenant.transact(() => sleep(300), { timeoutMs: 50 })).rejects.toMatchObject({
+          code: 'TRANSACTION_TIMED_OUT',
+        });
+        await tenant.transact(() => sleep(150), { timeoutMs: 1000 });
+        await expect(tenant.transact(() => sleep(300), { timeoutMs: 60 })).rejects.toMatchObject({
+          code: 'TRANSACTION_TIMED_OUT',
+        });
       });
 
       test(`the default time limit is ${LIMITS.transactionMs} ms`, () => {

@@ -13,6 +13,7 @@ import { LockedTransaction } from './locked-transaction';
 import { Mutex } from './mutex';
 import type { SyncStore } from './sync-store';
 import { checkTenantPath, subtreeRange, tenantPrefix } from './tenant-path';
+import { TransactionDeadline } from './transaction-deadline';
 import { WatchHub } from './watch-hub';
 
 /** One held write lock: the store to write through and how to end it. */
@@ -52,6 +53,7 @@ export abstract class LockingBackend implements Backend {
   abstract readonly kind: BackendKind;
   protected readonly hub = new WatchHub();
   protected readonly writeLock = new Mutex();
+  private readonly deadline = new TransactionDeadline();
   protected closed = false;
 
   /** Takes the engine's write lock: synchronously if it can, else (another process holds it) asynchronously. */
@@ -78,6 +80,7 @@ export abstract class LockingBackend implements Backend {
     await this.writeLock.run(async () => {
       if (this.closed) return;
       this.closed = true;
+      this.deadline.dispose();
       this.hub.cancelAll();
       await this.closeEngine();
     });
@@ -138,18 +141,17 @@ export abstract class LockingBackend implements Backend {
     body: PromiseLike<T>,
     timeoutMs: number,
   ): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
     let value: T;
     try {
       value = await new Promise<T>((resolve, reject) => {
-        timer = setTimeout(() => reject(timedOut(timeoutMs)), timeoutMs);
+        this.deadline.start(timeoutMs, () => reject(timedOut(timeoutMs)));
         body.then(resolve, reject);
       });
     } catch (err) {
       this.abort(session, tx, err);
       throw err;
     } finally {
-      clearTimeout(timer);
+      this.deadline.stop();
     }
     this.commit(session, tx);
     return value;

@@ -10,21 +10,36 @@ export function makeVersionstamp(commitVersion: bigint, batch = 0): Versionstamp
   return buf;
 }
 
+const isUnbound = (item: unknown): item is { type: 'unbound versionstamp'; code?: number } =>
+  !!item && typeof item === 'object' && (item as { type?: unknown }).type === 'unbound versionstamp';
+
 /** Packs a tuple holding one unbound versionstamp, assigning the next user version when none is given. */
 export function packVersionstampedTuple(
   items: KeyTuple,
   nextCode: () => number,
 ): { data: Buffer; stampPos: number } {
   let found = 0;
-  const bake = (arr: KeyTuple): KeyTuple =>
-    arr.map((item) => {
-      if (Array.isArray(item)) return bake(item);
-      if (item && typeof item === 'object' && 'type' in item && item.type === 'unbound versionstamp') {
+  const bake = (arr: KeyTuple): KeyTuple => {
+    // Copy only what has to change (this runs for every queued message).
+    let out: KeyTuple | undefined;
+    for (let i = 0; i < arr.length; i++) {
+      const item = arr[i];
+      let baked: KeyTuple[number] = item;
+      if (Array.isArray(item)) baked = bake(item);
+      else if (isUnbound(item)) {
         found++;
-        return { type: 'unbound versionstamp', code: item.code ?? nextCode() };
+        const code = item.code ?? nextCode();
+        if (!Number.isInteger(code) || code < 0 || code > 0xffff)
+          throw new BadArgumentError(
+            'BAD_KEY',
+            `a versionstamp's user version is 0..65535, so a transaction can write at most 65536 versionstamped keys (got ${code})`,
+          );
+        baked = { type: 'unbound versionstamp', code };
       }
-      return item;
-    });
+      if (baked !== item) (out ??= arr.slice())[i] = baked;
+    }
+    return out ?? arr;
+  };
   const baked = bake(items);
   if (found !== 1)
     throw new BadArgumentError(
