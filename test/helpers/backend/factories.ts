@@ -5,7 +5,7 @@ import { openBackend } from '../../../src/backend/open-backend';
 import type { Backend } from '../../../src/backend/types';
 
 export interface BackendFactory {
-  name: 'memory' | 'sqlite' | 'fdb';
+  name: string;
   /** Why this backend cannot run here (the suite reports it as skipped under this name). */
   skip?: string;
   open(): Promise<{ backend: Backend; cleanup: () => Promise<void> }>;
