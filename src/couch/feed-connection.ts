@@ -31,6 +31,8 @@ export class FeedConnection {
   private waitingSince: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The body was read to its end: nothing to abort, and the socket may be reused. */
+  private complete = false;
   /** True once the watchdog dropped this connection. */
   silent = false;
   /** Bytes of body read so far. */
@@ -66,7 +68,10 @@ export class FeedConnection {
     this.startWaiting();
     try {
       const { done, value } = await this.reader.read();
-      if (done) return null;
+      if (done) {
+        this.complete = true;
+        return null;
+      }
       this.bytesRead += value.byteLength;
       return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     } finally {
@@ -81,6 +86,7 @@ export class FeedConnection {
     this.waitingSince = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.complete) return;
     this.controller.abort();
     this.reader?.cancel().catch(() => undefined);
   }

@@ -410,7 +410,8 @@ export class FollowerProcess<S> {
       if (this.mailbox.size > 0 || this.stopRequest) await this.drain();
       switch (item.kind) {
         case 'row': {
-          const next = await this.handleChange(item.row);
+          let next = this.handleChange(item.row);
+          if (next !== undefined && isThenable(next)) next = await next;
           if (next) {
             await this.flushCheckpoint();
             return next;
@@ -443,7 +444,8 @@ export class FollowerProcess<S> {
     return undefined;
   }
 
-  private async handleChange(row: ChangeRow): Promise<Next | undefined> {
+  /** Synchronous when the handler is (no promise per row on the hot path). */
+  private handleChange(row: ChangeRow): Next | undefined | Promise<Next | undefined> {
     const method = this.changeMethod(row);
     if (method === undefined) {
       this.advance(row.seq);
@@ -453,10 +455,20 @@ export class FollowerProcess<S> {
     let result: unknown;
     try {
       result = this.invoke(method, row, this.state);
-      if (isThenable(result)) result = await result;
     } catch (err) {
       return this.failure(err, 'change');
     }
+    // a branded result (the usual, synchronous case) is never a promise: skip the thenable probe
+    if (returnKind(result) === undefined && isThenable(result))
+      return Promise.resolve(result).then(
+        (settled) => this.changeHandled(method, row, settled),
+        (err: unknown) => this.failure(err, 'change'),
+      );
+    return this.changeHandled(method, row, result);
+  }
+
+  /** Applies an @OnChange result: ok → next row; stop → StopSignal; anything else → BAD_RETURN. */
+  private changeHandled(method: string | symbol, row: ChangeRow, result: unknown): undefined {
     const kind = returnKind(result);
     if (kind === 'ok' || kind === 'stop') {
       this.state = (result as OkReturn<S> | StopReturn<S>).state;
@@ -618,7 +630,7 @@ export class FollowerProcess<S> {
     }
     let result: unknown;
     try {
-      result = this.invoke(method, msg, from, this.state);
+      result = this.invoke3(method, msg, from, this.state);
       if (isThenable(result)) result = await result;
     } catch (err) {
       this.emit({ type: 'error', error: err, during: 'call' });
@@ -713,9 +725,22 @@ export class FollowerProcess<S> {
     }
   }
 
-  private invoke(method: string | symbol, ...args: unknown[]): unknown {
-    const fn = (this.instance as Record<string | symbol, unknown>)[method] as (...a: unknown[]) => unknown;
-    return fn.apply(this.instance, args);
+  /** Calls a handler method with (a, b) — fixed arity, no arguments array on the hot path. */
+  private invoke(method: string | symbol, a: unknown, b: unknown): unknown {
+    const fn = (this.instance as Record<string | symbol, unknown>)[method] as (
+      x: unknown,
+      y: unknown,
+    ) => unknown;
+    return fn.call(this.instance, a, b);
+  }
+
+  private invoke3(method: string | symbol, a: unknown, b: unknown, c: unknown): unknown {
+    const fn = (this.instance as Record<string | symbol, unknown>)[method] as (
+      x: unknown,
+      y: unknown,
+      z: unknown,
+    ) => unknown;
+    return fn.call(this.instance, a, b, c);
   }
 
   /** Stores the last handled seq and the state, when they changed since the last checkpoint. */
