@@ -14,6 +14,7 @@ import { DurableServer, Init, OnCall, OnCast, OnInfo } from '../../src/decorator
 import { defineClass } from '../../src/registry/class-definition';
 import { noreply, ok, reply, stop } from '../../src/returns';
 import { whereis } from '../../src/runtime/local-registry';
+import { Runtime } from '../../src/runtime/runtime';
 import { describeTargets } from '../helpers/couch/targets';
 import { sleep, startRecorded, waitFor, writeDocs } from '../helpers/couch/follower-kit';
 
@@ -190,6 +191,19 @@ describeTargets('follower as an in-memory gen_server', (target) => {
     const c = await startRecorded<GenState>(GenProbe, { db: t.dbTarget(db) });
     await expect(c.ref.call('halt')).rejects.toMatchObject({ code: 'STOPPED' });
     expect(await c.ref.done).toBe('asked to stop');
+  });
+
+  it('Runtime.start starts a follower class (no tenant) and Runtime.whereis finds it', async () => {
+    const t = target();
+    const db = await t.createDb('runtime');
+    await writeDocs(t.nano.use(db), 'a', 2);
+    const ref = await Runtime.start<GenState>(GenProbe, { db: t.dbTarget(db) }, { name: 'via-runtime' });
+    expect(Runtime.whereis('via-runtime')).toBe(ref);
+    await waitFor(async () => (await ref.readState()).log.length === 4, 'two changes');
+    await ref.cast({ type: 'add', by: 1 });
+    expect(await ref.call('get')).toBe(1);
+    await ref.stop();
+    expect(Runtime.whereis('via-runtime')).toBeUndefined();
   });
 
   it('registers by name (whereis) until it stops; a taken name is ALREADY_REGISTERED', async () => {

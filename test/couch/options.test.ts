@@ -285,16 +285,4 @@ describeTargets('follow options', (target) => {
     });
     await ref.stop();
   });
-
-  it('the timeout ends a quiet feed on the server; the follower reconnects by itself (CouchDB honours timeout)', async () => {
-    const t = target();
-    if (!t.isCouchDB) return; // PouchDB Server ignores timeout
-    const db = await t.createDb('timeout');
-    const { ref, events } = await startProbe(Probe, {
-      db: t.dbTarget(db),
-      options: { timeout: 300, heartbeat: 10_000 },
-    });
-    await waitFor(() => events.count('connected') >= 3, 'reconnects after server timeouts', 5_000);
-    await ref.stop();
-  });
 });
