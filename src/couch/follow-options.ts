@@ -26,7 +26,8 @@ export interface FollowOptions {
   /** Milliseconds between the server's heartbeat newlines (sent in the query; default 60 000). No byte
    * for twice this long means the connection is dead: it is dropped and opened again. */
   readonly heartbeat?: number;
-  /** The server ends a quiet feed after this many milliseconds (sent in the query; default 7 200 000). */
+  /** Sent in the query (default 7 200 000 ms), as ICouch does. CouchDB ends a quiet feed after it only
+   * when no heartbeat is set ("heartbeat overrides any timeout"), and the follower always sets one. */
   readonly timeout?: number;
   /** Start after this seq (`'now'` for only new changes); a checkpoint, when there is one, wins. */
   readonly since?: Seq;

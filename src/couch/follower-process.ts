@@ -493,6 +493,7 @@ export class FollowerProcess<S> {
   }
 
   private advance(seq: Seq): void {
+    if (seq === this.since) return; // e.g. an empty longpoll answer: nothing new to checkpoint
     this.since = seq;
     this.dirty = true;
   }
