@@ -1,33 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openBackend } from '../../src/backend/open-backend';
 import type { Backend } from '../../src/backend/types';
+import { backendFactories } from '../helpers/backend/factories';
 
-/** The backends every runtime test runs on: in memory, and a real SQLite file. */
-export const runtimeBackends: Array<[string, () => Promise<{ backend: Backend; cleanup: () => Promise<void> }>]> = [
-  [
-    'memory',
-    async () => {
-      const backend = await openBackend('memory:');
-      return { backend, cleanup: () => backend.close() };
-    },
-  ],
-  [
-    'sqlite',
-    async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'dgen-rt-'));
-      const backend = await openBackend(`sqlite:${join(dir, 'db.sqlite')}`);
-      return {
-        backend,
-        cleanup: async () => {
-          await backend.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  ],
-];
+/** The backends every runtime test runs on: the conformance suite's, less those that cannot run here. */
+export const runtimeBackends: Array<[string, () => Promise<{ backend: Backend; cleanup: () => Promise<void> }>]> =
+  backendFactories.filter((f) => !f.skip).map((f) => [f.name, () => f.open()]);
 
 export const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => {
   const until = Date.now() + ms;
