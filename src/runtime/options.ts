@@ -1,11 +1,9 @@
 import type { Tenant } from '../backend/types';
 import { BadArgumentError, DgenError } from '../errors';
+import type { Serializer } from '../codec/serializer';
 
-/** A pluggable value serializer (the state codec's CBOR one by default). */
-export interface Serializer {
-  encode(value: unknown): Buffer;
-  decode(bytes: Buffer): unknown;
-}
+export type { Serializer };
+
 
 export interface StartOptions {
   /** Where the server lives: `await backend.openTenant([...])`. Required. */

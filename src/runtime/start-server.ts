@@ -6,7 +6,7 @@ import { track } from './local-registry';
 import { resolveOptions, type StartOptions } from './options';
 import { makeServerRef, type ServerRef } from './server-ref';
 import { ServerProcess } from './server-process';
-import { wholeValueStorage } from './state-storage';
+import { StateStore } from '../codec/state-codec';
 
 function checkTuid(tuid: unknown, where: string): Tuid {
   if (
@@ -32,7 +32,7 @@ export async function startServer<S>(def: ClassDefinition, arg: unknown, options
     state = init.state;
     if (init.tuid !== undefined) tuid = checkTuid(init.tuid, `${def.ctor.name}.${String(def.init)}`);
   }
-  const process = new ServerProcess(def, instance, tuid, wholeValueStorage, opts);
+  const process = new ServerProcess(def, instance, tuid, (keys) => new StateStore(keys.state, opts.serializer), opts);
   const ref = makeServerRef<S>(process, opts.callTimeout);
   track(ref, opts.name);
   try {
