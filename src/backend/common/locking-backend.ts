@@ -13,7 +13,7 @@ import { LockedTransaction } from './locked-transaction';
 import { Mutex } from './mutex';
 import type { SyncStore } from './sync-store';
 import { checkTenantPath, subtreeRange, tenantPrefix } from './tenant-path';
-import { TransactionDeadline } from './transaction-deadline';
+import { TransactionDeadline, transactionTimedOut } from './transaction-deadline';
 import { WatchHub } from './watch-hub';
 
 /** One held write lock: the store to write through and how to end it. */
@@ -34,12 +34,6 @@ const isThenable = (x: unknown): x is PromiseLike<unknown> =>
   x !== null &&
   (typeof x === 'object' || typeof x === 'function') &&
   typeof (x as { then?: unknown }).then === 'function';
-
-const timedOut = (timeoutMs: number): BackendError =>
-  new BackendError(
-    'TRANSACTION_TIMED_OUT',
-    `transaction ran longer than ${timeoutMs} ms; keep transaction bodies short (slow work belongs in @OnLocked or actions)`,
-  );
 
 /**
  * Serializable transactions by pessimistic locking: one read-write transaction at a time per process
@@ -125,7 +119,7 @@ export abstract class LockingBackend implements Backend {
     let result: T | Promise<T>;
     try {
       result = fn(tx);
-      if (!isThenable(result) && performance.now() - started > timeoutMs) throw timedOut(timeoutMs);
+      if (!isThenable(result) && performance.now() - started > timeoutMs) throw transactionTimedOut(timeoutMs);
     } catch (err) {
       this.abort(session, tx, err);
       throw err;
@@ -144,7 +138,7 @@ export abstract class LockingBackend implements Backend {
     let value: T;
     try {
       value = await new Promise<T>((resolve, reject) => {
-        this.deadline.start(timeoutMs, () => reject(timedOut(timeoutMs)));
+        this.deadline.start(timeoutMs, () => reject(transactionTimedOut(timeoutMs)));
         body.then(resolve, reject);
       });
     } catch (err) {

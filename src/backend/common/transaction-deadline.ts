@@ -1,3 +1,32 @@
+import { BackendError } from '../../errors';
+
+/** The error of a transaction that ran past its time limit (every backend throws this same one). */
+export const transactionTimedOut = (timeoutMs: number): BackendError =>
+  new BackendError(
+    'TRANSACTION_TIMED_OUT',
+    `transaction ran longer than ${timeoutMs} ms; keep transaction bodies short (slow work belongs in @OnLocked or actions)`,
+  );
+
+/**
+ * Resolves with `work`, or rejects with TRANSACTION_TIMED_OUT (calling `onTimeout` first) after `ms`:
+ * one timer per call, for engines that run transactions concurrently (FoundationDB). Engines that run
+ * one at a time use a `TransactionDeadline` instead.
+ */
+export async function withinTimeLimit<T>(work: PromiseLike<T>, ms: number, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      timer = setTimeout(() => {
+        onTimeout();
+        reject(transactionTimedOut(ms));
+      }, ms);
+      work.then(resolve, reject);
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * The time limit of the transactions of one backend, which run one at a time, on one reusable timer:
  * creating and clearing a timer for every transaction costs more than the rest of the engine's

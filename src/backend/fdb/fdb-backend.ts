@@ -1,6 +1,7 @@
 import type { Database } from 'foundationdb';
 import { BackendError, isRetryable } from '../../errors';
 import { checkTenantPath } from '../common/tenant-path';
+import { withinTimeLimit } from '../common/transaction-deadline';
 import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction, Watch } from '../types';
 import { LIMITS } from '../types';
 import { fdbErrorCode, translateFdbError } from './fdb-errors';
@@ -9,28 +10,6 @@ import type { FdbWatch } from './fdb-watch';
 import { type FdbModule, loadFoundationDb } from './load-fdb';
 
 type Body<T> = (tx: Transaction) => T | Promise<T>;
-
-const timedOut = (timeoutMs: number): BackendError =>
-  new BackendError(
-    'TRANSACTION_TIMED_OUT',
-    `transaction ran longer than ${timeoutMs} ms; keep transaction bodies short (slow work belongs in @OnLocked or actions)`,
-  );
-
-/** Resolves with `work`, or rejects with TRANSACTION_TIMED_OUT (calling `onTimeout`) after `ms`. */
-async function within<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await new Promise<T>((resolve, reject) => {
-      timer = setTimeout(() => {
-        onTimeout();
-        reject(timedOut(ms));
-      }, ms);
-      work.then(resolve, reject);
-    });
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * FoundationDB through the `foundationdb` npm package, for many machines. Tenants are directories of
@@ -101,7 +80,7 @@ export class FdbBackend implements Backend {
       const tx = new FdbTransaction(this.fdb, this.db, tn, prefix, this.watches);
       try {
         // The time limit covers the body and the commit of each attempt.
-        const result = await within(
+        const result = await withinTimeLimit(
           (async () => {
             const value = await fn(tx);
             tx.finish();
