@@ -1,20 +1,45 @@
 import type { Watch } from '../types';
 
 interface Watcher {
-  key: Buffer;
+  entry: Entry;
   baseline: Buffer | undefined;
   resolve: (changed: boolean) => void;
+}
+
+/** One watched key and the watches on it. */
+interface Entry {
+  key: Buffer;
+  hex: string;
+  watchers: Set<Watcher>;
 }
 
 const same = (a: Buffer | undefined, b: Buffer | undefined): boolean =>
   a === undefined || b === undefined ? a === b : a.equals(b);
 
+/** The index of the first entry whose key is >= `key`. */
+function lowerBound(sorted: readonly Entry[], key: Buffer): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (Buffer.compare(sorted[mid].key, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
  * The watches of one backend instance in this process, by full key. A watch fires once, when the
  * key's committed value differs from the value it had when the watch started.
+ *
+ * Watched keys are kept both by hex key (for the keys a commit wrote) and in key order (so a cleared
+ * range finds the watched keys inside it by binary search): a commit costs O(its writes + its cleared
+ * ranges × log watched keys + the watches it may fire), however many watches are registered.
  */
 export class WatchHub {
-  private readonly byKey = new Map<string, Set<Watcher>>();
+  private readonly byKey = new Map<string, Entry>();
+  /** The same entries, sorted by key. */
+  private readonly sorted: Entry[] = [];
 
   get size(): number {
     return this.byKey.size;
@@ -38,11 +63,8 @@ export class WatchHub {
       watch,
       arm: (baseline) => {
         if (cancelled) return;
-        watcher = { key: fullKey, baseline, resolve: resolveChanged };
-        const hex = fullKey.toString('hex');
-        let set = this.byKey.get(hex);
-        if (!set) this.byKey.set(hex, (set = new Set()));
-        set.add(watcher);
+        watcher = { entry: this.entryFor(fullKey), baseline, resolve: resolveChanged };
+        watcher.entry.watchers.add(watcher);
       },
       abort: () => resolveChanged(false),
     };
@@ -55,36 +77,54 @@ export class WatchHub {
     read: (key: Buffer) => Buffer | undefined,
   ): void {
     if (this.byKey.size === 0) return;
-    const candidates = new Set<string>();
-    for (const hex of touchedKeys) if (this.byKey.has(hex)) candidates.add(hex);
-    if (touchedRanges.length > 0)
-      for (const [hex, set] of this.byKey) {
-        const key = set.values().next().value?.key;
-        if (key && touchedRanges.some(([s, e]) => Buffer.compare(key, s) >= 0 && Buffer.compare(key, e) < 0))
-          candidates.add(hex);
-      }
-    for (const hex of candidates) {
-      const set = this.byKey.get(hex);
-      if (set) this.fireChanged(set, read(set.values().next().value!.key));
+    const candidates = new Set<Entry>();
+    for (const hex of touchedKeys) {
+      const entry = this.byKey.get(hex);
+      if (entry) candidates.add(entry);
     }
+    // Ranges are [start, end): the first watched key >= start, then on while keys are < end.
+    for (const [start, end] of touchedRanges)
+      for (let i = lowerBound(this.sorted, start); i < this.sorted.length; i++) {
+        const entry = this.sorted[i];
+        if (Buffer.compare(entry.key, end) >= 0) break;
+        candidates.add(entry);
+      }
+    for (const entry of candidates)
+      if (entry.watchers.size > 0) this.fireChanged(entry, read(entry.key));
   }
 
   /** After another process committed: compare every watched key with its stored value. */
   recheck(readMany: (keys: Buffer[]) => Map<string, Buffer>): void {
     if (this.byKey.size === 0) return;
-    const keys = [...this.byKey.values()].map((set) => set.values().next().value!.key);
-    const current = readMany(keys);
-    for (const [hex, set] of [...this.byKey]) this.fireChanged(set, current.get(hex));
+    const entries = [...this.sorted];
+    const current = readMany(entries.map((e) => e.key));
+    for (const entry of entries)
+      if (entry.watchers.size > 0) this.fireChanged(entry, current.get(entry.hex));
   }
 
   /** Resolves every watch as cancelled (backend closing). */
   cancelAll(): void {
-    for (const set of this.byKey.values()) for (const w of set) w.resolve(false);
+    for (const entry of this.sorted) {
+      for (const w of entry.watchers) w.resolve(false);
+      entry.watchers.clear();
+    }
     this.byKey.clear();
+    this.sorted.length = 0;
   }
 
-  private fireChanged(set: Set<Watcher>, value: Buffer | undefined): void {
-    for (const w of [...set])
+  private entryFor(key: Buffer): Entry {
+    const hex = key.toString('hex');
+    let entry = this.byKey.get(hex);
+    if (!entry) {
+      entry = { key, hex, watchers: new Set() };
+      this.byKey.set(hex, entry);
+      this.sorted.splice(lowerBound(this.sorted, key), 0, entry);
+    }
+    return entry;
+  }
+
+  private fireChanged(entry: Entry, value: Buffer | undefined): void {
+    for (const w of [...entry.watchers])
       if (!same(w.baseline, value)) {
         this.remove(w);
         w.resolve(true);
@@ -92,10 +132,11 @@ export class WatchHub {
   }
 
   private remove(w: Watcher): void {
-    const hex = w.key.toString('hex');
-    const set = this.byKey.get(hex);
-    if (!set) return;
-    set.delete(w);
-    if (set.size === 0) this.byKey.delete(hex);
+    const entry = w.entry;
+    if (!entry.watchers.delete(w) || entry.watchers.size > 0) return;
+    if (this.byKey.get(entry.hex) !== entry) return; // already dropped (cancelAll)
+    this.byKey.delete(entry.hex);
+    const i = lowerBound(this.sorted, entry.key);
+    if (this.sorted[i] === entry) this.sorted.splice(i, 1);
   }
 }

@@ -1,0 +1,104 @@
+/**
+ * WatchHub on its own: which watches a commit's cleared ranges reach ([start, end), by key order),
+ * and that rechecks and cancellation keep its key index consistent.
+ */
+import { WatchHub } from '../../src/backend/common/watch-hub';
+
+const b = (s: string) => Buffer.from(s);
+const hex = (s: string) => b(s).toString('hex');
+
+/** Arms a watch on `key` with `baseline`; returns its `changed` promise settled state probe. */
+function watchOn(hub: WatchHub, key: string, baseline: string | undefined) {
+  const { watch, arm } = hub.pending(b(key));
+  arm(baseline === undefined ? undefined : b(baseline));
+  let state: boolean | 'pending' = 'pending';
+  void watch.changed.then((v) => (state = v));
+  return { watch, state: () => state };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const nothing = () => undefined;
+
+describe('WatchHub', () => {
+  test('a cleared range reaches a key at its start, not one at its end (end exclusive)', async () => {
+    const hub = new WatchHub();
+    const before = watchOn(hub, 'a', 'v');
+    const atStart = watchOn(hub, 'b', 'v');
+    const inside = watchOn(hub, 'b\x00', 'v');
+    const lastInside = watchOn(hub, 'bz', 'v');
+    const atEnd = watchOn(hub, 'c', 'v');
+    const after = watchOn(hub, 'd', 'v');
+    hub.notify([], [[b('b'), b('c')]], nothing);
+    await tick();
+    expect([before, atStart, inside, lastInside, atEnd, after].map((w) => w.state())).toEqual([
+      'pending',
+      true,
+      true,
+      true,
+      'pending',
+      'pending',
+    ]);
+    expect(hub.size).toBe(3);
+  });
+
+  test('several ranges, an empty one, and keys written directly', async () => {
+    const hub = new WatchHub();
+    const w = ['a', 'c', 'e', 'g', 'i'].map((k) => watchOn(hub, k, 'v'));
+    hub.notify(
+      [hex('i'), hex('zz')],
+      [
+        [b('b'), b('d')],
+        [b('f'), b('f')],
+        [b('g'), b('g\x00')],
+      ],
+      nothing,
+    );
+    await tick();
+    expect(w.map((x) => x.state())).toEqual(['pending', true, 'pending', true, true]);
+    expect(hub.size).toBe(2);
+  });
+
+  test('a range over keys whose value is unchanged fires nothing', async () => {
+    const hub = new WatchHub();
+    const w = watchOn(hub, 'k', 'same');
+    hub.notify([], [[b(''), b('\xff')]], () => b('same'));
+    await tick();
+    expect(w.state()).toBe('pending');
+    hub.notify([hex('k')], [], nothing);
+    await tick();
+    expect(w.state()).toBe(true);
+    expect(hub.size).toBe(0);
+  });
+
+  test('cancel and recheck keep the key index consistent', async () => {
+    const hub = new WatchHub();
+    const keys = Array.from({ length: 50 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+    const watches = keys.map((k) => watchOn(hub, k, 'v'));
+    for (let i = 0; i < 50; i += 2) watches[i].watch.cancel();
+    expect(hub.size).toBe(25);
+    // Every remaining key changed except k01.
+    hub.recheck((ks) => new Map(ks.map((k) => [k.toString('hex'), b(k.toString() === 'k01' ? 'v' : 'x')])));
+    await tick();
+    expect(watches.map((w) => w.state())).toEqual(
+      keys.map((_, i) => (i % 2 === 0 ? false : i === 1 ? 'pending' : true)),
+    );
+    expect(hub.size).toBe(1);
+    // A new watch on a key that fired, and the range finds both.
+    const again = watchOn(hub, 'k03', 'v');
+    hub.notify([], [[b('k00'), b('k04')]], nothing);
+    await tick();
+    expect([watches[1].state(), again.state()]).toEqual([true, true]);
+    expect(hub.size).toBe(0);
+  });
+
+  test('cancelAll resolves every watch false and empties the hub', async () => {
+    const hub = new WatchHub();
+    const w = [watchOn(hub, 'a', 'v'), watchOn(hub, 'a', 'v'), watchOn(hub, 'b', undefined)];
+    hub.cancelAll();
+    w[0].watch.cancel();
+    await tick();
+    expect(w.map((x) => x.state())).toEqual([false, false, false]);
+    expect(hub.size).toBe(0);
+    hub.notify([hex('a')], [[b('a'), b('c')]], () => b('new'));
+  });
+});
