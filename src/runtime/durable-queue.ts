@@ -11,7 +11,8 @@ import { decodeWire, encodeWire, type QueueItem } from './wire';
  */
 export const DurableQueue = {
   push(tx: Transaction, keys: ServerKeys, items: readonly QueueItem[]): void {
-    for (const item of items) tx.setVersionstampedKey(keys.queueItemTuple(unboundVersionstamp()), encodeWire(item));
+    for (const item of items)
+      tx.setVersionstampedKey(keys.queueItemTuple(unboundVersionstamp()), encodeWire(item));
     tx.add(keys.pushCounter, items.length);
   },
 
@@ -19,6 +20,17 @@ export const DurableQueue = {
   async peek(tx: ReadTransaction, keys: ServerKeys): Promise<{ key: Buffer; item: QueueItem } | undefined> {
     const [head] = await tx.getRange(keys.queueItems.start, keys.queueItems.end, { limit: 1 });
     return head && { key: head.key, item: decodeWire<QueueItem>(head.value) };
+  },
+
+  /** Up to `limit` items from the head, stopping before `end` (a queue item key) when given. */
+  async peekMany(
+    tx: ReadTransaction,
+    keys: ServerKeys,
+    limit: number,
+    end: Buffer = keys.queueItems.end,
+  ): Promise<Array<{ key: Buffer; item: QueueItem }>> {
+    const rows = await tx.getRange(keys.queueItems.start, end, { limit });
+    return rows.map((r) => ({ key: r.key, item: decodeWire<QueueItem>(r.value) }));
   },
 
   pop(tx: Transaction, keys: ServerKeys, key: Buffer): void {

@@ -3,9 +3,18 @@ import { Subject, concatMap, defer, type Subscription } from 'rxjs';
 import type { Tenant, Transaction, Watch } from '../backend/types';
 import { CallTimeoutError, DgenError, HandlerError, StoppedError } from '../errors';
 import type { ClassDefinition } from '../registry/class-definition';
-import { returnKind, type Action, type HandlerReturn, type NoreplyReturn, type ReplyReturn, type StopReturn, type Tuid } from '../returns';
+import {
+  returnKind,
+  type Action,
+  type HandlerReturn,
+  type NoreplyReturn,
+  type ReplyReturn,
+  type StopReturn,
+  type Tuid,
+} from '../returns';
 import { runActions } from './actions';
 import { CallChannel } from './call-channel';
+import { BATCH_MS, BatchWindow, type HeadItem } from './batch-window';
 import { DurableQueue } from './durable-queue';
 import type { HandledKind, ServerEvent } from './events';
 import { deepFreeze } from './freeze';
@@ -14,9 +23,18 @@ import { LockRecords } from './lock-record';
 import type { ResolvedOptions } from './options';
 import { ServerKeys } from './server-keys';
 import type { StateStorage, StoredState } from './state-storage';
-import { decodeWire, encodeWire, type DeadLetter, type FromId, type QueueItem, type ReplyRecord } from './wire';
+import {
+  decodeWire,
+  encodeWire,
+  type DeadLetter,
+  type FromId,
+  type QueueItem,
+  type ReplyRecord,
+} from './wire';
 
 type Role = 'call' | 'cast' | 'info';
+/** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
+type Skipped = { skipped: Error; msg: unknown; call: boolean };
 type Result = HandlerReturn<unknown>;
 
 /** Who a reply goes to: a durable waiting caller, a caller in this process, or nobody (a cast). */
@@ -62,6 +80,7 @@ export class ServerProcess {
   private armed?: { watch?: Watch; timer?: NodeJS.Timeout };
   private readonly pendingCalls = new Set<() => void>();
   private readonly tenant: Tenant;
+  private readonly window: BatchWindow;
 
   constructor(
     private readonly def: ClassDefinition,
@@ -72,6 +91,7 @@ export class ServerProcess {
   ) {
     this.tenant = opts.tenant;
     this.keys = new ServerKeys(tuid);
+    this.window = new BatchWindow(this.keys);
     this.state = storage(this.keys);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
@@ -98,7 +118,13 @@ export class ServerProcess {
 
   async cast(msgs: readonly unknown[]): Promise<void> {
     this.live();
-    await this.tenant.transact((tx) => DurableQueue.push(tx, this.keys, msgs.map((msg) => ({ kind: 'cast', msg }))));
+    await this.tenant.transact((tx) =>
+      DurableQueue.push(
+        tx,
+        this.keys,
+        msgs.map((msg) => ({ kind: 'cast', msg })),
+      ),
+    );
   }
 
   async call(msg: unknown, timeout: number): Promise<unknown> {
@@ -124,7 +150,9 @@ export class ServerProcess {
     this.live();
     const local = `local:${randomUUID()}`;
     const outcome = await this.guard(() =>
-      this.tenant.transact((tx) => this.handle(tx, 'call', msg, { kind: 'local', from: local }, 'priority-call')),
+      this.tenant.transact((tx) =>
+        this.handle(tx, 'call', msg, { kind: 'local', from: local }, 'priority-call'),
+      ),
     );
     return this.finishLocal(outcome, timeout);
   }
@@ -157,7 +185,11 @@ export class ServerProcess {
   async readState(): Promise<unknown> {
     this.live();
     const stored = await this.tenant.read((tx) => this.state.read(tx));
-    if (!stored) throw new DgenError('NOT_FOUND', `server ${JSON.stringify(this.tuid)} has no stored state (was it killed?)`);
+    if (!stored)
+      throw new DgenError(
+        'NOT_FOUND',
+        `server ${JSON.stringify(this.tuid)} has no stored state (was it killed?)`,
+      );
     return stored.state;
   }
 
@@ -168,7 +200,9 @@ export class ServerProcess {
 
   async deadLetters(): Promise<DeadLetter[]> {
     this.live();
-    const rows = await this.tenant.read((tx) => tx.getRange(this.keys.deadLetters.start, this.keys.deadLetters.end));
+    const rows = await this.tenant.read((tx) =>
+      tx.getRange(this.keys.deadLetters.start, this.keys.deadLetters.end),
+    );
     return rows.map((r) => decodeWire<DeadLetter>(r.value));
   }
 
@@ -220,43 +254,75 @@ export class ServerProcess {
     }
   }
 
-  /** One transaction: handle the message at the head of the queue, or arm a watch if there is none. */
+  /**
+   * One transaction: handle the messages at the head of the queue — a batch of them, in order, on one
+   * state that is written once — or arm a watch if there is none. A batch ends early at a `lock` or
+   * `stop` (what follows must wait for them) and after BATCH_MS of handler time.
+   */
   private async step(): Promise<{ type: 'handled' } | { type: 'wait'; watch: Watch; retryAt?: number }> {
-    let head: { key: Buffer; item: QueueItem } | undefined;
+    let items: HeadItem[] = [];
+    let at = 0; // the item being handled: the one to blame if the transaction fails
     let expired: { owner: string } | undefined;
+    let committed = false;
     try {
       const r = await this.tenant.transact(async (tx) => {
-        head = undefined;
+        items = [];
+        at = 0;
         const lockRec = await LockRecords.read(tx, this.keys);
         if (lockRec && lockRec.leaseUntil > Date.now())
           return { wait: DurableQueue.watchPush(tx, this.keys), retryAt: lockRec.leaseUntil + 1 };
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(this.keys.lock);
-        head = await DurableQueue.peek(tx, this.keys);
-        if (!head) return { wait: DurableQueue.watchPush(tx, this.keys) };
-        const { key, item } = head;
-        DurableQueue.pop(tx, this.keys, key);
+        items = await this.window.take(tx);
+        if (items.length === 0) return { wait: DurableQueue.watchPush(tx, this.keys) };
         tx.clear(this.keys.attempts);
-        const replyTo: ReplyTo = item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
-        const role = item.kind;
-        if (!findHandler(this.def, role, item.msg)) {
-          const err = new NoHandlerError(this.def.ctor.name, role, item.msg);
-          if (replyTo.kind === 'durable') await CallChannel.answer(tx, this.keys, replyTo.from, toRecord(err));
-          else this.deadLetter(tx, item.msg, err, 0);
-          return { skipped: err, msg: item.msg };
+        const done: Array<Outcome | Skipped> = [];
+        const initial = await this.load(tx);
+        let state = initial.state;
+        const started = performance.now();
+        for (; at < items.length && (at === 0 || performance.now() - started < BATCH_MS); at++) {
+          const { key, item } = items[at];
+          DurableQueue.pop(tx, this.keys, key);
+          const replyTo: ReplyTo =
+            item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
+          if (!findHandler(this.def, item.kind, item.msg)) {
+            const err = new NoHandlerError(this.def.ctor.name, item.kind, item.msg);
+            if (replyTo.kind === 'durable')
+              await CallChannel.answer(tx, this.keys, replyTo.from, toRecord(err));
+            else this.deadLetter(tx, item.msg, err, 0);
+            done.push({ skipped: err, msg: item.msg, call: item.kind === 'call' });
+            continue;
+          }
+          const o = await this.runHandler(tx, item.kind, item.msg, replyTo, item.kind, state);
+          state = o.result.state;
+          done.push(o);
+          const k = returnKindOf(o.result);
+          if (k === 'lock' || k === 'stop') break;
         }
-        return { outcome: await this.handle(tx, role, item.msg, replyTo, role) };
+        const last = [...done].reverse().find((d): d is Outcome => 'result' in d);
+        if (last && state !== initial.state) {
+          this.state.write(tx, initial.state, state);
+          last.stamp = this.stampOf(tx);
+        }
+        return { done };
       });
+      committed = true;
       if (expired) this.emit({ type: 'lock-expired', owner: expired.owner });
       if ('wait' in r && r.wait) return { type: 'wait', watch: r.wait, retryAt: r.retryAt };
-      if ('skipped' in r && r.skipped) {
-        this.emit({ type: 'handler-failed', error: r.skipped, attempt: 1 });
-        if (r.msg !== undefined && !(head?.item.kind === 'call')) this.emit({ type: 'dead-lettered', msg: r.msg });
-      } else if ('outcome' in r && r.outcome) await this.finish(r.outcome);
+      for (const d of r.done ?? []) {
+        if ('result' in d) await this.finish(d);
+        else {
+          this.emit({ type: 'handler-failed', error: d.skipped, attempt: 1 });
+          if (!d.call) this.emit({ type: 'dead-lettered', msg: d.msg });
+        }
+      }
       return { type: 'handled' };
     } catch (error) {
-      if (!head || !(error instanceof HandlerError) || this.stopped) throw error;
-      await this.recordFailure(head.key, head.item, error);
+      const failed = items[at] ?? items[items.length - 1];
+      if (committed || !failed || !(error instanceof HandlerError) || this.stopped) throw error;
+      // Not the head: nothing of the batch committed; retry the items before it, then it alone.
+      if (at > 0) this.window.suspectItem(failed.key);
+      else await this.recordFailure(failed.key, failed.item, error);
       return { type: 'handled' };
     }
   }
@@ -311,25 +377,47 @@ export class ServerProcess {
   // ---- handling ---------------------------------------------------------------------------------
 
   /** Runs one handler inside `tx` and writes its effects; the caller commits and then calls `finish`. */
-  private async handle(tx: Transaction, role: Role, msg: unknown, replyTo: ReplyTo, kind: HandledKind): Promise<Outcome> {
+  private async handle(
+    tx: Transaction,
+    role: Role,
+    msg: unknown,
+    replyTo: ReplyTo,
+    kind: HandledKind,
+  ): Promise<Outcome> {
+    if (!findHandler(this.def, role, msg)) throw new NoHandlerError(this.def.ctor.name, role, msg);
+    const current = await this.load(tx);
+    const o = await this.runHandler(tx, role, msg, replyTo, kind, current.state);
+    o.stamp = this.applyResult(tx, current.state, o.result);
+    return o;
+  }
+
+  /** Runs one handler on `state` inside `tx`, writing its lock and reply but not its state. */
+  private async runHandler(
+    tx: Transaction,
+    role: Role,
+    msg: unknown,
+    replyTo: ReplyTo,
+    kind: HandledKind,
+    state: unknown,
+  ): Promise<Outcome> {
     const method = findHandler(this.def, role, msg);
     if (!method) throw new NoHandlerError(this.def.ctor.name, role, msg);
-    const current = await this.load(tx);
     const started = performance.now();
     const args =
-      role === 'call'
-        ? [msg, replyTo.kind === 'none' ? undefined : replyTo.from, current.state]
-        : [msg, current.state];
+      role === 'call' ? [msg, replyTo.kind === 'none' ? undefined : replyTo.from, state] : [msg, state];
     const result = await invokeHandler<Result>(this.def, this.instance, role, method, args);
+    deepFreeze(result.state);
     const ms = performance.now() - started;
-    const stamp = this.applyResult(tx, current.state, result);
     const kindOf = returnKindOf(result);
     if (kindOf === 'lock') LockRecords.take(tx, this.keys, this.owner, this.opts.lockLeaseMs);
     if (replyTo.kind === 'durable' && kindOf === 'reply')
-      await CallChannel.answer(tx, this.keys, replyTo.from, { ok: true, value: (result as ReplyReturn<unknown>).value });
+      await CallChannel.answer(tx, this.keys, replyTo.from, {
+        ok: true,
+        value: (result as ReplyReturn<unknown>).value,
+      });
     if (replyTo.kind === 'durable' && kindOf === 'stop')
       await CallChannel.answer(tx, this.keys, replyTo.from, toRecord(new StoppedError()));
-    return { result, kind, msg, replyTo, ms, stamp };
+    return { result, kind, msg, replyTo, ms };
   }
 
   /** Writes the new state if it changed, returning the commit's versionstamp promise. */
@@ -358,7 +446,10 @@ export class ServerProcess {
     }
     const stored = await this.state.read(tx);
     if (!stored)
-      throw new DgenError('NOT_FOUND', `server ${JSON.stringify(this.tuid)} has no stored state (was it killed?)`);
+      throw new DgenError(
+        'NOT_FOUND',
+        `server ${JSON.stringify(this.tuid)} has no stored state (was it killed?)`,
+      );
     deepFreeze(stored.state);
     return stored;
   }
@@ -383,12 +474,16 @@ export class ServerProcess {
   private async finishLocal(o: Outcome, timeout: number): Promise<unknown> {
     const before = returnKindOf(o.result);
     const value = await this.finish(o);
-    const locked = before === 'lock' ? (value as { replied: boolean; value?: unknown } | undefined) : undefined;
+    const locked =
+      before === 'lock' ? (value as { replied: boolean; value?: unknown } | undefined) : undefined;
     if (before === 'reply' || locked?.replied) return locked ? locked.value : value;
     if (before === 'stop' && this.stopped) throw new StoppedError();
     // noreply: the caller waits until its timeout, as gen_server.
     await delay(timeout);
-    throw new CallTimeoutError('CALL_TIMEOUT', `call got no reply within ${timeout} ms (the handler returned noreply)`);
+    throw new CallTimeoutError(
+      'CALL_TIMEOUT',
+      `call got no reply within ${timeout} ms (the handler returned noreply)`,
+    );
   }
 
   /**
@@ -400,7 +495,10 @@ export class ServerProcess {
     const ev =
       o.replyTo.kind === 'none' ? { kind: 'cast' as const } : { kind: 'call' as const, from: o.replyTo.from };
     const renew = setInterval(
-      () => void this.tenant.transact((tx) => LockRecords.renew(tx, this.keys, this.owner, this.opts.lockLeaseMs)).catch(() => undefined),
+      () =>
+        void this.tenant
+          .transact((tx) => LockRecords.renew(tx, this.keys, this.owner, this.opts.lockLeaseMs))
+          .catch(() => undefined),
       Math.max(10, this.opts.lockLeaseMs / 3),
     );
     let outcome: { replied: boolean; value?: unknown } = { replied: false };
@@ -413,7 +511,10 @@ export class ServerProcess {
         if (!method) throw new NoHandlerError(this.def.ctor.name, 'locked', o.msg);
         result = await invokeHandler(this.def, this.instance, 'locked', method, [ev, o.msg, o.result.state]);
         if (returnKindOf(result) === 'reply' && ev.kind === 'cast')
-          throw new HandlerError('BAD_RETURN', `${this.def.ctor.name}.${String(method)} returned reply(…) for a cast`);
+          throw new HandlerError(
+            'BAD_RETURN',
+            `${this.def.ctor.name}.${String(method)} returned reply(…) for a cast`,
+          );
       } catch (error) {
         failure = error as Error;
         result = undefined;
@@ -430,7 +531,10 @@ export class ServerProcess {
         if (o.replyTo.kind === 'durable') {
           if (failure) await CallChannel.answer(tx, this.keys, o.replyTo.from, toRecord(failure));
           else if (kindOf === 'reply')
-            await CallChannel.answer(tx, this.keys, o.replyTo.from, { ok: true, value: (result as ReplyReturn<unknown>).value });
+            await CallChannel.answer(tx, this.keys, o.replyTo.from, {
+              ok: true,
+              value: (result as ReplyReturn<unknown>).value,
+            });
         }
         if (await LockRecords.release(tx, this.keys, this.owner)) DurableQueue.notify(tx, this.keys);
         return { stampP };
@@ -443,7 +547,9 @@ export class ServerProcess {
       this.emit({ type: 'handled', kind: 'locked', ms });
       if (failure && o.replyTo.kind === 'local') throw failure;
       if (result) {
-        await runActions(result.actions, result.state, (error) => this.emit({ type: 'action-failed', error }));
+        await runActions(result.actions, result.state, (error) =>
+          this.emit({ type: 'action-failed', error }),
+        );
         if (kindOf === 'stop') void this.stop((result as StopReturn<unknown>).reason);
         if (kindOf === 'reply') outcome = { replied: true, value: (result as ReplyReturn<unknown>).value };
       }
@@ -481,7 +587,8 @@ export class ServerProcess {
         const reply = await this.tenant.transact(async (tx) => {
           const rec = await CallChannel.read(tx, this.keys, from);
           if (rec || !fired || Date.now() >= deadline) CallChannel.close(tx, this.keys, from);
-          if (!rec && fired && Date.now() < deadline) return { rewatch: tx.watch(this.keys.pendingMarker(from)) };
+          if (!rec && fired && Date.now() < deadline)
+            return { rewatch: tx.watch(this.keys.pendingMarker(from)) };
           return { rec };
         });
         if ('rewatch' in reply && reply.rewatch) {
@@ -489,7 +596,10 @@ export class ServerProcess {
           continue;
         }
         if ('rec' in reply && reply.rec) return fromRecord(reply.rec);
-        throw new CallTimeoutError('CALL_TIMEOUT', `call got no reply within ${timeout} ms; is a consumer running for this server?`);
+        throw new CallTimeoutError(
+          'CALL_TIMEOUT',
+          `call got no reply within ${timeout} ms; is a consumer running for this server?`,
+        );
       }
     } finally {
       watch.cancel();

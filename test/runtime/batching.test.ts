@@ -1,0 +1,123 @@
+import 'reflect-metadata';
+import { filter, firstValueFrom, take, toArray } from 'rxjs';
+import type { Backend, Tenant } from '../../src/backend/types';
+import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
+import { noreply, ok, reply } from '../../src/returns';
+import { MAX_BATCH } from '../../src/runtime/batch-window';
+import type { ServerEvent } from '../../src/runtime/events';
+import { Runtime } from '../../src/runtime/runtime';
+import { ActionEcho, closeGate, Counter, lockGate, Locker, Poison } from './fixtures';
+import { runtimeBackends, waitFor } from './backends';
+
+/**
+ * A consumer takes up to MAX_BATCH queued messages in one transaction. These tests queue messages with
+ * a consume:false publisher first, so the consumer finds a deep queue, and check that batching changes
+ * nothing a user can see: order, exact counts, failure accounting, lock and stop boundaries.
+ */
+
+/** Fails the first time it sees each `n` in `flaky` (a test hook: real handlers have no side effects). */
+const seen = new Set<number>();
+@DurableServer({ name: 'flaky' })
+class Flaky {
+  @Init() init() {
+    return ok({ handled: [] as number[] });
+  }
+  @OnCast('item') item(m: { n: number; flaky?: boolean }, s: { handled: number[] }) {
+    if (m.flaky && !seen.has(m.n)) {
+      seen.add(m.n);
+      throw new Error(`transient failure on ${m.n}`);
+    }
+    return noreply({ handled: [...s.handled, m.n] });
+  }
+  @OnCall('get') get(_m: unknown, _f: unknown, s: unknown) {
+    return reply(s, s);
+  }
+}
+
+const count = (events: ServerEvent[], type: ServerEvent['type']) =>
+  events.filter((e) => e.type === type).length;
+
+describe.each(runtimeBackends)('batched consumption on %s', (_name, make) => {
+  let backend: Backend;
+  let tenant: Tenant;
+  let cleanup: () => Promise<void>;
+  let n = 0;
+
+  beforeEach(async () => {
+    ({ backend, cleanup } = await make());
+    tenant = await backend.openTenant(['batch', String(++n)]);
+    seen.clear();
+  });
+  afterEach(async () => {
+    await Runtime.stopAll();
+    await cleanup();
+  });
+
+  test('a deep queue is handled in fewer transactions than messages, with the exact result', async () => {
+    const pub = await Runtime.start(Counter, {}, { tenant, consume: false });
+    await pub.castMany(Array.from({ length: 100 }, () => 'incr'));
+    const consumer = await Runtime.start(Counter, {}, { tenant, consume: false });
+    const events: ServerEvent[] = [];
+    const live = await Runtime.start(Counter, {}, { tenant });
+    live.events$.subscribe((e) => events.push(e));
+    await waitFor(async () => (await live.queueLength()) === 0);
+    await waitFor(() => count(events, 'handled') === 100);
+    expect(await consumer.readState()).toBe(100);
+    // one state write (and one 'committed') per batch, at most MAX_BATCH messages each
+    expect(count(events, 'committed')).toBeGreaterThanOrEqual(Math.ceil(100 / MAX_BATCH));
+    expect(count(events, 'committed')).toBeLessThan(100);
+  });
+
+  test('a poison message deep in a batch: the others are handled in order, it is dead-lettered after exactly maxAttempts', async () => {
+    const pub = await Runtime.start(Poison, undefined, { tenant, consume: false, maxAttempts: 3 });
+    const items = Array.from({ length: 20 }, (_, i) => ({ type: 'item', n: i, poison: i === 12 }));
+    await pub.castMany(items);
+    const ref = await Runtime.start(Poison, undefined, { tenant, maxAttempts: 3 });
+    const failed = firstValueFrom(
+      ref.events$.pipe(
+        filter((e) => e.type === 'handler-failed'),
+        take(3),
+        toArray(),
+      ),
+    );
+    await waitFor(async () => (await ref.queueLength()) === 0);
+    expect((await failed).map((e) => (e as { attempt: number }).attempt)).toEqual([1, 2, 3]);
+    expect(await ref.call('get')).toEqual({ handled: items.filter((i) => !i.poison).map((i) => i.n) });
+    expect(await ref.deadLetters()).toEqual([
+      { msg: items[12], error: expect.stringContaining('cannot handle 12'), attempts: 3 },
+    ]);
+  });
+
+  test('a transient failure deep in a batch rolls the batch back; every message is applied exactly once, in order', async () => {
+    const pub = await Runtime.start(Flaky, undefined, { tenant, consume: false });
+    const items = Array.from({ length: 40 }, (_, i) => ({ type: 'item', n: i, flaky: i % 9 === 5 }));
+    await pub.castMany(items);
+    const ref = await Runtime.start(Flaky, undefined, { tenant });
+    await waitFor(async () => (await ref.queueLength()) === 0);
+    expect(await ref.call('get')).toEqual({ handled: items.map((i) => i.n) });
+    expect(await ref.deadLetters()).toEqual([]);
+  });
+
+  test('a lock ends a batch: the messages after it wait for @OnLocked and see its result', async () => {
+    closeGate();
+    lockGate.entered = 0;
+    const pub = await Runtime.start(Locker, undefined, { tenant, consume: false });
+    await pub.castMany(['incr', 'lock_incr', 'incr', 'incr']);
+    const ref = await Runtime.start(Locker, undefined, { tenant });
+    await waitFor(() => lockGate.entered === 1);
+    expect(await pub.readState()).toBe(1); // the first incr committed with the lock; the rest wait
+    expect(await pub.queueLength()).toBe(2);
+    lockGate.open();
+    await waitFor(async () => (await ref.queueLength()) === 0);
+    await waitFor(async () => (await ref.readState()) === 103);
+  });
+
+  test('a stop ends a batch: the messages after it stay queued', async () => {
+    const pub = await Runtime.start(ActionEcho, undefined, { tenant, consume: false });
+    await pub.castMany(['incr', 'stop', 'incr', 'incr']);
+    const ref = await Runtime.start(ActionEcho, undefined, { tenant });
+    expect(await ref.done).toBe('bye');
+    expect(await pub.readState()).toBe(6);
+    expect(await pub.queueLength()).toBe(2);
+  });
+});
