@@ -20,21 +20,35 @@ export class ServerKeys {
   readonly lock: Buffer;
   readonly attempts: Buffer;
   readonly queueItems: { start: Buffer; end: Buffer };
-  readonly deadLetters: { start: Buffer; end: Buffer };
-  readonly waiting: { start: Buffer; end: Buffer };
-  readonly all: { start: Buffer; end: Buffer };
 
   constructor(tuid: Tuid) {
     this.tuid = [...tuid];
     this.state = [...tuid, 's'];
-    this.pushCounter = pack([...tuid, 'q', 'push']);
-    this.popCounter = pack([...tuid, 'q', 'pop']);
-    this.lock = pack([...tuid, 'k']);
-    this.attempts = pack([...tuid, 'a']);
-    this.queueItems = prefixRange([...tuid, 'q', 'i']);
-    this.deadLetters = prefixRange([...tuid, 'd']);
-    this.waiting = prefixRange([...tuid, 'w']);
-    this.all = prefixRange([...tuid]);
+    // The keys every consumer step touches, packed into one allocation: an idle server holds
+    // thousands of these, and one ArrayBuffer per key costs more than the keys themselves.
+    const items = prefixRange([...tuid, 'q', 'i']);
+    [this.pushCounter, this.popCounter, this.lock, this.attempts, items.start, items.end] = sharedBuffers([
+      pack([...tuid, 'q', 'push']),
+      pack([...tuid, 'q', 'pop']),
+      pack([...tuid, 'k']),
+      pack([...tuid, 'a']),
+      items.start,
+      items.end,
+    ]);
+    this.queueItems = items;
+  }
+
+  // Rarely used (reading dead letters, kill): computed when asked.
+  get deadLetters(): { start: Buffer; end: Buffer } {
+    return prefixRange([...this.tuid, 'd']);
+  }
+
+  get waiting(): { start: Buffer; end: Buffer } {
+    return prefixRange([...this.tuid, 'w']);
+  }
+
+  get all(): { start: Buffer; end: Buffer } {
+    return prefixRange([...this.tuid]);
   }
 
   queueItemTuple(stamp: KeyTuple[number]): KeyTuple {
@@ -57,4 +71,11 @@ export class ServerKeys {
   fromRange(from: FromId): { start: Buffer; end: Buffer } {
     return prefixRange([...this.tuid, 'w', from[0], from[1]]);
   }
+}
+
+/** Copies of `parts` that share one ArrayBuffer. */
+function sharedBuffers(parts: Buffer[]): Buffer[] {
+  const all = Buffer.concat(parts);
+  let at = 0;
+  return parts.map((p) => all.subarray(at, (at += p.length)));
 }

@@ -50,6 +50,11 @@ interface Outcome {
   stamp?: Promise<Buffer>;
 }
 
+/** Lock owner ids: one random id per process, then a counter (a flat string, cheaper than a UUID each). */
+const PROCESS_ID = randomUUID();
+let owners = 0;
+const nextOwnerId = (): string => `${PROCESS_ID}/${++owners}`;
+
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const toRecord = (err: unknown): ReplyRecord => ({
   ok: false,
@@ -70,15 +75,17 @@ export class ServerProcess {
   readonly done: Promise<unknown>;
   readonly keys: ServerKeys;
   private resolveDone!: (reason: unknown) => void;
-  private readonly owner = randomUUID();
+  /** Who holds the lock when this process takes it (lock records name their owner). */
+  private readonly owner = nextOwnerId();
   private cached?: StoredState;
   private misses = 0;
   private stopped = false;
   private readonly wake$ = new Subject<void>();
   private consumer?: Subscription;
-  private inFlight: Promise<unknown> = Promise.resolve();
+  /** Work stop() waits for; created on first use (thousands of idle servers need none). */
+  private inFlight?: Set<Promise<unknown>>;
   private armed?: { watch?: Watch; timer?: NodeJS.Timeout };
-  private readonly pendingCalls = new Set<() => void>();
+  private pendingCalls?: Set<() => void>;
   private readonly tenant: Tenant;
   private readonly window: BatchWindow;
 
@@ -213,8 +220,8 @@ export class ServerProcess {
     this.stopped = true;
     this.consumer?.unsubscribe();
     this.disarm();
-    for (const cancel of this.pendingCalls) cancel();
-    await this.inFlight.catch(() => undefined);
+    for (const cancel of this.pendingCalls ?? []) cancel();
+    while (this.inFlight?.size) await Promise.all(this.inFlight);
     this.emit({ type: 'stopped', reason });
     this.events$.complete();
     this.resolveDone(reason);
@@ -574,7 +581,7 @@ export class ServerProcess {
       cancelled = true;
       watch.cancel();
     };
-    this.pendingCalls.add(cancel);
+    (this.pendingCalls ??= new Set()).add(cancel);
     try {
       for (;;) {
         const left = deadline - Date.now();
@@ -603,7 +610,7 @@ export class ServerProcess {
       }
     } finally {
       watch.cancel();
-      this.pendingCalls.delete(cancel);
+      this.pendingCalls?.delete(cancel);
     }
   }
 
@@ -616,12 +623,12 @@ export class ServerProcess {
 
   /** Runs work that stop() should wait for. */
   private track<T>(p: Promise<T>): Promise<T> {
+    const inFlight = (this.inFlight ??= new Set());
     const settled = p.then(
-      () => undefined,
-      () => undefined,
+      () => void inFlight.delete(settled),
+      () => void inFlight.delete(settled),
     );
-    const prev = this.inFlight;
-    this.inFlight = Promise.all([prev, settled]);
+    inFlight.add(settled);
     return p;
   }
 

@@ -44,28 +44,81 @@ export interface ServerRef<S = unknown> {
 function timeoutOf(options: CallOptions | undefined, dflt: number): number {
   const t = options?.timeout ?? dflt;
   if (typeof t !== 'number' || !(t > 0))
-    throw new BadArgumentError('BAD_ARGUMENT', `call timeout must be a positive number of ms or Infinity (got ${String(t)})`);
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      `call timeout must be a positive number of ms or Infinity (got ${String(t)})`,
+    );
   return Math.min(t, 2 ** 31 - 1);
 }
 
+/**
+ * The ServerRef implementation. Its methods live on the prototype, not in per-ref closures: a process
+ * may hold tens of thousands of idle refs. (Call them on the ref: `ref.cast(m)`, or bind them.)
+ */
+class DurableServerRef<S> implements ServerRef<S> {
+  readonly tuid: Tuid;
+  readonly done: Promise<unknown>;
+
+  constructor(
+    private readonly p: ServerProcess,
+    private readonly callTimeout: number,
+  ) {
+    this.tuid = p.tuid;
+    this.done = p.done;
+    Object.freeze(this);
+  }
+
+  get events$(): Observable<ServerEvent> {
+    return this.p.events$.asObservable();
+  }
+
+  async call<R>(msg: unknown, o?: CallOptions): Promise<R> {
+    return (await this.p.call(msg, timeoutOf(o, this.callTimeout))) as R;
+  }
+
+  cast(msg: unknown): Promise<void> {
+    return this.p.cast([msg]);
+  }
+
+  async castMany(msgs: readonly unknown[]): Promise<void> {
+    if (!Array.isArray(msgs))
+      throw new BadArgumentError('BAD_ARGUMENT', 'castMany takes an array of messages');
+    if (msgs.length > 0) await this.p.cast(msgs);
+  }
+
+  async priorityCall<R>(msg: unknown, o?: CallOptions): Promise<R> {
+    return (await this.p.priorityCall(msg, timeoutOf(o, this.callTimeout))) as R;
+  }
+
+  priorityCast(msg: unknown): Promise<void> {
+    return this.p.priorityCast(msg);
+  }
+
+  send(msg: unknown): void {
+    this.p.send(msg);
+  }
+
+  stop(reason?: unknown): Promise<void> {
+    return this.p.stop(reason ?? 'normal');
+  }
+
+  kill(reason?: unknown): Promise<void> {
+    return this.p.kill(reason ?? 'killed');
+  }
+
+  async readState(): Promise<S> {
+    return (await this.p.readState()) as S;
+  }
+
+  queueLength(): Promise<number> {
+    return this.p.queueLength();
+  }
+
+  deadLetters(): Promise<DeadLetter[]> {
+    return this.p.deadLetters();
+  }
+}
+
 export function makeServerRef<S>(p: ServerProcess, callTimeout: number): ServerRef<S> {
-  return Object.freeze({
-    tuid: p.tuid,
-    events$: p.events$.asObservable(),
-    done: p.done,
-    call: async <R>(msg: unknown, o?: CallOptions) => (await p.call(msg, timeoutOf(o, callTimeout))) as R,
-    cast: (msg: unknown) => p.cast([msg]),
-    castMany: async (msgs: readonly unknown[]) => {
-      if (!Array.isArray(msgs)) throw new BadArgumentError('BAD_ARGUMENT', 'castMany takes an array of messages');
-      if (msgs.length > 0) await p.cast(msgs);
-    },
-    priorityCall: async <R>(msg: unknown, o?: CallOptions) => (await p.priorityCall(msg, timeoutOf(o, callTimeout))) as R,
-    priorityCast: (msg: unknown) => p.priorityCast(msg),
-    send: (msg: unknown) => p.send(msg),
-    stop: (reason?: unknown) => p.stop(reason ?? 'normal'),
-    kill: (reason?: unknown) => p.kill(reason ?? 'killed'),
-    readState: async () => (await p.readState()) as S,
-    queueLength: () => p.queueLength(),
-    deadLetters: () => p.deadLetters(),
-  });
+  return new DurableServerRef<S>(p, callTimeout);
 }
