@@ -6,6 +6,16 @@ import { decodeWire, encodeWire, type FromId, type ReplyRecord } from './wire';
 
 const PENDING = Buffer.from('pending');
 const READY = Buffer.from('ready');
+/**
+ * How long after its deadline a caller's keys are garbage: a live caller has given up by then (and
+ * cleared them itself); a caller that died waiting never will. Generous against clock skew.
+ */
+export const ABANDONED_AFTER_MS = 2000;
+/** The deadline of a call that waits for ever (`timeout: Infinity`): never collected. */
+const NEVER = 2 ** 52;
+
+const cutoff = (): number => Date.now() - ABANDONED_AFTER_MS;
+const abandoned = (from: FromId): boolean => from[0] < cutoff();
 
 /**
  * The durable call protocol: a caller writes a pending marker under its from-key and watches it; the
@@ -13,8 +23,10 @@ const READY = Buffer.from('ready');
  * transaction; the caller reads the reply and clears its keys (also when it gives up).
  */
 export const CallChannel = {
-  newFrom(): FromId {
-    return [Math.floor(Date.now() / 1000), randomUUID()];
+  /** A caller id that carries the time (ms) its caller gives up, so its keys can be collected after. */
+  newFrom(timeoutMs: number): FromId {
+    const deadline = Number.isFinite(timeoutMs) ? Math.ceil(Date.now() + timeoutMs) : NEVER;
+    return [Math.min(deadline, NEVER), randomUUID()];
   },
 
   open(tx: Transaction, keys: ServerKeys, from: FromId): Watch {
@@ -23,10 +35,14 @@ export const CallChannel = {
     return tx.watch(marker);
   },
 
-  /** Writes the reply if the caller still waits (it clears its marker when it times out). */
+  /**
+   * Writes the reply if the caller still waits (it clears its marker when it times out). A caller long
+   * past its deadline died waiting: its keys are cleared instead of answered.
+   */
   async answer(tx: Transaction, keys: ServerKeys, from: FromId, record: ReplyRecord): Promise<void> {
     const marker = keys.pendingMarker(from);
     if ((await tx.get(marker)) === undefined) return;
+    if (abandoned(from)) return CallChannel.close(tx, keys, from);
     toChunks(encodeWire(record)).forEach((chunk, i) => tx.set(keys.replyChunk(from, i), chunk));
     tx.set(marker, READY);
   },
@@ -43,5 +59,13 @@ export const CallChannel = {
   close(tx: Transaction, keys: ServerKeys, from: FromId): void {
     const { start, end } = keys.fromRange(from);
     tx.clearRange(start, end);
+  },
+
+  /**
+   * Clears the keys of every caller whose deadline passed more than ABANDONED_AFTER_MS ago: callers that
+   * died waiting, or whose reply arrived after they died. From-keys sort by deadline, so one range does it.
+   */
+  sweep(tx: Transaction, keys: ServerKeys): void {
+    tx.clearRange(keys.waiting.start, keys.waitingBefore(cutoff()));
   },
 };

@@ -8,7 +8,7 @@ import type { FromId } from './wire';
  *   s…          the state (the codec's keys)
  *   q,i,<vs>    queue items in commit order;  q,push / q,pop  counters (atomic adds)
  *   k           the lock record
- *   w,<from>,…  waiting callers: a pending marker and the chunked reply
+ *   w,<from>,…  waiting callers (from = [deadline ms, uuid]): a pending marker and the chunked reply
  *   a           failed attempts of the message at the queue head
  *   d,<vs>      dead letters
  */
@@ -45,6 +45,11 @@ export class ServerKeys {
 
   get waiting(): { start: Buffer; end: Buffer } {
     return prefixRange([...this.tuid, 'w']);
+  }
+
+  /** The first waiting-caller key whose deadline (ms since the epoch) is `deadline` or later. */
+  waitingBefore(deadline: number): Buffer {
+    return pack([...this.tuid, 'w', deadline]);
   }
 
   get all(): { start: Buffer; end: Buffer } {

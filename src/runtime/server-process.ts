@@ -55,6 +55,9 @@ const PROCESS_ID = randomUUID();
 let owners = 0;
 const nextOwnerId = (): string => `${PROCESS_ID}/${++owners}`;
 
+/** How often a consumer collects abandoned caller keys (see CallChannel.sweep). */
+const SWEEP_MS = 10_000;
+
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const toRecord = (err: unknown): ReplyRecord => ({
   ok: false,
@@ -79,6 +82,7 @@ export class ServerProcess {
   private readonly owner = nextOwnerId();
   private cached?: StoredState;
   private misses = 0;
+  private lastSweep = 0;
   private stopped = false;
   private readonly wake$ = new Subject<void>();
   private consumer?: Subscription;
@@ -136,7 +140,7 @@ export class ServerProcess {
 
   async call(msg: unknown, timeout: number): Promise<unknown> {
     this.live();
-    const from = CallChannel.newFrom();
+    const from = CallChannel.newFrom(timeout);
     const local = `local:${randomUUID()}`;
     const tryInline = this.opts.consume;
     const pushed = await this.guard(() =>
@@ -281,7 +285,10 @@ export class ServerProcess {
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(this.keys.lock);
         items = await this.window.take(tx);
-        if (items.length === 0) return { wait: DurableQueue.watchPush(tx, this.keys) };
+        if (items.length === 0) {
+          this.sweepAbandonedCalls(tx);
+          return { wait: DurableQueue.watchPush(tx, this.keys) };
+        }
         tx.clear(this.keys.attempts);
         const done: Array<Outcome | Skipped> = [];
         const initial = await this.load(tx);
@@ -353,6 +360,13 @@ export class ServerProcess {
     });
     this.emit({ type: 'handler-failed', error, attempt });
     if (attempt >= this.opts.maxAttempts) this.emit({ type: 'dead-lettered', msg: item.msg });
+  }
+
+  /** At most every SWEEP_MS, when the queue is found empty: collect the keys of callers that died waiting. */
+  private sweepAbandonedCalls(tx: Transaction): void {
+    if (Date.now() - this.lastSweep < SWEEP_MS) return;
+    this.lastSweep = Date.now();
+    CallChannel.sweep(tx, this.keys);
   }
 
   private deadLetter(tx: Transaction, msg: unknown, error: Error, attempts: number): void {

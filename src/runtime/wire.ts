@@ -12,7 +12,7 @@ export const decodeWire = <T>(bytes: Buffer): T => encoder.decode(bytes) as T;
 /** A queued message: a cast, or a call with the id of its waiting caller. */
 export type QueueItem = { kind: 'cast'; msg: unknown } | { kind: 'call'; msg: unknown; from: FromId };
 
-/** Identifies one waiting caller: [seconds since epoch (for garbage collection), random id]. */
+/** Identifies one waiting caller: [the time (ms since the epoch) it gives up, random id]; keys sort by deadline for garbage collection. */
 export type FromId = [number, string];
 
 /** What a waiting caller finds under its from-key. */

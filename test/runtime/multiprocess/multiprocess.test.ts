@@ -234,17 +234,11 @@ test('a call from a process whose server does not consume times out; a consumer 
 });
 
 /*
- * KNOWN GAP (src/runtime/call-channel.ts, src/runtime/server-process.ts awaitDurableReply/handle): the
- * keys of a waiting call — the pending marker written by CallChannel.open and the reply chunks written
- * by CallChannel.answer — are cleared only by the caller (on reply or timeout). A caller that dies while
- * waiting (kill -9, crash, power loss) leaves them for ever: answer() sees the marker and writes the
- * reply, and nobody reads it. FromId carries the call's seconds "for garbage collection" (wire.ts) but
- * nothing collects. Every crashed caller leaks its marker plus its whole reply (up to the 1 MB replies
- * the tests use). Suggested fix: put the caller's deadline in the queued call item; a consumer that
- * handles a call past its deadline clears the from-range instead of answering, and consumers sweep
- * markers whose deadline is long past (e.g. when they find the queue empty). Remove `.failing` then.
+ * A caller killed while it waits never clears its from-keys. Its id carries its deadline, so
+ * the consumer that handles the call long past that deadline clears the keys instead of answering,
+ * and consumers sweep such keys when they find the queue empty (CallChannel.sweep).
  */
-test.failing('the reply keys of a caller killed while waiting do not outlive its timeout', async () => {
+test('the reply keys of a caller killed while waiting do not outlive its timeout', async () => {
   const { db, tenant } = await freshDb();
   const caller = await workers.spawn({ db });
   await caller.rpc('start', { db, ref: 'l', server: 'Ledger', opts: { consume: false } });
@@ -254,7 +248,7 @@ test.failing('the reply keys of a caller killed while waiting do not outlive its
     (n) => n === 1,
   );
   await caller.kill9(); // dies waiting for its reply
-  await new Promise((r) => setTimeout(r, 1000)); // its timeout has passed
+  await new Promise((r) => setTimeout(r, 3000)); // its deadline (800 ms) + ABANDONED_AFTER_MS have passed
 
   const consumer = pool[0];
   await consumer.rpc('start', { db, ref: 'l', server: 'Ledger', opts: {} });
