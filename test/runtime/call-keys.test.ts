@@ -1,0 +1,51 @@
+import 'reflect-metadata';
+import type { Backend, Tenant } from '../../src/backend/types';
+import { Runtime } from '../../src/runtime/runtime';
+import { CallChannel, ABANDONED_AFTER_MS } from '../../src/runtime/call-channel';
+import { ServerKeys } from '../../src/runtime/server-keys';
+import type { FromId } from '../../src/runtime/wire';
+import { Counter } from './fixtures';
+import { runtimeBackends, waitFor } from './backends';
+
+/** Waiting-caller keys (pending markers, replies) must not outlive their caller. */
+describe.each(runtimeBackends)('waiting-caller keys on %s', (_name, make) => {
+  let backend: Backend;
+  let tenant: Tenant;
+  let cleanup: () => Promise<void>;
+  const keys = new ServerKeys(['dgen_server', 'counter']);
+  const waitingKeys = () =>
+    tenant.read(async (tx) => (await tx.getRange(keys.waiting.start, keys.waiting.end)).length);
+
+  beforeEach(async () => {
+    ({ backend, cleanup } = await make());
+    tenant = await backend.openTenant(['calls']);
+  });
+  afterEach(async () => {
+    await Runtime.stopAll();
+    await cleanup();
+  });
+
+  test('a consumer finding the queue empty sweeps the keys of callers long past their deadline, and only those', async () => {
+    const dead: FromId = [Date.now() - ABANDONED_AFTER_MS - 1000, 'dead-caller'];
+    const alive: FromId = [Date.now() + 60_000, 'live-caller'];
+    const forever = CallChannel.newFrom(Infinity);
+    await tenant.transact(async (tx) => {
+      for (const from of [dead, alive, forever]) CallChannel.open(tx, keys, from).cancel();
+      await CallChannel.answer(tx, keys, alive, { ok: true, value: 1 }); // answered, never read
+    });
+    expect(await waitingKeys()).toBe(4); // three markers + one reply chunk
+    await Runtime.start(Counter, {}, { tenant });
+    await waitFor(async () => (await waitingKeys()) === 3);
+    const left = await tenant.read((tx) => tx.getRange(keys.waiting.start, keys.waiting.end));
+    expect(left.every((kv) => !kv.key.includes(Buffer.from('dead-caller')))).toBe(true);
+  });
+
+  test('a call answered long past its caller’s deadline writes no reply', async () => {
+    const dead: FromId = [Date.now() - ABANDONED_AFTER_MS - 1000, 'dead-caller'];
+    await tenant.transact(async (tx) => {
+      CallChannel.open(tx, keys, dead).cancel();
+      await CallChannel.answer(tx, keys, dead, { ok: true, value: 1 });
+    });
+    expect(await waitingKeys()).toBe(0);
+  });
+});
