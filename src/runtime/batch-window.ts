@@ -3,7 +3,7 @@ import { DurableQueue } from './durable-queue';
 import type { ServerKeys } from './server-keys';
 import type { QueueItem } from './wire';
 
-/** Most queue items one consumer transaction handles. */
+/** Most queue items one consumer transaction handles, unless the `maxBatch` option says otherwise. */
 export const MAX_BATCH = 32;
 /** Handler time after which a batch takes no further item (keeps the write lock and 5 s limit far). */
 export const BATCH_MS = 10;
@@ -11,24 +11,27 @@ export const BATCH_MS = 10;
 export type HeadItem = { key: Buffer; item: QueueItem };
 
 /**
- * Which queue items the next consumer transaction takes. Normally up to MAX_BATCH from the head; after
+ * Which queue items the next consumer transaction takes. Normally up to `limit` from the head; after
  * a batch failed because of one item (the "suspect"), only the items before it, and then that item
  * alone — so its failures are counted (and it is dead-lettered) exactly as if batches did not exist.
  */
 export class BatchWindow {
   private suspect?: Buffer;
 
-  constructor(private readonly keys: ServerKeys) {}
+  constructor(
+    private readonly keys: ServerKeys,
+    private readonly limit: number = MAX_BATCH,
+  ) {}
 
   async take(tx: ReadTransaction): Promise<HeadItem[]> {
     if (this.suspect) {
-      const before = await DurableQueue.peekMany(tx, this.keys, MAX_BATCH, this.suspect);
+      const before = await DurableQueue.peekMany(tx, this.keys, this.limit, this.suspect);
       if (before.length > 0) return before;
       const head = await DurableQueue.peekMany(tx, this.keys, 1);
       if (head.length > 0 && head[0].key.equals(this.suspect)) return head;
       this.suspect = undefined; // it left the queue (handled, dead-lettered or taken by another consumer)
     }
-    return DurableQueue.peekMany(tx, this.keys, MAX_BATCH);
+    return DurableQueue.peekMany(tx, this.keys, this.limit);
   }
 
   /** The item at `key` made a batch of several fail: isolate it. */

@@ -1,9 +1,9 @@
 import type { Tenant } from '../backend/types';
 import { BadArgumentError, DgenError } from '../errors';
 import type { Serializer } from '../codec/serializer';
+import { MAX_BATCH } from './batch-window';
 
 export type { Serializer };
-
 
 export interface StartOptions {
   /** Where the server lives: `await backend.openTenant([...])`. Required. */
@@ -22,6 +22,11 @@ export interface StartOptions {
   maxAttempts?: number;
   /** How long a lock survives its holder without renewal, in ms (default 30 000). */
   lockLeaseMs?: number;
+  /**
+   * Most queued messages one consumer transaction handles, in order, writing the state once (default
+   * 32; 1 handles each message in a transaction of its own, as upstream dgen).
+   */
+  maxBatch?: number;
   /** How state values are serialized (default CBOR). */
   serializer?: Serializer;
 }
@@ -32,19 +37,34 @@ export type ResolvedOptions = Required<Omit<StartOptions, 'name' | 'serializer'>
 const positive = (name: string, v: unknown, dflt: number): number => {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !(v > 0))
-    throw new BadArgumentError('BAD_ARGUMENT', `option ${name} must be a positive number of ms or a count (got ${String(v)})`);
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      `option ${name} must be a positive number of ms or a count (got ${String(v)})`,
+    );
+  return v;
+};
+
+const count = (name: string, v: unknown, dflt: number): number => {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000)
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      `option ${name} must be an integer from 1 to 1000 (got ${String(v)})`,
+    );
   return v;
 };
 
 const flag = (name: string, v: unknown, dflt: boolean): boolean => {
   if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') throw new BadArgumentError('BAD_ARGUMENT', `option ${name} must be true or false`);
+  if (typeof v !== 'boolean')
+    throw new BadArgumentError('BAD_ARGUMENT', `option ${name} must be true or false`);
   return v;
 };
 
 export function resolveOptions(opts: unknown): ResolvedOptions {
   const o = (opts ?? {}) as Partial<StartOptions>;
-  if (typeof o !== 'object') throw new BadArgumentError('BAD_ARGUMENT', 'Runtime.start options must be an object');
+  if (typeof o !== 'object')
+    throw new BadArgumentError('BAD_ARGUMENT', 'Runtime.start options must be an object');
   const tenant = o.tenant;
   if (!tenant || typeof tenant.transact !== 'function')
     throw new DgenError(
@@ -53,7 +73,10 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     );
   if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length === 0))
     throw new BadArgumentError('BAD_ARGUMENT', 'option name must be a non-empty string');
-  if (o.serializer !== undefined && (typeof o.serializer.encode !== 'function' || typeof o.serializer.decode !== 'function'))
+  if (
+    o.serializer !== undefined &&
+    (typeof o.serializer.encode !== 'function' || typeof o.serializer.decode !== 'function')
+  )
     throw new BadArgumentError('BAD_ARGUMENT', 'option serializer must have encode(value) and decode(bytes)');
   return {
     tenant,
@@ -64,6 +87,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     callTimeout: positive('callTimeout', o.callTimeout, 5000),
     maxAttempts: Math.floor(positive('maxAttempts', o.maxAttempts, 3)),
     lockLeaseMs: positive('lockLeaseMs', o.lockLeaseMs, 30_000),
+    maxBatch: count('maxBatch', o.maxBatch, MAX_BATCH),
     serializer: o.serializer,
   };
 }

@@ -102,7 +102,7 @@ export class ServerProcess {
   ) {
     this.tenant = opts.tenant;
     this.keys = new ServerKeys(tuid);
-    this.window = new BatchWindow(this.keys);
+    this.window = new BatchWindow(this.keys, opts.maxBatch);
     this.state = storage(this.keys);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }

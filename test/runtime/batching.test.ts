@@ -53,19 +53,27 @@ describe.each(runtimeBackends)('batched consumption on %s', (_name, make) => {
     await cleanup();
   });
 
+  // castMany pushes in one transaction, so an idle consumer wakes to find the whole queue at once.
   test('a deep queue is handled in fewer transactions than messages, with the exact result', async () => {
-    const pub = await Runtime.start(Counter, {}, { tenant, consume: false });
-    await pub.castMany(Array.from({ length: 100 }, () => 'incr'));
-    const consumer = await Runtime.start(Counter, {}, { tenant, consume: false });
-    const events: ServerEvent[] = [];
     const live = await Runtime.start(Counter, {}, { tenant });
+    const events: ServerEvent[] = [];
     live.events$.subscribe((e) => events.push(e));
-    await waitFor(async () => (await live.queueLength()) === 0);
+    await live.castMany(Array.from({ length: 100 }, () => 'incr'));
     await waitFor(() => count(events, 'handled') === 100);
-    expect(await consumer.readState()).toBe(100);
-    // one state write (and one 'committed') per batch, at most MAX_BATCH messages each
+    expect(await live.readState()).toBe(100);
+    // one state write (and one 'committed') per batch of at most MAX_BATCH messages
     expect(count(events, 'committed')).toBeGreaterThanOrEqual(Math.ceil(100 / MAX_BATCH));
     expect(count(events, 'committed')).toBeLessThan(100);
+  });
+
+  test('maxBatch: 1 handles each message in a transaction of its own', async () => {
+    const live = await Runtime.start(Counter, {}, { tenant, maxBatch: 1 });
+    const events: ServerEvent[] = [];
+    live.events$.subscribe((e) => events.push(e));
+    await live.castMany(Array.from({ length: 20 }, () => 'incr'));
+    await waitFor(() => count(events, 'handled') === 20);
+    expect(count(events, 'committed')).toBe(20);
+    expect(await live.readState()).toBe(20);
   });
 
   test('a poison message deep in a batch: the others are handled in order, it is dead-lettered after exactly maxAttempts', async () => {

@@ -81,7 +81,9 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
 
     test('castMany is atomic: a batch with an oversized message enqueues nothing', async () => {
       const ref = await Runtime.start(Counter, {}, { tenant, consume: false });
-      await expect(ref.castMany(['incr', { type: 'add', by: 1, pad: Buffer.alloc(200_000) }])).rejects.toMatchObject({
+      await expect(
+        ref.castMany(['incr', { type: 'add', by: 1, pad: Buffer.alloc(200_000) }]),
+      ).rejects.toMatchObject({
         code: 'VALUE_TOO_LARGE',
       });
       expect(await ref.queueLength()).toBe(0);
@@ -148,16 +150,19 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
   });
 
   describe('cache (upstream dgen_server_cache_test)', () => {
-    test.each([true, false])('cache=%s: sequential casts and restarts read the right state', async (cache) => {
-      const a = await Runtime.start(Counter, {}, { tenant, cache });
-      for (let i = 1; i <= 10; i++) {
-        await a.cast('incr');
-        await waitFor(async () => (await a.call('get')) === i);
-      }
-      await a.stop();
-      const b = await Runtime.start(Counter, {}, { tenant, cache });
-      expect(await b.call('get')).toBe(10);
-    });
+    test.each([true, false])(
+      'cache=%s: sequential casts and restarts read the right state',
+      async (cache) => {
+        const a = await Runtime.start(Counter, {}, { tenant, cache });
+        for (let i = 1; i <= 10; i++) {
+          await a.cast('incr');
+          await waitFor(async () => (await a.call('get')) === i);
+        }
+        await a.stop();
+        const b = await Runtime.start(Counter, {}, { tenant, cache });
+        expect(await b.call('get')).toBe(10);
+      },
+    );
 
     test("two consumers see each other's writes via version invalidation", async () => {
       const a = await Runtime.start(Counter, {}, { tenant });
@@ -186,7 +191,9 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
       ref.events$.subscribe((e) => handled.push(e));
       expect(await ref.call('incr')).toBe(1);
       expect(await ref.queueLength()).toBe(0);
-      expect(handled.filter((e) => e.type === 'handled')).toEqual([{ type: 'handled', kind: 'call', ms: expect.any(Number) }]);
+      expect(handled.filter((e) => e.type === 'handled')).toEqual([
+        { type: 'handled', kind: 'call', ms: expect.any(Number) },
+      ]);
       for (let i = 0; i < 20; i++) {
         if (i % 2) await ref.cast('incr');
         else await ref.call('incr');
@@ -287,7 +294,17 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
       await ref.stop();
       await expect(ref.done).resolves.toBe('normal');
       expect(Runtime.whereis('stopme')).toBeUndefined();
-      for (const p of [ref.call('get'), ref.cast('incr'), ref.castMany(['incr']), ref.priorityCall('get'), ref.priorityCast('incr'), ref.readState(), ref.queueLength(), ref.kill(), ref.deadLetters()])
+      for (const p of [
+        ref.call('get'),
+        ref.cast('incr'),
+        ref.castMany(['incr']),
+        ref.priorityCall('get'),
+        ref.priorityCast('incr'),
+        ref.readState(),
+        ref.queueLength(),
+        ref.kill(),
+        ref.deadLetters(),
+      ])
         await expect(p).rejects.toMatchObject({ code: 'STOPPED' });
       expect(() => ref.send('x')).toThrow(expect.objectContaining({ code: 'STOPPED' }));
     });
@@ -296,20 +313,37 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
   describe('beyond dgen: the queue never wedges', () => {
     test('a poison message is dead-lettered after maxAttempts while the messages after it are handled', async () => {
       const ref = await Runtime.start(Poison, undefined, { tenant, maxAttempts: 3 });
-      const failures = ref.events$.pipe(filter((e) => e.type === 'handler-failed'), take(3), toArray());
+      const failures = ref.events$.pipe(
+        filter((e) => e.type === 'handler-failed'),
+        take(3),
+        toArray(),
+      );
       const failed = firstValueFrom(failures);
-      await ref.castMany([{ type: 'item', n: 1 }, { type: 'item', n: 2, poison: true }, { type: 'item', n: 3 }]);
+      await ref.castMany([
+        { type: 'item', n: 1 },
+        { type: 'item', n: 2, poison: true },
+        { type: 'item', n: 3 },
+      ]);
       await waitFor(async () => (await ref.queueLength()) === 0);
       expect(await ref.call('get')).toEqual({ handled: [1, 3] });
       expect((await failed).map((e) => (e as { attempt: number }).attempt)).toEqual([1, 2, 3]);
       const dead = await ref.deadLetters();
-      expect(dead).toEqual([{ msg: { type: 'item', n: 2, poison: true }, error: expect.stringContaining('cannot handle 2'), attempts: 3 }]);
+      expect(dead).toEqual([
+        {
+          msg: { type: 'item', n: 2, poison: true },
+          error: expect.stringContaining('cannot handle 2'),
+          attempts: 3,
+        },
+      ]);
     });
 
     test('a queued call whose handler keeps failing rejects the caller with HANDLER_FAILED', async () => {
       const consumer = await Runtime.start(Poison, undefined, { tenant, maxAttempts: 2 });
       const pub = await Runtime.start(Poison, undefined, { tenant, consume: false });
-      await expect(pub.call({ type: 'bad', n: 1 })).rejects.toMatchObject({ code: 'HANDLER_FAILED', message: expect.stringContaining('call boom') });
+      await expect(pub.call({ type: 'bad', n: 1 })).rejects.toMatchObject({
+        code: 'HANDLER_FAILED',
+        message: expect.stringContaining('call boom'),
+      });
       expect(await consumer.deadLetters()).toHaveLength(1);
     });
 
@@ -326,7 +360,10 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
 
     test('a handler that returns a non-helper value is BAD_RETURN naming the handler', async () => {
       const ref = await Runtime.start(Poison, undefined, { tenant });
-      await expect(ref.call('wrong')).rejects.toMatchObject({ code: 'BAD_RETURN', message: expect.stringContaining('Poison.wrong returned number 42') });
+      await expect(ref.call('wrong')).rejects.toMatchObject({
+        code: 'BAD_RETURN',
+        message: expect.stringContaining('Poison.wrong returned number 42'),
+      });
     });
 
     test('a handler that changes its state in place fails clearly and stores nothing', async () => {
@@ -370,7 +407,10 @@ describe('definition and option errors', () => {
 
   test('a class without @DurableServer', async () => {
     class Plain {}
-    await expect(Runtime.start(Plain, {}, {} as never)).rejects.toMatchObject({ code: 'BAD_DEFINITION', message: expect.stringContaining('@DurableServer') });
+    await expect(Runtime.start(Plain, {}, {} as never)).rejects.toMatchObject({
+      code: 'BAD_DEFINITION',
+      message: expect.stringContaining('@DurableServer'),
+    });
   });
 
   test('two handlers for one tag', async () => {
@@ -383,7 +423,10 @@ describe('definition and option errors', () => {
         return reply(1, 1);
       }
     }
-    await expect(Runtime.start(Twice, {}, {} as never)).rejects.toMatchObject({ code: 'BAD_DEFINITION', message: expect.stringContaining('two @OnCall handlers for tag "a"') });
+    await expect(Runtime.start(Twice, {}, {} as never)).rejects.toMatchObject({
+      code: 'BAD_DEFINITION',
+      message: expect.stringContaining('two @OnCall handlers for tag "a"'),
+    });
   });
 
   test('a decorator on a non-method', async () => {
@@ -392,13 +435,25 @@ describe('definition and option errors', () => {
       // TypeScript already rejects this at compile time; plain JS (or a cast) reaches the runtime check.
       @(OnCast('x') as any) notAMethod = 3;
     }
-    await expect(Runtime.start(Prop, {}, {} as never)).rejects.toMatchObject({ code: 'BAD_DEFINITION', message: expect.stringContaining('not a method') });
+    await expect(Runtime.start(Prop, {}, {} as never)).rejects.toMatchObject({
+      code: 'BAD_DEFINITION',
+      message: expect.stringContaining('not a method'),
+    });
   });
 
   test('bad options', async () => {
     const backend = await (await import('../../src/backend/open-backend')).openBackend('memory:');
     const tenant = await backend.openTenant(['x']);
-    await expect(Runtime.start(Counter, {}, { tenant, callTimeout: -1 })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    await expect(Runtime.start(Counter, {}, { tenant, callTimeout: -1 })).rejects.toMatchObject({
+      code: 'BAD_ARGUMENT',
+    });
+    for (const maxBatch of [0, 1.5, 1001, '4'])
+      await expect(
+        Runtime.start(Counter, {}, { tenant, maxBatch: maxBatch as number }),
+      ).rejects.toMatchObject({
+        code: 'BAD_ARGUMENT',
+        message: expect.stringContaining('maxBatch'),
+      });
     const ref = await Runtime.start(Counter, {}, { tenant });
     await expect(ref.call('get', { timeout: 0 })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
     await expect(ref.castMany('x' as never)).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
