@@ -16,10 +16,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
 import { SqliteBackend } from '../src/backend/sqlite/sqlite-backend';
 import { pack, prefixRange, unboundVersionstamp } from '../src/backend/keys';
 import { KvWorker } from '../test/helpers/backend/kv-workers';
+import { rawQueueLoop } from './raw-queue';
 
 /** Milliseconds each side of the push/pop comparison runs. */
 const RUN_MS = Number(process.env.BENCH_MS ?? 3000);
@@ -74,61 +74,17 @@ async function compare(a: Loop, b: Loop, totalMs: number): Promise<[number, numb
   return [median(ra), median(rb)];
 }
 
-/**
- * The baseline: the same queue written by hand on better-sqlite3, in the same schema and durability.
- * Push: insert an ordered key (from the push counter) + bump the counter; pop: read the first item,
- * delete it, bump the pop counter. Two transactions per message, as through the contract.
- */
+/** The baseline (bench/raw-queue.ts), in a file of its own. */
 function rawPushPop(): Loop {
   const { file, dispose } = tempFile('raw.sqlite');
-  const db = new Database(file);
-  {
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${SYNCHRONOUS.toUpperCase()}`);
-    db.pragma('journal_size_limit = 67108864'); // as SqliteBackend sets it
-    db.exec('CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID');
-    const begin = db.prepare('BEGIN IMMEDIATE');
-    const commit = db.prepare('COMMIT');
-    const bump = db
-      .prepare(
-        'INSERT INTO kv (key, value) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value',
-      )
-      .pluck()
-      .safeIntegers();
-    const insert = db.prepare('INSERT INTO kv (key, value) VALUES (?, ?)');
-    const first = db
-      .prepare('SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1')
-      .raw();
-    const del = db.prepare('DELETE FROM kv WHERE key = ?');
-    const pushKey = Buffer.from('push');
-    const popKey = Buffer.from('pop');
-    const qStart = Buffer.from('q/');
-    const qEnd = Buffer.from('q0');
-    const step = () => {
-      begin.run();
-      const n = bump.get(pushKey) as bigint;
-      const key = Buffer.alloc(12);
-      key.write('q/', 0);
-      key.writeBigUInt64BE(n, 2);
-      insert.run(key, MESSAGE);
-      commit.run();
-
-      begin.run();
-      const row = first.get(qStart, qEnd) as [Buffer, Buffer] | undefined;
-      if (row) {
-        del.run(row[0]);
-        bump.get(popKey);
-      }
-      commit.run();
-    };
-    return {
-      step,
-      close: async () => {
-        db.close();
-        dispose();
-      },
-    };
-  }
+  const raw = rawQueueLoop(file, MESSAGE);
+  return {
+    step: raw.step,
+    close: async () => {
+      raw.close();
+      dispose();
+    },
+  };
 }
 
 /** The same loop through the backend contract: versionstamped key + atomic add; range read + clear + add. */

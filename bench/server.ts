@@ -5,7 +5,7 @@
  *   BENCH_MS=… sets how long each throughput side runs (3000 ms by default).
  *
  * Keys (all numbers):
- * - server.sqlite.raw_msgs_per_s      the baseline: a hand-written better-sqlite3 push/pop loop
+ * - server.sqlite.raw_msgs_per_s      the baseline: bench/raw-queue.ts, a hand-written better-sqlite3 push/pop loop
  * - server.sqlite.casts_per_s         cast (enqueue) + handle, one process, a consumer draining meanwhile
  * - server.sqlite.cast_ratio          casts_per_s ÷ raw_msgs_per_s (goal ≥ 0.5)
  * - server.sqlite.call_inline_p50_ms  a call on a consuming ref with an empty queue (handled inline)
@@ -28,7 +28,6 @@ import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
 import * as ts from 'typescript';
 import type { Backend, Tenant } from '../src/backend/types';
 import { Runtime } from '../src/runtime/runtime';
@@ -36,6 +35,7 @@ import type { ServerRef } from '../src/runtime/server-ref';
 import { Counter } from '../test/helpers/runtime/servers';
 import { openSqlite } from '../test/helpers/runtime/sqlite';
 import { Workers } from '../test/helpers/runtime/workers';
+import { rawQueueLoop } from './raw-queue';
 
 const ROOT = path.resolve(__dirname, '..');
 /** Milliseconds each throughput side runs, in total. */
@@ -62,52 +62,6 @@ function tempDir(): { file: (name: string) => string; dispose: () => void } {
 }
 
 // ---- the baseline -------------------------------------------------------------------------------
-
-/**
- * The raw loop, as bench/backend.ts's: the same queue written by hand on better-sqlite3, same schema
- * and durability. Push: bump the push counter + insert an ordered key; pop: read the first item, delete
- * it, bump the pop counter. Two transactions per message.
- */
-function rawLoop(file: string): { step: () => void; close: () => void } {
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.exec('CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID');
-  const begin = db.prepare('BEGIN IMMEDIATE');
-  const commit = db.prepare('COMMIT');
-  const bump = db
-    .prepare(
-      'INSERT INTO kv (key, value) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value',
-    )
-    .pluck()
-    .safeIntegers();
-  const insert = db.prepare('INSERT INTO kv (key, value) VALUES (?, ?)');
-  const first = db.prepare('SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT 1').raw();
-  const del = db.prepare('DELETE FROM kv WHERE key = ?');
-  const pushKey = Buffer.from('push');
-  const popKey = Buffer.from('pop');
-  const qStart = Buffer.from('q/');
-  const qEnd = Buffer.from('q0');
-  return {
-    step: () => {
-      begin.run();
-      const n = bump.get(pushKey) as bigint;
-      const key = Buffer.alloc(10);
-      key.write('q/', 0);
-      key.writeBigUInt64BE(n, 2);
-      insert.run(key, MESSAGE);
-      commit.run();
-      begin.run();
-      const row = first.get(qStart, qEnd) as [Buffer, Buffer] | undefined;
-      if (row) {
-        del.run(row[0]);
-        bump.get(popKey);
-      }
-      commit.run();
-    },
-    close: () => db.close(),
-  };
-}
 
 /** Messages per second of the raw loop over about `ms`. */
 function rawRate(step: () => void, ms: number): number {
@@ -170,7 +124,7 @@ async function castSlice(pub: ServerRef, handled: { readonly n: number }, ms: nu
 async function castRatio(file: (n: string) => string): Promise<Record<string, number>> {
   // In a directory of its own: the server's file watcher need not hear about the raw loop's writes.
   fs.mkdirSync(file('raw'));
-  const raw = rawLoop(file(path.join('raw', 'raw.sqlite')));
+  const raw = rawQueueLoop(file(path.join('raw', 'raw.sqlite')), MESSAGE);
   try {
     return await withSqlite(file('casts.sqlite'), async (tenant) => {
       const consumer = await Runtime.start(Counter, undefined, { tenant });
