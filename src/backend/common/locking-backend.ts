@@ -6,9 +6,9 @@ import type {
   Tenant,
   TransactOptions,
   Transaction,
-  Watch,
 } from '../types';
 import { LIMITS } from '../types';
+import { PrefixTenant } from './prefix-tenant';
 import { LockedTransaction } from './locked-transaction';
 import { Mutex } from './mutex';
 import type { SyncStore } from './sync-store';
@@ -61,7 +61,7 @@ export abstract class LockingBackend implements Backend {
   async openTenant(path: readonly string[]): Promise<Tenant> {
     this.open();
     const checked = checkTenantPath(path);
-    return new LockingTenant(this, checked, tenantPrefix(checked));
+    return new PrefixTenant(this, checked, tenantPrefix(checked));
   }
 
   async removeTenant(path: readonly string[]): Promise<void> {
@@ -119,7 +119,8 @@ export abstract class LockingBackend implements Backend {
     let result: T | Promise<T>;
     try {
       result = fn(tx);
-      if (!isThenable(result) && performance.now() - started > timeoutMs) throw transactionTimedOut(timeoutMs);
+      if (!isThenable(result) && performance.now() - started > timeoutMs)
+        throw transactionTimedOut(timeoutMs);
     } catch (err) {
       this.abort(session, tx, err);
       throw err;
@@ -177,23 +178,3 @@ export abstract class LockingBackend implements Backend {
 const noVersion = (): never => {
   throw new BackendError('BAD_ARGUMENT', 'a snapshot read has no commit version');
 };
-
-class LockingTenant implements Tenant {
-  constructor(
-    readonly backend: LockingBackend,
-    readonly path: readonly string[],
-    private readonly prefix: Buffer,
-  ) {}
-
-  transact<T>(fn: Body<T>, options: TransactOptions = {}): Promise<T> {
-    return this.backend.transactAt(this.prefix, fn, options);
-  }
-
-  read<T>(fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
-    return this.backend.readAt(this.prefix, fn);
-  }
-
-  watch(key: Buffer): Promise<Watch> {
-    return this.transact((tx) => tx.watch(key));
-  }
-}

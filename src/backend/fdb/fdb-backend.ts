@@ -2,8 +2,9 @@ import type { Database } from 'foundationdb';
 import { BackendError, isRetryable } from '../../errors';
 import { checkTenantPath } from '../common/tenant-path';
 import { withinTimeLimit } from '../common/transaction-deadline';
-import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction, Watch } from '../types';
+import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
 import { LIMITS } from '../types';
+import { PrefixTenant } from '../common/prefix-tenant';
 import { fdbErrorCode, translateFdbError } from './fdb-errors';
 import { FdbTransaction } from './fdb-transaction';
 import type { FdbWatch } from './fdb-watch';
@@ -55,7 +56,7 @@ export class FdbBackend implements Backend {
     this.open();
     const checked = checkTenantPath(path);
     const dir = await this.run(() => this.fdb.directory.createOrOpen(this.db, [...checked]));
-    return new FdbTenant(this, checked, Buffer.from(dir.content.prefix));
+    return new PrefixTenant(this, checked, Buffer.from(dir.content.prefix));
   }
 
   async removeTenant(path: readonly string[]): Promise<void> {
@@ -146,25 +147,5 @@ export class FdbBackend implements Backend {
 
   private open(): void {
     if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this fdb backend has been closed');
-  }
-}
-
-class FdbTenant implements Tenant {
-  constructor(
-    readonly backend: FdbBackend,
-    readonly path: readonly string[],
-    private readonly prefix: Buffer,
-  ) {}
-
-  transact<T>(fn: Body<T>, options: TransactOptions = {}): Promise<T> {
-    return this.backend.transactAt(this.prefix, fn, options);
-  }
-
-  read<T>(fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
-    return this.backend.readAt(this.prefix, fn);
-  }
-
-  watch(key: Buffer): Promise<Watch> {
-    return this.transact((tx) => tx.watch(key));
   }
 }
