@@ -9,7 +9,15 @@ export { SqliteBackend, type SqliteBackendOptions } from './backend/sqlite/sqlit
 export { FdbBackend } from './backend/fdb/fdb-backend';
 export { FaultyBackend, type FaultyBackendOptions } from './backend/faulty/faulty-backend';
 
-export { DurableServer, Init, OnCall, OnCast, OnInfo, OnLocked, type DurableServerOptions } from './decorators';
+export {
+  DurableServer,
+  Init,
+  OnCall,
+  OnCast,
+  OnInfo,
+  OnLocked,
+  type DurableServerOptions,
+} from './decorators';
 export {
   ok,
   reply,

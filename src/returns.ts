@@ -39,7 +39,8 @@ export interface StopReturn<S> {
 
 export type ReturnKind = 'ok' | 'reply' | 'noreply' | 'lock' | 'stop' | 'retry' | 'follow';
 export type Branded = { readonly [BRAND]: ReturnKind };
-export type HandlerReturn<S> = OkReturn<S> | ReplyReturn<S> | NoreplyReturn<S> | LockReturn<S> | StopReturn<S>;
+export type HandlerReturn<S> =
+  OkReturn<S> | ReplyReturn<S> | NoreplyReturn<S> | LockReturn<S> | StopReturn<S>;
 
 /**
  * Brands a copy of `fields` as a return of `kind` (frozen). The helpers below build their object

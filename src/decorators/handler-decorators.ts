@@ -4,7 +4,10 @@ import { addHandlerMeta, type HandlerRole } from './metadata';
 /** A method decorator for one handler role; with `tag` it matches `m === tag || m.type === tag`. */
 export function handlerDecorator(role: HandlerRole, decorator: string, tag?: string): MethodDecorator {
   if (tag !== undefined && (typeof tag !== 'string' || tag.length === 0))
-    throw new BadArgumentError('BAD_ARGUMENT', `@${decorator}(tag) takes a non-empty string tag (got ${String(tag)})`);
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      `@${decorator}(tag) takes a non-empty string tag (got ${String(tag)})`,
+    );
   return (target: object, method: string | symbol, descriptor?: PropertyDescriptor) => {
     const ctor = typeof target === 'function' ? target : target.constructor;
     const misuse =

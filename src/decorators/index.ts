@@ -1,3 +1,10 @@
 export { DurableServer, type DurableServerOptions } from './durable-server';
 export { Init, OnCall, OnCast, OnInfo, OnLocked, handlerDecorator } from './handler-decorators';
-export { getClassMeta, getHandlerMeta, setClassMeta, type ClassMeta, type HandlerMeta, type HandlerRole } from './metadata';
+export {
+  getClassMeta,
+  getHandlerMeta,
+  setClassMeta,
+  type ClassMeta,
+  type HandlerMeta,
+  type HandlerRole,
+} from './metadata';

@@ -38,6 +38,7 @@ export function addHandlerMeta(ctor: object, meta: HandlerMeta): void {
 /** Handlers declared on the class and its ancestors, ancestors first. */
 export function getHandlerMeta(ctor: object): HandlerMeta[] {
   const chain: object[] = [];
-  for (let c: object | null = ctor; c && c !== Function.prototype; c = Object.getPrototypeOf(c)) chain.unshift(c);
+  for (let c: object | null = ctor; c && c !== Function.prototype; c = Object.getPrototypeOf(c))
+    chain.unshift(c);
   return chain.flatMap((c) => (Reflect.getOwnMetadata(HANDLERS_KEY, c) as HandlerMeta[] | undefined) ?? []);
 }

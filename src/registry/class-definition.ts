@@ -43,12 +43,18 @@ export function defineClass(ctor: unknown): ClassDefinition {
     if (h.misuse) throw new DefinitionError('BAD_DEFINITION', `${where}: ${h.misuse}`);
     if (h.role === 'init') {
       if (init !== undefined && init !== h.method)
-        throw new DefinitionError('BAD_DEFINITION', `${where} has two @Init methods (${String(init)} and ${String(h.method)})`);
+        throw new DefinitionError(
+          'BAD_DEFINITION',
+          `${where} has two @Init methods (${String(init)} and ${String(h.method)})`,
+        );
       init = h.method;
       continue;
     }
     if (meta.kind === 'server' && (h.role === 'change' || h.role === 'error'))
-      throw new DefinitionError('BAD_DEFINITION', `${where}: @${h.decorator} belongs on a @ChangesFollower class`);
+      throw new DefinitionError(
+        'BAD_DEFINITION',
+        `${where}: @${h.decorator} belongs on a @ChangesFollower class`,
+      );
     if (meta.kind === 'follower' && h.role === 'locked')
       throw new DefinitionError('BAD_DEFINITION', `${where}: @OnLocked belongs on a @DurableServer class`);
     if (!tables[h.role].add(h.tag, h.method))
@@ -57,7 +63,13 @@ export function defineClass(ctor: unknown): ClassDefinition {
         `${where} has two @${h.decorator} handlers for ${h.tag === undefined ? 'the fallback (no tag)' : `tag ${JSON.stringify(h.tag)}`}`,
       );
   }
-  const def: ClassDefinition = { ctor: ctor as new () => object, meta, name: meta.name ?? ctor.name, init, tables };
+  const def: ClassDefinition = {
+    ctor: ctor as new () => object,
+    meta,
+    name: meta.name ?? ctor.name,
+    init,
+    tables,
+  };
   cache.set(ctor, def);
   return def;
 }

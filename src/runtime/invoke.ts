@@ -60,9 +60,13 @@ export async function invokeHandler<R>(
       err instanceof TypeError && /read[- ]only|not extensible|frozen/i.test(err.message)
         ? ' (the state passed to handlers is frozen: return a new object instead of changing it in place)'
         : '';
-    throw new HandlerError('HANDLER_FAILED', `${where} threw: ${(err as Error)?.message ?? String(err)}${frozenHint}`, {
-      cause: err,
-    });
+    throw new HandlerError(
+      'HANDLER_FAILED',
+      `${where} threw: ${(err as Error)?.message ?? String(err)}${frozenHint}`,
+      {
+        cause: err,
+      },
+    );
   }
   const kind = returnKind(result);
   if (!kind || !ALLOWED[role].includes(kind))
@@ -76,5 +80,7 @@ export async function invokeHandler<R>(
 function describe(v: unknown): string {
   if (v === undefined) return 'undefined (did you forget to return?)';
   if (v === null) return 'null';
-  return typeof v === 'object' ? `a plain ${Array.isArray(v) ? 'array' : 'object'}` : `${typeof v} ${String(v)}`;
+  return typeof v === 'object'
+    ? `a plain ${Array.isArray(v) ? 'array' : 'object'}`
+    : `${typeof v} ${String(v)}`;
 }

@@ -16,7 +16,10 @@ const live = new Set<Stoppable>();
 export function track(ref: Stoppable, name?: string): void {
   if (name !== undefined) {
     if (byName.has(name))
-      throw new DgenError('ALREADY_REGISTERED', `a server named ${JSON.stringify(name)} is already running in this process`);
+      throw new DgenError(
+        'ALREADY_REGISTERED',
+        `a server named ${JSON.stringify(name)} is already running in this process`,
+      );
     byName.set(name, ref);
   }
   live.add(ref);

@@ -12,7 +12,9 @@ function checkTuid(tuid: unknown, where: string): Tuid {
   if (
     !Array.isArray(tuid) ||
     tuid.length === 0 ||
-    !tuid.every((p) => (typeof p === 'string' && p.length > 0) || (typeof p === 'number' && Number.isFinite(p)))
+    !tuid.every(
+      (p) => (typeof p === 'string' && p.length > 0) || (typeof p === 'number' && Number.isFinite(p)),
+    )
   )
     throw new DefinitionError(
       'BAD_RETURN',
@@ -22,7 +24,11 @@ function checkTuid(tuid: unknown, where: string): Tuid {
 }
 
 /** Starts a durable server: runs `@Init`, stores the initial state if none is stored, starts consuming. */
-export async function startServer<S>(def: ClassDefinition, arg: unknown, options: StartOptions): Promise<ServerRef<S>> {
+export async function startServer<S>(
+  def: ClassDefinition,
+  arg: unknown,
+  options: StartOptions,
+): Promise<ServerRef<S>> {
   const opts = resolveOptions(options);
   const instance = new def.ctor();
   let state: unknown = arg;
@@ -32,7 +38,13 @@ export async function startServer<S>(def: ClassDefinition, arg: unknown, options
     state = init.state;
     if (init.tuid !== undefined) tuid = checkTuid(init.tuid, `${def.ctor.name}.${String(def.init)}`);
   }
-  const process = new ServerProcess(def, instance, tuid, (keys) => new StateStore(keys.state, opts.serializer), opts);
+  const process = new ServerProcess(
+    def,
+    instance,
+    tuid,
+    (keys) => new StateStore(keys.state, opts.serializer),
+    opts,
+  );
   const ref = makeServerRef<S>(process, opts.callTimeout);
   track(ref, opts.name);
   try {

@@ -1,12 +1,5 @@
 import { BackendError, isRetryable } from '../../errors';
-import type {
-  Backend,
-  BackendKind,
-  ReadTransaction,
-  Tenant,
-  TransactOptions,
-  Transaction,
-} from '../types';
+import type { Backend, BackendKind, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
 import { LIMITS } from '../types';
 import { PrefixTenant } from './prefix-tenant';
 import { LockedTransaction } from './locked-transaction';

@@ -12,7 +12,11 @@ export const transactionTimedOut = (timeoutMs: number): BackendError =>
  * one timer per call, for engines that run transactions concurrently (FoundationDB). Engines that run
  * one at a time use a `TransactionDeadline` instead.
  */
-export async function withinTimeLimit<T>(work: PromiseLike<T>, ms: number, onTimeout: () => void): Promise<T> {
+export async function withinTimeLimit<T>(
+  work: PromiseLike<T>,
+  ms: number,
+  onTimeout: () => void,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<T>((resolve, reject) => {

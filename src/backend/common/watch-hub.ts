@@ -89,8 +89,7 @@ export class WatchHub {
         if (Buffer.compare(entry.key, end) >= 0) break;
         candidates.add(entry);
       }
-    for (const entry of candidates)
-      if (entry.watchers.size > 0) this.fireChanged(entry, read(entry.key));
+    for (const entry of candidates) if (entry.watchers.size > 0) this.fireChanged(entry, read(entry.key));
   }
 
   /** After another process committed: compare every watched key with its stored value. */
@@ -98,8 +97,7 @@ export class WatchHub {
     if (this.byKey.size === 0) return;
     const entries = [...this.sorted];
     const current = readMany(entries.map((e) => e.key));
-    for (const entry of entries)
-      if (entry.watchers.size > 0) this.fireChanged(entry, current.get(entry.hex));
+    for (const entry of entries) if (entry.watchers.size > 0) this.fireChanged(entry, current.get(entry.hex));
   }
 
   /** Resolves every watch as cancelled (backend closing). */
