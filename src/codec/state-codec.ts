@@ -138,6 +138,17 @@ export function clearState(tx: Transaction, prefix: KeyTuple): void {
  * Objects are remembered weakly by identity; a primitive state by value (the last one only). A
  * `previous` it does not know (or `undefined`) makes a full rewrite — correct, only not minimal.
  * The runtime must pass as `previous` the state it knows to be stored (it checks the version).
+ *
+ * Cost: a write diffs `next` against the snapshot, and a part that is the very same value as last
+ * time is skipped without being inspected or encoded, but only a part the codec found deep-frozen
+ * (or a primitive): those cannot have changed in place. The runtime deep-freezes every state, so a
+ * handler that changes one property of a large state pays for that property (plus listing the
+ * state's property names); a state that is not frozen is still written exactly, but each of its
+ * mutable parts is walked and re-encoded to be compared, on every write.
+ *
+ * Property order is not kept: an object read back has its properties in the order of their stored
+ * keys, which is the order of the names' UTF-8 bytes — except that integer-like names ("2", "10")
+ * always come first in numeric order, as JavaScript orders them. Arrays and id-lists keep their order.
  */
 export class StateStore {
   private readonly snapshots = new WeakMap<object, StateSnapshot>();

@@ -19,6 +19,7 @@ import {
   LeafNode,
   leafDigest,
   ListNode,
+  NOT_IMMUTABLE,
   ObjectNode,
   StateSnapshot,
   TAG,
@@ -37,10 +38,15 @@ import {
  * with distinct string `id`s is stored one key per item in fractional-index order; anything else is
  * one serialized value in chunks. A part whose kind changes is cleared and written anew.
  *
- * Cost of a diff: an immutable part (deep-frozen, as the runtime makes states) met again as the same
- * object is skipped outright; otherwise containers are walked, primitives compared by value, and
- * other values re-encoded and compared by digest. So a change to one property of a frozen
- * 10 000-property state walks 10 000 map entries and encodes one value.
+ * Cost of a diff: an immutable part (a primitive, or found deep-frozen when it was stored, as the
+ * runtime makes states) met again as the same value is skipped outright; otherwise containers are
+ * walked, primitives compared by value, and other values re-encoded and compared by digest. For an
+ * object the diff keeps its property names in order and the values of its immutable parts (see
+ * ObjectNode), so a change to one property of a frozen 10 000-property state costs V8's
+ * `Object.keys` of the new state, one property load and two array reads per other property, and
+ * inspecting and encoding the one changed value (errors still name its full path). Only parts that
+ * were verified frozen are skipped by identity, so a caller that changes a mutable part in place is
+ * still noticed; a state that is not frozen is diffed correctly, only slower.
  *
  * Shared and cyclic references: when a mutable object is reachable from two parts that would be
  * stored under different keys, the smallest object or list holding both is stored as one value
@@ -55,6 +61,11 @@ export const CHUNK_BYTES = LIMITS.valueBytes;
  * ids would go past this is stored as one value, so keys stay well under the 10 000-byte key limit.
  */
 export const PATH_BUDGET_BYTES = 2_000;
+/**
+ * Objects with at least this many properties keep their names and immutable values in their
+ * snapshot node (two arrays), so that the next diff settles an unchanged property without a lookup.
+ */
+const FAST_PATH_MIN_PROPS = 16;
 
 export type StateOp =
   | { readonly type: 'set'; readonly path: readonly TupleItem[]; readonly value: Buffer }
@@ -104,6 +115,38 @@ function longestAscending(fracs: readonly string[]): Set<number> {
   const keep = new Set<number>();
   for (let i = tails.length ? tails[tails.length - 1] : -1; i >= 0; i = prev[i]) keep.add(i);
   return keep;
+}
+
+/**
+ * From `i`, the properties of `obj` that are unchanged by the fast path's rule: the same name at
+ * the same place as in `oldKeys`, holding the very same value as `oldVals` (which only holds values
+ * of immutable parts). Copies their values to `vals`, if given; returns the index of the first
+ * other property.
+ */
+function unchangedRun(
+  obj: Record<string, unknown>,
+  keys: readonly string[],
+  oldKeys: readonly string[],
+  oldVals: readonly unknown[],
+  vals: unknown[] | undefined,
+  i: number,
+): number {
+  const n = Math.min(keys.length, oldKeys.length);
+  if (vals === undefined) {
+    for (; i < n; i++) {
+      const k = keys[i];
+      if (k !== oldKeys[i] || !Object.is(obj[k], oldVals[i])) return i;
+    }
+    return i;
+  }
+  for (; i < n; i++) {
+    const k = keys[i];
+    if (k !== oldKeys[i]) return i;
+    const v = obj[k];
+    if (!Object.is(v, oldVals[i])) return i;
+    vals[i] = v;
+  }
+  return i;
 }
 
 class Differ {
@@ -288,36 +331,63 @@ class Differ {
     const oldProps = old?.props;
     if (oldProps === undefined) this.ops.push({ type: 'set', path: this.here(TAG.object), value: EMPTY });
     let changes: Map<string, StateNode | null> | undefined;
-    let immutable = Object.isFrozen(obj);
+    let childrenImmutable = true;
     let matched = 0;
-    // This loop runs once per property of the state on every write, so it is kept lean: when the
-    // old object was immutable (all of it deep-frozen), a property holding the very same value as
-    // before is unchanged without looking at the snapshot; otherwise PersistentMap.get, inlined.
-    const oldSource = old?.immutable ? (old.source as Record<string, unknown>) : undefined;
+    // This loop runs once per property on every write, so for an object of many properties the
+    // common case (the same name at the same place holding the very same immutable value as last
+    // time) costs one property load and two array reads: no snapshot lookup, no allocation.
+    // Immutable means a primitive or a part that was found deep-frozen when it was stored, so it
+    // cannot have changed in place; parts that are not immutable are NOT_IMMUTABLE in `oldVals` and
+    // always looked at. A small object is not worth the arrays' memory: its properties are looked
+    // up in the snapshot.
+    const track = keys.length >= FAST_PATH_MIN_PROPS;
+    const oldKeys = old?.keys;
+    const oldVals = old?.vals;
+    const nOld = oldKeys !== undefined && oldVals !== undefined ? oldKeys.length : 0;
+    let sameKeys = nOld === keys.length;
+    // as long as the names stay in place, the new values differ from the old only where written below
+    const vals = !track
+      ? undefined
+      : sameKeys
+        ? (oldVals as readonly unknown[]).slice()
+        : new Array<unknown>(keys.length);
+    const runVals = sameKeys ? undefined : vals;
     const base = oldProps?.base;
     const overlay = oldProps?.overlay;
     for (let i = 0; i < keys.length; i++) {
+      if (i < nOld) {
+        // the fast path, in a tight loop of its own: up to the next property it cannot settle
+        const j = unchangedRun(
+          obj,
+          keys,
+          oldKeys as readonly string[],
+          oldVals as readonly unknown[],
+          runVals,
+          i,
+        );
+        matched += j - i;
+        i = j;
+        if (i === keys.length) break;
+      }
       const k = keys[i];
       const v = obj[k];
-      if (
-        oldSource !== undefined &&
-        Object.is(v, oldSource[k]) &&
-        (v !== undefined || hasOwn(oldSource, k))
-      ) {
-        matched++;
-        continue;
-      }
+      if (i >= nOld || k !== (oldKeys as readonly string[])[i]) sameKeys = false;
+      // PersistentMap.get, inlined
       let before = overlay?.get(k);
       if (before === undefined) before = base?.get(k);
       else if (before === null) before = undefined;
       if (before !== undefined) {
         matched++;
-        if (before.immutable && Object.is(before.source, v)) continue; // the common case: unchanged
+        if (before.immutable && Object.is(before.source, v)) {
+          if (vals !== undefined) vals[i] = v;
+          continue;
+        }
       }
       this.push(TAG.object, k);
       const after = this.node(before, v, childPath(path, k));
       this.pop(TAG.object, k);
-      if (!after.immutable) immutable = false;
+      if (!after.immutable) childrenImmutable = false;
+      if (vals !== undefined) vals[i] = after.immutable ? v : NOT_IMMUTABLE;
       if (after !== before) (changes ??= new Map()).set(k, after);
     }
     if (oldProps !== undefined && matched < oldProps.size) {
@@ -329,9 +399,20 @@ class Differ {
         (changes ??= new Map()).set(k, null);
       }
     }
+    // Object.isFrozen walks every property of a large object, so only when it can matter: not when a
+    // part is mutable anyway, and not for the state itself, whose immutability would only let a diff
+    // of the very same state object be skipped (the runtime does not write a state it got back
+    // unchanged; such a diff still finds no change, through the loop above).
+    const immutable = childrenImmutable && path.parent !== undefined && Object.isFrozen(obj);
     const source = immutable ? obj : undefined;
     if (immutable) this.ins.immutables.add(obj);
-    if (old !== undefined && changes === undefined && old.source === source && old.immutable === immutable)
+    if (
+      old !== undefined &&
+      changes === undefined &&
+      (track ? sameKeys : oldKeys === undefined) &&
+      old.source === source &&
+      old.immutable === immutable
+    )
       return old;
     const props =
       oldProps === undefined
@@ -339,7 +420,9 @@ class Differ {
         : changes === undefined
           ? oldProps
           : oldProps.with(changes);
-    return new ObjectNode(source, immutable, props);
+    return track
+      ? new ObjectNode(source, immutable, props, keys, vals)
+      : new ObjectNode(source, immutable, props);
   }
 
   private list(

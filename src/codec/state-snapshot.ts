@@ -52,6 +52,12 @@ export class LeafNode {
   ) {}
 }
 
+/**
+ * In `ObjectNode.vals`, the place of a property whose part is not immutable: equal to no value, so
+ * such a property is always looked at again.
+ */
+export const NOT_IMMUTABLE: unique symbol = Symbol('dgen.codec.notImmutable');
+
 /** A plain object, one key per property. */
 export class ObjectNode {
   readonly kind = 'object';
@@ -59,6 +65,15 @@ export class ObjectNode {
     readonly source: unknown,
     readonly immutable: boolean,
     readonly props: PersistentMap<string, StateNode>,
+    /**
+     * What the diff saw, for the next diff's fast path (absent in a snapshot read back): the
+     * property names in `Object.keys` order, and per name the value it held when that part is
+     * immutable (a primitive, or deep-frozen), else NOT_IMMUTABLE. A property whose name is at the
+     * same place and whose value is the very same immutable value is unchanged, with no map lookup.
+     * Both arrays belong to the node and are never changed.
+     */
+    readonly keys?: readonly string[],
+    readonly vals?: readonly unknown[],
   ) {}
 }
 

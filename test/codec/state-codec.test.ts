@@ -15,6 +15,7 @@ import {
   writeState,
   type CheckedSerializer,
   type Serializer,
+  type StateOp,
   type StateSnapshot,
 } from '../../src/codec';
 import { deepFreeze } from '../../src/runtime/freeze';
@@ -204,6 +205,188 @@ describe('diff minimality', () => {
     expect(third).toMatchObject({ keysWritten: 1, keysCleared: 1 });
     expect(third.bytesWritten).toBe(pack([...P, 'v']).length + 10);
     await backend.close();
+  });
+});
+
+describe('the fast path for unchanged properties', () => {
+  // A diff remembers, per object of 16 or more properties, its property names in order and the
+  // values of its immutable parts (primitives, deep-frozen parts); the next diff skips a property
+  // holding the very same value at the same place. `pad` makes objects wide enough for that.
+  const PAD = Object.freeze(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}`, i])));
+  const pad = <T extends object>(o: T): T => ({ ...PAD, ...o });
+  const counting = () => {
+    const c = { encoded: 0, serializer: undefined as unknown as CheckedSerializer };
+    c.serializer = {
+      ...cborSerializer,
+      encodeChecked: (v, normalize) => {
+        c.encoded++;
+        return cborSerializer.encodeChecked(v, normalize);
+      },
+    };
+    return c;
+  };
+  /** Diffs each state from the previous snapshot; checks what is stored and that nothing is left to write. */
+  function chain(states: unknown[], serializer?: Serializer): Array<readonly StateOp[]> {
+    const keys = new KeyMap();
+    let snap: StateSnapshot | undefined;
+    const all: Array<readonly StateOp[]> = [];
+    for (const s of states) {
+      const d = diffState(snap, s, serializer);
+      keys.apply(d.ops);
+      all.push(d.ops);
+      snap = d.snapshot;
+      expect(decodeState(keys.entries(), serializer)?.state).toStrictEqual(s);
+      expect(diffState(snap, s, serializer).ops).toHaveLength(0);
+      expect(snap.keyCount).toBe(keys.size);
+    }
+    return all;
+  }
+
+  test('one-property updates of a large deep-frozen state encode and write only that property, write after write', () => {
+    const c = counting();
+    let s = deepFreeze(
+      Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`p${i}`, i % 2 ? { n: i } : `v${i}`])),
+    );
+    let snap = encodeState(s, c.serializer).snapshot;
+    for (let run = 0; run < 5; run++) {
+      c.encoded = 0;
+      const next = deepFreeze({ ...s, [`p${run * 2 + 1}`]: { n: -run } }); // an object { n }: one key
+      const d = diffState(snap, next, c.serializer);
+      expect(opCounts(d.ops)).toEqual({ sets: 1, clears: 0, ranges: 0 });
+      expect(c.encoded).toBe(1);
+      snap = d.snapshot;
+      s = next;
+    }
+  });
+  test('the very same state again writes nothing and keeps the snapshot', () => {
+    const s = deepFreeze({ a: 1, b: { c: [1, 2] } });
+    const { snapshot } = encodeState(s);
+    const d = diffState(snapshot, s);
+    expect(d.ops).toHaveLength(0);
+    expect(d.snapshot).toBe(snapshot);
+  });
+  test('a changed nested object under an unchanged name is found', () => {
+    const s = deepFreeze({ a: { b: { c: 1, d: 2 }, e: 3 }, z: 0 });
+    const ops = chain([s, deepFreeze({ ...s, a: { ...s.a, b: { ...s.a.b, c: 9 } } })]);
+    expect(opCounts(ops[1])).toEqual({ sets: 1, clears: 0, ranges: 0 });
+    expect(ops[1][0].path).toEqual(['m', 'a', 'm', 'b', 'm', 'c', 't', 0]);
+  });
+  test('a mutable part kept by identity and changed in place is still noticed, also under a frozen parent', () => {
+    const a = pad({ x: 1 });
+    const s1 = pad({ a, n: 1 });
+    const s2 = Object.freeze(pad({ a, n: 2 })); // frozen, but not deeply: `a` is still mutable
+    const keys = new KeyMap();
+    let d = diffState(undefined, s1);
+    keys.apply(d.ops);
+    d = diffState(d.snapshot, s2);
+    keys.apply(d.ops);
+    a.x = 2;
+    d = diffState(d.snapshot, Object.freeze(pad({ a, n: 2 })));
+    keys.apply(d.ops);
+    expect(opCounts(d.ops)).toEqual({ sets: 1, clears: 0, ranges: 0 });
+    expect(decodeState(keys.entries())?.state).toStrictEqual(pad({ a: pad({ x: 2 }), n: 2 }));
+    a.x = 3;
+    d = diffState(d.snapshot, s1); // the first state object again, changed in place
+    expect(opCounts(d.ops)).toEqual({ sets: 2, clears: 0, ranges: 0 }); // a.x and n
+  });
+  test('names that move, appear, disappear or are renamed in place', () => {
+    const s1 = deepFreeze(pad({ a: 1, b: { x: 1 }, c: 'c', d: [1, 2] }));
+    const { b: _b, ...noB } = s1;
+    const s2 = deepFreeze({ ...noB, b: s1.b }); // b moves to the end, same value
+    const s3 = deepFreeze(pad({ a: 1, B: s1.b, c: 'c', d: s1.d })); // renamed at its place
+    const s4 = deepFreeze({ z: 0, ...s3 }); // a name in front shifts every other
+    const s5 = deepFreeze(pad({ a: 1, c: 'c', d: s1.d })); // one fewer
+    const s6 = deepFreeze({ ...s5, e: undefined, f: s1.b }); // more
+    const ops = chain([s1, s2, s3, s4, s5, s6, s1]);
+    expect(opCounts(ops[1])).toEqual({ sets: 0, clears: 0, ranges: 0 });
+    expect(opCounts(ops[2])).toEqual({ sets: 2, clears: 0, ranges: 1 }); // B's marker and x; b's range
+    expect(opCounts(ops[3])).toEqual({ sets: 1, clears: 0, ranges: 0 });
+    expect(opCounts(ops[4])).toEqual({ sets: 0, clears: 1, ranges: 1 }); // z; B
+    expect(opCounts(ops[5])).toEqual({ sets: 3, clears: 0, ranges: 0 }); // e; f's marker and x
+    // renamed at its place, holding the very same value
+    const renamed = chain([
+      deepFreeze(pad({ a: 1, b: 2, c: s1.b })),
+      deepFreeze(pad({ a: 1, B: 2, C: s1.b })),
+    ]);
+    expect(opCounts(renamed[1])).toEqual({ sets: 3, clears: 1, ranges: 1 }); // B; C's marker and x; b; c
+  });
+  test('an object growing past and shrinking below the size that keeps names and values', () => {
+    const sized = (n: number, v: number) =>
+      deepFreeze(Object.fromEntries(Array.from({ length: n }, (_, i) => [`p${i}`, i === 3 ? v : i])));
+    const ops = chain([sized(15, 0), sized(16, 1), sized(17, 2), sized(17, 2), sized(16, 3), sized(15, 4)]);
+    expect(ops.slice(1).map(opCounts)).toEqual([
+      { sets: 2, clears: 0, ranges: 0 }, // p15, p3
+      { sets: 2, clears: 0, ranges: 0 }, // p16, p3
+      { sets: 0, clears: 0, ranges: 0 },
+      { sets: 1, clears: 1, ranges: 0 }, // p3; p16
+      { sets: 1, clears: 1, ranges: 0 }, // p3; p15
+    ]);
+  });
+  test('-0 and 0 differ; NaN equals NaN; undefined differs from absent', () => {
+    const zeros = chain([pad({ a: 0 }), pad({ a: -0 }), pad({ a: 0 })]);
+    expect(opCounts(zeros.slice(1).flat())).toEqual({ sets: 2, clears: 0, ranges: 0 });
+    expect(opCounts(chain([pad({ a: NaN }), pad({ a: NaN })])[1])).toEqual({ sets: 0, clears: 0, ranges: 0 });
+    const [, removed, added] = chain([
+      pad({ a: undefined, b: 1 }),
+      pad({ b: 1 }),
+      pad({ b: 1, a: undefined }),
+    ]);
+    expect(opCounts(removed)).toEqual({ sets: 0, clears: 1, ranges: 0 });
+    expect(opCounts(added)).toEqual({ sets: 1, clears: 0, ranges: 0 });
+  });
+  test('random edits of a state, frozen or not, keeping unchanged parts by identity (property-based)', () => {
+    const DELETE = Symbol('delete');
+    // a few of the padding names too, so objects also shrink below and grow past the fast path's size
+    const name = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'f0', 'f7', 'f19');
+    const edit = fc.tuple(name, fc.oneof(stateValue, fc.constant(DELETE)));
+    fc.assert(
+      fc.property(
+        fc.dictionary(name, stateValue, { noNullPrototype: true }).map((o) => pad(o)),
+        fc.array(fc.array(edit, { minLength: 1, maxLength: 3 }), { maxLength: 6 }),
+        fc.boolean(),
+        (start, rounds, freeze) => {
+          const prep = <T>(v: T): T => (freeze ? deepFreeze(v) : v);
+          const states: Record<string, unknown>[] = [prep(start)];
+          for (const edits of rounds) {
+            const next: Record<string, unknown> = { ...states[states.length - 1] };
+            for (const [name, value] of edits) {
+              if (value === DELETE) delete next[name];
+              else next[name] = value;
+            }
+            states.push(prep(next));
+          }
+          chain(states);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+  test('NOT_SERIALIZABLE still names the full path of a value met on the fast path', () => {
+    const accounts = Array.from({ length: 5 }, (_, i) => ({ id: `a${i}`, balance: i }));
+    const s = deepFreeze({
+      ...Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`p${i}`, i])),
+      accounts,
+    });
+    const snap = encodeState(s).snapshot;
+    const withFn = accounts.map((a, i) => (i === 3 ? { ...a, onChange: () => 0 } : a));
+    expect(() => diffState(snap, deepFreeze({ ...s, accounts: withFn }))).toThrow(
+      expect.objectContaining({
+        code: 'NOT_SERIALIZABLE',
+        message: expect.stringMatching(/^state\.accounts\[3\]\.onChange cannot be stored: it is a function/),
+      }),
+    );
+    expect(() => diffState(snap, deepFreeze({ ...s, p7: { deep: [1, () => 0] } }))).toThrow(
+      expect.objectContaining({ message: expect.stringMatching(/^state\.p7\.deep\[1\] /) }),
+    );
+    expect(() => diffState(snap, deepFreeze({ ...s, [Symbol('x')]: 1 }))).toThrow(
+      expect.objectContaining({ message: expect.stringMatching(/^state .*symbol-keyed/) }),
+    );
+    // the old snapshot is still good
+    expect(opCounts(diffState(snap, deepFreeze({ ...s, p7: -1 })).ops)).toEqual({
+      sets: 1,
+      clears: 0,
+      ranges: 0,
+    });
   });
 });
 
