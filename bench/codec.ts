@@ -14,7 +14,10 @@
  * - codec.one_prop_update_unfrozen_ms       the same for a state that is not frozen: every part is
  *                                           walked and every non-primitive value re-encoded to compare
  * - codec.object_keys_10k_ms                for scale: V8's Object.keys alone on that new state, which
- *                                           any diff must call to find added properties
+ *                                           any diff must list to find added properties (the diff
+ *                                           reuses the list the runtime's deepFreeze made: frozen-keys.ts)
+ * - codec.freeze_10k_ms                     the runtime's deepFreeze of that new state (outside the
+ *                                           codec, paid once per write; it lists the keys for both)
  * - codec.update_bytes_1kb / _1mb / _10mb   key + value bytes a one-field update writes (version key
  *                                           included) for states of about 1 KB, 1 MB and 10 MB
  * - codec.state_bytes_1kb / _1mb / _10mb    the state serialized whole (what a whole-value rewrite
@@ -90,6 +93,7 @@ function sizedState(bytes: number): {
 function timeOnePropUpdate(frozen: boolean): {
   ms: number;
   keysMs: number;
+  freezeMs: number;
   keys: number;
   keysWithVersion: number;
 } {
@@ -102,9 +106,12 @@ function timeOnePropUpdate(frozen: boolean): {
   // warm up, then measure; each run changes one property of the last state, as a handler would
   const samples: number[] = [];
   const keysSamples: number[] = [];
+  const freezeSamples: number[] = [];
   let keysWithVersion = 0;
   for (let run = 0; run < RUNS + 20; run++) {
-    const next = prep({ ...state, p4: run }); // p4 is a number property
+    const spread = { ...state, p4: run }; // p4 is a number property
+    const tf = process.hrtime.bigint();
+    const next = prep(spread); // the runtime freezes every new state before writing it
     const t0 = process.hrtime.bigint();
     const stats = store.write(tx, state, next);
     const t1 = process.hrtime.bigint();
@@ -113,6 +120,7 @@ function timeOnePropUpdate(frozen: boolean): {
     if (run >= 20) {
       samples.push(Number(t1 - t0) / 1e6);
       keysSamples.push(Number(t2 - t1) / 1e6);
+      freezeSamples.push(Number(t0 - tf) / 1e6);
     }
     keysWithVersion = stats.keysWritten;
     state = next;
@@ -120,6 +128,7 @@ function timeOnePropUpdate(frozen: boolean): {
   return {
     ms: median(samples),
     keysMs: median(keysSamples),
+    freezeMs: median(freezeSamples),
     keys: keysWithVersion - 1,
     keysWithVersion,
   };
@@ -163,6 +172,7 @@ export async function benchCodec(): Promise<Record<string, number>> {
     'codec.one_prop_update_ms': Number(frozen.ms.toFixed(4)),
     'codec.one_prop_update_unfrozen_ms': Number(unfrozen.ms.toFixed(4)),
     'codec.object_keys_10k_ms': Number(frozen.keysMs.toFixed(4)),
+    'codec.freeze_10k_ms': Number(frozen.freezeMs.toFixed(4)),
   };
   for (const [name, b] of bytes) figures[`codec.update_bytes_${name}`] = b.update;
   for (const [name, b] of bytes) figures[`codec.state_bytes_${name}`] = b.whole;

@@ -1,3 +1,4 @@
+import { ownKeys } from './frozen-keys';
 import { LIMITS, type TupleItem } from '../backend/types';
 import { pack } from '../backend/keys';
 import { nBetween } from './frac-index';
@@ -231,8 +232,9 @@ class Differ {
           this.shared(ins.seen.get(value) as ValuePath, path);
         const whole = this.forced.size > 0 && this.forced.has(formatPath(path));
         if (!whole && kind === 'object') {
-          // Object.keys is most of the cost of diffing a big object (V8 sorts a large object's keys).
-          const keys = Object.keys(value);
+          // Listing the keys is most of the cost of diffing a big object (V8 sorts a large object's
+          // keys): reuse the list the runtime made when it froze the state (frozen-keys.ts).
+          const keys = ownKeys(value);
           if (ins.strict) checkPlainObjectKeys(value, undefined, path);
           let longest = 0;
           for (let i = 0; i < keys.length; i++) if (keys[i].length > longest) longest = keys[i].length;

@@ -1,3 +1,5 @@
+import { rememberFrozenKeys } from '../codec/frozen-keys';
+
 /**
  * Freezes plain objects and arrays of a state, deeply. The runtime diffs a handler's new state against
  * the one it was given, so changing the given one in place would go unnoticed; frozen, it throws.
@@ -8,6 +10,13 @@ export function deepFreeze<T>(value: T): T {
   const proto = Object.getPrototypeOf(value);
   if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return value;
   Object.freeze(value);
-  for (const v of Object.values(value)) deepFreeze(v);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) deepFreeze(value[i]);
+    return value;
+  }
+  const keys = Object.keys(value);
+  rememberFrozenKeys(value, keys); // the codec's diff lists the same keys: once is enough
+  const obj = value as Record<string, unknown>;
+  for (let i = 0; i < keys.length; i++) deepFreeze(obj[keys[i]]);
   return value;
 }
