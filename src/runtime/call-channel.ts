@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ReadTransaction, Transaction, Watch } from '../backend/types';
 import { toChunks } from './chunks';
 import type { ServerKeys } from './server-keys';
+import { DgenError, HandlerError } from '../errors';
 import { decodeWire, encodeWire, type FromId, type ReplyRecord } from './wire';
 
 const PENDING = Buffer.from('pending');
@@ -68,4 +69,17 @@ export const CallChannel = {
   sweep(tx: Transaction, keys: ServerKeys): void {
     tx.clearRange(keys.waiting.start, keys.waitingBefore(cutoff()));
   },
+};
+
+/** A failure as a reply record: its code when it is one of ours, else HANDLER_FAILED. */
+export const toRecord = (err: unknown): ReplyRecord => ({
+  ok: false,
+  code: err instanceof DgenError ? err.code : 'HANDLER_FAILED',
+  message: err instanceof Error ? err.message : String(err),
+});
+
+/** What a caller gets from a reply record: the value, or the failure thrown. */
+export const fromRecord = (rec: ReplyRecord): unknown => {
+  if (rec.ok) return rec.value;
+  throw new HandlerError(rec.code as 'HANDLER_FAILED', rec.message);
 };

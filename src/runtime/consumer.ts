@@ -1,0 +1,201 @@
+import { Subject, concatMap, defer, type Subscription } from 'rxjs';
+import type { Transaction, Watch } from '../backend/types';
+import { DgenError, HandlerError } from '../errors';
+import { BATCH_MS, BatchWindow, type HeadItem } from './batch-window';
+import { CallChannel, toRecord } from './call-channel';
+import { DurableQueue } from './durable-queue';
+import type { Handling, Outcome, ReplyTo } from './handling';
+import { findHandler, NoHandlerError } from './invoke';
+import { LockRecords } from './lock-record';
+import { delay, returnKindOf, type ServerContext } from './server-context';
+import { decodeWire, encodeWire, type DeadLetter, type QueueItem } from './wire';
+
+/** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
+type Skipped = { skipped: Error; msg: unknown; call: boolean };
+
+/** How often a consumer collects abandoned caller keys (see CallChannel.sweep). */
+const SWEEP_MS = 10_000;
+
+/**
+ * The consumer loop of one server in one process, an RxJS pipeline: backend watch events (wake$) →
+ * drain, one at a time (concatMap) → transactions that each take a batch of queue items → handlers.
+ * A drain ends by arming exactly one watch, whose firing wakes the next.
+ */
+export class Consumer {
+  private readonly wake$ = new Subject<void>();
+  private subscription?: Subscription;
+  private armed?: { watch?: Watch; timer?: NodeJS.Timeout };
+  private readonly window: BatchWindow;
+  private lastSweep = 0;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly handling: Handling,
+  ) {
+    this.window = new BatchWindow(ctx.keys, ctx.opts.maxBatch);
+  }
+
+  /** Tears the pipeline down: no drain starts after this, and the armed watch is cancelled. */
+  halt(): void {
+    this.subscription?.unsubscribe();
+    this.disarm();
+  }
+
+  start(): void {
+    // One drain at a time (concatMap); each drain ends by arming exactly one watch, whose firing wakes the next.
+    this.subscription = this.wake$
+      .pipe(concatMap(() => defer(() => this.ctx.track(this.drain()))))
+      .subscribe({ error: (error) => this.ctx.emit({ type: 'consumer-error', error }) });
+    this.wake$.next();
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.ctx.isStopped) {
+      let step: Awaited<ReturnType<Consumer['step']>>;
+      try {
+        step = await this.step();
+      } catch (error) {
+        if (this.ctx.isStopped) return;
+        if (error instanceof DgenError && error.code === 'BACKEND_CLOSED') return void this.ctx.stop(error);
+        this.ctx.emit({ type: 'consumer-error', error });
+        await delay(50);
+        continue;
+      }
+      if (step.type === 'wait') return this.arm(step.watch, step.retryAt);
+      if (this.handling.misses > 0) await delay(Math.min(2 ** (this.handling.misses - 1), 50));
+    }
+  }
+
+  /**
+   * One transaction: handle the messages at the head of the queue — a batch of them, in order, on one
+   * state that is written once — or arm a watch if there is none. A batch ends early at a `lock` or
+   * `stop` (what follows must wait for them) and after BATCH_MS of handler time.
+   */
+  private async step(): Promise<{ type: 'handled' } | { type: 'wait'; watch: Watch; retryAt?: number }> {
+    let items: HeadItem[] = [];
+    let at = 0; // the item being handled: the one to blame if the transaction fails
+    let expired: { owner: string } | undefined;
+    let committed = false;
+    try {
+      const r = await this.ctx.tenant.transact(async (tx) => {
+        items = [];
+        at = 0;
+        const lockRec = await LockRecords.read(tx, this.ctx.keys);
+        if (lockRec && lockRec.leaseUntil > Date.now())
+          return { wait: DurableQueue.watchPush(tx, this.ctx.keys), retryAt: lockRec.leaseUntil + 1 };
+        expired = lockRec; // its holder died: the lease ran out
+        if (lockRec) tx.clear(this.ctx.keys.lock);
+        items = await this.window.take(tx);
+        if (items.length === 0) {
+          this.sweepAbandonedCalls(tx);
+          return { wait: DurableQueue.watchPush(tx, this.ctx.keys) };
+        }
+        tx.clear(this.ctx.keys.attempts);
+        const done: Array<Outcome | Skipped> = [];
+        const initial = await this.handling.load(tx);
+        let state = initial.state;
+        const started = performance.now();
+        for (; at < items.length && (at === 0 || performance.now() - started < BATCH_MS); at++) {
+          const { key, item } = items[at];
+          DurableQueue.pop(tx, this.ctx.keys, key);
+          const replyTo: ReplyTo =
+            item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
+          if (!findHandler(this.ctx.def, item.kind, item.msg)) {
+            const err = new NoHandlerError(this.ctx.def.ctor.name, item.kind, item.msg);
+            if (replyTo.kind === 'durable')
+              await CallChannel.answer(tx, this.ctx.keys, replyTo.from, toRecord(err));
+            else this.deadLetter(tx, item.msg, err, 0);
+            done.push({ skipped: err, msg: item.msg, call: item.kind === 'call' });
+            continue;
+          }
+          const o = await this.handling.runHandler(tx, item.kind, item.msg, replyTo, item.kind, state);
+          state = o.result.state;
+          done.push(o);
+          const k = returnKindOf(o.result);
+          if (k === 'lock' || k === 'stop') break;
+        }
+        const last = [...done].reverse().find((d): d is Outcome => 'result' in d);
+        if (last && state !== initial.state) {
+          this.ctx.state.write(tx, initial.state, state);
+          last.stamp = this.handling.stampOf(tx);
+        }
+        return { done };
+      });
+      committed = true;
+      if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
+      if ('wait' in r && r.wait) return { type: 'wait', watch: r.wait, retryAt: r.retryAt };
+      for (const d of r.done ?? []) {
+        if ('result' in d) await this.handling.finish(d);
+        else {
+          this.ctx.emit({ type: 'handler-failed', error: d.skipped, attempt: 1 });
+          if (!d.call) this.ctx.emit({ type: 'dead-lettered', msg: d.msg });
+        }
+      }
+      return { type: 'handled' };
+    } catch (error) {
+      const failed = items[at] ?? items[items.length - 1];
+      if (committed || !failed || !(error instanceof HandlerError) || this.ctx.isStopped) throw error;
+      // Not the head: nothing of the batch committed; retry the items before it, then it alone.
+      if (at > 0) this.window.suspectItem(failed.key);
+      else await this.recordFailure(failed.key, failed.item, error);
+      return { type: 'handled' };
+    }
+  }
+
+  /** A handler failed on the head item: count the attempt; at maxAttempts move it to the dead letters. */
+  private async recordFailure(key: Buffer, item: QueueItem, error: HandlerError): Promise<void> {
+    const attempt = await this.ctx.tenant.transact(async (tx) => {
+      const raw = await tx.get(this.ctx.keys.attempts);
+      const prev = raw ? decodeWire<{ key: Buffer; n: number }>(raw) : undefined;
+      const n = prev && Buffer.from(prev.key).equals(key) ? prev.n + 1 : 1;
+      if ((await tx.get(key)) === undefined) return n; // another consumer dealt with it
+      if (n < this.ctx.opts.maxAttempts) {
+        tx.set(this.ctx.keys.attempts, encodeWire({ key, n }));
+        return n;
+      }
+      DurableQueue.pop(tx, this.ctx.keys, key);
+      tx.clear(this.ctx.keys.attempts);
+      this.deadLetter(tx, item.msg, error, n);
+      if (item.kind === 'call') await CallChannel.answer(tx, this.ctx.keys, item.from, toRecord(error));
+      return n;
+    });
+    this.ctx.emit({ type: 'handler-failed', error, attempt });
+    if (attempt >= this.ctx.opts.maxAttempts) this.ctx.emit({ type: 'dead-lettered', msg: item.msg });
+  }
+
+  /** At most every SWEEP_MS, when the queue is found empty: collect the keys of callers that died waiting. */
+  private sweepAbandonedCalls(tx: Transaction): void {
+    if (Date.now() - this.lastSweep < SWEEP_MS) return;
+    this.lastSweep = Date.now();
+    CallChannel.sweep(tx, this.ctx.keys);
+  }
+
+  private deadLetter(tx: Transaction, msg: unknown, error: Error, attempts: number): void {
+    const letter: DeadLetter = { msg, error: error.message, attempts };
+    tx.setVersionstampedKey(
+      this.ctx.keys.deadLetterTuple({ type: 'unbound versionstamp' }),
+      encodeWire(letter),
+    );
+  }
+
+  private arm(watch: Watch, retryAt?: number): void {
+    this.disarm();
+    const armed: { watch: Watch; timer?: NodeJS.Timeout; fired?: boolean } = { watch };
+    const fire = () => {
+      if (armed.fired || this.ctx.isStopped) return;
+      armed.fired = true;
+      if (this.armed === armed) this.disarm();
+      this.wake$.next();
+    };
+    watch.changed.then((changed) => changed && fire());
+    if (retryAt !== undefined) armed.timer = setTimeout(fire, Math.max(0, retryAt - Date.now()));
+    this.armed = armed;
+  }
+
+  private disarm(): void {
+    if (!this.armed) return;
+    this.armed.watch?.cancel();
+    clearTimeout(this.armed.timer);
+    this.armed = undefined;
+  }
+}

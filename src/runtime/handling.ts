@@ -1,0 +1,246 @@
+import type { Transaction } from '../backend/types';
+import { CallTimeoutError, DgenError, HandlerError, StoppedError } from '../errors';
+import type { Action, HandlerReturn, NoreplyReturn, ReplyReturn, StopReturn } from '../returns';
+import { runActions } from './actions';
+import { CallChannel, toRecord } from './call-channel';
+import { DurableQueue } from './durable-queue';
+import type { HandledKind } from './events';
+import { deepFreeze } from './freeze';
+import { findHandler, invokeHandler, NoHandlerError } from './invoke';
+import { LockRecords } from './lock-record';
+import { delay, returnKindOf, type ServerContext } from './server-context';
+import type { StoredState } from './state-storage';
+import type { FromId } from './wire';
+
+export type Role = 'call' | 'cast' | 'info';
+export type Result = HandlerReturn<unknown>;
+
+/** Who a reply goes to: a durable waiting caller, a caller in this process, or nobody (a cast). */
+export type ReplyTo = { kind: 'durable'; from: FromId } | { kind: 'local'; from: string } | { kind: 'none' };
+
+/** What one handled message left to do after its transaction committed. */
+export interface Outcome {
+  result: Result;
+  kind: HandledKind;
+  msg: unknown;
+  replyTo: ReplyTo;
+  ms: number;
+  stamp?: Promise<Buffer>;
+}
+
+/**
+ * How one process handles a server's messages: the state it caches (by version), running a handler
+ * inside a transaction, and what follows the commit — events, `@OnLocked`, actions, stop.
+ */
+export class Handling {
+  private cached?: StoredState;
+  /** Consecutive cache misses: the consumer backs off while another process keeps writing. */
+  misses = 0;
+
+  constructor(private readonly ctx: ServerContext) {}
+
+  /** The state just written by `init`, as of the commit `version`. */
+  remember(state: unknown, version: Buffer): void {
+    this.cached = { state, version };
+  }
+
+  forget(): void {
+    this.cached = undefined;
+  }
+
+  /** Runs one handler inside `tx` and writes its effects; the caller commits and then calls `finish`. */
+  async handle(
+    tx: Transaction,
+    role: Role,
+    msg: unknown,
+    replyTo: ReplyTo,
+    kind: HandledKind,
+  ): Promise<Outcome> {
+    if (!findHandler(this.ctx.def, role, msg)) throw new NoHandlerError(this.ctx.def.ctor.name, role, msg);
+    const current = await this.load(tx);
+    const o = await this.runHandler(tx, role, msg, replyTo, kind, current.state);
+    o.stamp = this.applyResult(tx, current.state, o.result);
+    return o;
+  }
+
+  /** Runs one handler on `state` inside `tx`, writing its lock and reply but not its state. */
+  async runHandler(
+    tx: Transaction,
+    role: Role,
+    msg: unknown,
+    replyTo: ReplyTo,
+    kind: HandledKind,
+    state: unknown,
+  ): Promise<Outcome> {
+    const method = findHandler(this.ctx.def, role, msg);
+    if (!method) throw new NoHandlerError(this.ctx.def.ctor.name, role, msg);
+    const started = performance.now();
+    const args =
+      role === 'call' ? [msg, replyTo.kind === 'none' ? undefined : replyTo.from, state] : [msg, state];
+    const result = await invokeHandler<Result>(this.ctx.def, this.ctx.instance, role, method, args);
+    deepFreeze(result.state);
+    const ms = performance.now() - started;
+    const kindOf = returnKindOf(result);
+    if (kindOf === 'lock') LockRecords.take(tx, this.ctx.keys, this.ctx.owner, this.ctx.opts.lockLeaseMs);
+    if (replyTo.kind === 'durable' && kindOf === 'reply')
+      await CallChannel.answer(tx, this.ctx.keys, replyTo.from, {
+        ok: true,
+        value: (result as ReplyReturn<unknown>).value,
+      });
+    if (replyTo.kind === 'durable' && kindOf === 'stop')
+      await CallChannel.answer(tx, this.ctx.keys, replyTo.from, toRecord(new StoppedError()));
+    return { result, kind, msg, replyTo, ms };
+  }
+
+  /** Writes the new state if it changed, returning the commit's versionstamp promise. */
+  applyResult(tx: Transaction, previous: unknown, result: Result): Promise<Buffer> | undefined {
+    const next = deepFreeze(result.state);
+    if (next === previous) return undefined;
+    this.ctx.state.write(tx, previous, next);
+    return this.stampOf(tx);
+  }
+
+  stampOf(tx: Transaction): Promise<Buffer> {
+    const p = tx.getVersionstamp();
+    p.catch(() => undefined); // an aborted attempt rejects it; only the committed one is used
+    return p;
+  }
+
+  /** The current state: the cached one while the stored version is unchanged, else read. */
+  async load(tx: Transaction): Promise<StoredState> {
+    if (this.ctx.opts.cache && this.cached) {
+      const version = await this.ctx.state.readVersion(tx);
+      if (version && version.equals(this.cached.version)) {
+        this.misses = 0;
+        return this.cached;
+      }
+      this.misses++;
+    }
+    const stored = await this.ctx.state.read(tx);
+    if (!stored)
+      throw new DgenError(
+        'NOT_FOUND',
+        `server ${JSON.stringify(this.ctx.tuid)} has no stored state (was it killed?)`,
+      );
+    deepFreeze(stored.state);
+    return stored;
+  }
+
+  /** After commit: cache, events, then the lock handler, actions and stop, in that order. */
+  async finish(o: Outcome): Promise<unknown> {
+    const kindOf = returnKindOf(o.result);
+    if (o.stamp) {
+      const version = await o.stamp;
+      if (this.ctx.opts.cache) this.cached = { state: o.result.state, version };
+      this.ctx.emit({ type: 'committed', version: version.toString('hex') });
+    }
+    this.ctx.emit({ type: 'handled', kind: o.kind, ms: o.ms });
+    if (kindOf === 'lock') return this.runLocked(o);
+    const actions = 'actions' in o.result ? (o.result.actions as ReadonlyArray<Action<unknown>>) : [];
+    await runActions(actions, o.result.state, (error) => this.ctx.emit({ type: 'action-failed', error }));
+    if (kindOf === 'stop') void this.ctx.stop((o.result as StopReturn<unknown>).reason);
+    return kindOf === 'reply' ? (o.result as ReplyReturn<unknown>).value : undefined;
+  }
+
+  /** A local (inline or priority) call: finish, then resolve with the reply or wait for a noreply's timeout. */
+  async finishLocal(o: Outcome, timeout: number): Promise<unknown> {
+    const before = returnKindOf(o.result);
+    const value = await this.finish(o);
+    const locked =
+      before === 'lock' ? (value as { replied: boolean; value?: unknown } | undefined) : undefined;
+    if (before === 'reply' || locked?.replied) return locked ? locked.value : value;
+    if (before === 'stop' && this.ctx.isStopped) throw new StoppedError();
+    // noreply: the caller waits until its timeout, as gen_server.
+    await delay(timeout);
+    throw new CallTimeoutError(
+      'CALL_TIMEOUT',
+      `call got no reply within ${timeout} ms (the handler returned noreply)`,
+    );
+  }
+
+  /**
+   * `lock(state)` committed: run `@OnLocked` outside any transaction, renewing the lease while it works,
+   * then commit its result and release the lock — also when it throws.
+   */
+  private async runLocked(o: Outcome): Promise<{ replied: boolean; value?: unknown }> {
+    this.ctx.emit({ type: 'lock-acquired' });
+    const ev =
+      o.replyTo.kind === 'none' ? { kind: 'cast' as const } : { kind: 'call' as const, from: o.replyTo.from };
+    const renew = setInterval(
+      () =>
+        void this.ctx.tenant
+          .transact((tx) => LockRecords.renew(tx, this.ctx.keys, this.ctx.owner, this.ctx.opts.lockLeaseMs))
+          .catch(() => undefined),
+      Math.max(10, this.ctx.opts.lockLeaseMs / 3),
+    );
+    let outcome: { replied: boolean; value?: unknown } = { replied: false };
+    try {
+      const method = findHandler(this.ctx.def, 'locked', o.msg);
+      let result: ReplyReturn<unknown> | NoreplyReturn<unknown> | StopReturn<unknown> | undefined;
+      let failure: Error | undefined;
+      const started = performance.now();
+      try {
+        if (!method) throw new NoHandlerError(this.ctx.def.ctor.name, 'locked', o.msg);
+        result = await invokeHandler(this.ctx.def, this.ctx.instance, 'locked', method, [
+          ev,
+          o.msg,
+          o.result.state,
+        ]);
+        if (returnKindOf(result) === 'reply' && ev.kind === 'cast')
+          throw new HandlerError(
+            'BAD_RETURN',
+            `${this.ctx.def.ctor.name}.${String(method)} returned reply(…) for a cast`,
+          );
+      } catch (error) {
+        failure = error as Error;
+        result = undefined;
+        this.ctx.emit({ type: 'handler-failed', error, attempt: 1 });
+      }
+      const ms = performance.now() - started;
+      const kindOf = result && returnKindOf(result);
+      const stamp = await this.ctx.tenant.transact(async (tx) => {
+        let stampP: Promise<Buffer> | undefined;
+        if (result) {
+          const current = await this.load(tx);
+          stampP = this.applyResult(tx, current.state, result) ?? undefined;
+        }
+        if (o.replyTo.kind === 'durable') {
+          if (failure) await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, toRecord(failure));
+          else if (kindOf === 'reply')
+            await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, {
+              ok: true,
+              value: (result as ReplyReturn<unknown>).value,
+            });
+        }
+        if (await LockRecords.release(tx, this.ctx.keys, this.ctx.owner))
+          DurableQueue.notify(tx, this.ctx.keys);
+        return { stampP };
+      });
+      if (stamp.stampP && result) {
+        const version = await stamp.stampP;
+        if (this.ctx.opts.cache) this.cached = { state: result.state, version };
+        this.ctx.emit({ type: 'committed', version: version.toString('hex') });
+      }
+      this.ctx.emit({ type: 'handled', kind: 'locked', ms });
+      if (failure && o.replyTo.kind === 'local') throw failure;
+      if (result) {
+        await runActions(result.actions, result.state, (error) =>
+          this.ctx.emit({ type: 'action-failed', error }),
+        );
+        if (kindOf === 'stop') void this.ctx.stop((result as StopReturn<unknown>).reason);
+        if (kindOf === 'reply') outcome = { replied: true, value: (result as ReplyReturn<unknown>).value };
+      }
+    } finally {
+      clearInterval(renew);
+      // Also when committing the result failed: never leave the lock to its lease.
+      await this.ctx.tenant
+        .transact(async (tx) => {
+          if (await LockRecords.release(tx, this.ctx.keys, this.ctx.owner))
+            DurableQueue.notify(tx, this.ctx.keys);
+        })
+        .catch(() => undefined);
+      this.ctx.emit({ type: 'lock-released' });
+    }
+    return outcome;
+  }
+}
