@@ -38,14 +38,19 @@ export const CallChannel = {
 
   /**
    * Writes the reply if the caller still waits (it clears its marker when it times out). A caller long
-   * past its deadline died waiting: its keys are cleared instead of answered.
+   * past its deadline died waiting: its keys are cleared instead of answered. Returns the bytes written.
    */
-  async answer(tx: Transaction, keys: ServerKeys, from: FromId, record: ReplyRecord): Promise<void> {
+  async answer(tx: Transaction, keys: ServerKeys, from: FromId, record: ReplyRecord): Promise<number> {
     const marker = keys.pendingMarker(from);
-    if ((await tx.get(marker)) === undefined) return;
-    if (abandoned(from)) return CallChannel.close(tx, keys, from);
-    toChunks(encodeWire(record)).forEach((chunk, i) => tx.set(keys.replyChunk(from, i), chunk));
+    if ((await tx.get(marker)) === undefined) return 0;
+    if (abandoned(from)) {
+      CallChannel.close(tx, keys, from);
+      return 0;
+    }
+    const bytes = encodeWire(record);
+    toChunks(bytes).forEach((chunk, i) => tx.set(keys.replyChunk(from, i), chunk));
     tx.set(marker, READY);
+    return bytes.length;
   },
 
   /** The reply, if it has arrived. */

@@ -13,6 +13,25 @@ import { decodeWire, encodeWire, type DeadLetter, type QueueItem } from './wire'
 /** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
 type Skipped = { skipped: Error; msg: unknown; call: boolean };
 
+/** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
+const BATCH_REPLY_BYTES = 1_000_000;
+
+/**
+ * What a message's own handling can cause, rather than the backend being unreachable: a handler that
+ * throws or returns wrongly, a reply or state that cannot be stored, a transaction its handlers make
+ * too large or too slow. These count as failed attempts of the message, so it is dead-lettered in the
+ * end instead of wedging the queue; anything else is retried as it is.
+ */
+const ITEM_FAULTS: ReadonlySet<string> = new Set([
+  'VALUE_TOO_LARGE',
+  'KEY_TOO_LARGE',
+  'TRANSACTION_TOO_LARGE',
+  'TRANSACTION_TIMED_OUT',
+  'NOT_SERIALIZABLE',
+]);
+const isItemFault = (e: unknown): e is DgenError =>
+  e instanceof HandlerError || (e instanceof DgenError && ITEM_FAULTS.has(e.code));
+
 /** How often a consumer collects abandoned caller keys (see CallChannel.sweep). */
 const SWEEP_MS = 10_000;
 
@@ -69,17 +88,18 @@ export class Consumer {
   /**
    * One transaction: handle the messages at the head of the queue — a batch of them, in order, on one
    * state that is written once — or arm a watch if there is none. A batch ends early at a `lock` or
-   * `stop` (what follows must wait for them) and after BATCH_MS of handler time.
+   * `stop` (what follows must wait for them), after BATCH_MS of handler time and after
+   * BATCH_REPLY_BYTES of replies.
    */
   private async step(): Promise<{ type: 'handled' } | { type: 'wait'; watch: Watch; retryAt?: number }> {
     let items: HeadItem[] = [];
-    let at = 0; // the item being handled: the one to blame if the transaction fails
+    let blame = 0; // the item whose handling ran last: the one to blame if the transaction fails
     let expired: { owner: string } | undefined;
     let committed = false;
     try {
       const r = await this.ctx.tenant.transact(async (tx) => {
         items = [];
-        at = 0;
+        blame = 0;
         const lockRec = await LockRecords.read(tx, this.ctx.keys);
         if (lockRec && lockRec.leaseUntil > Date.now())
           return { wait: DurableQueue.watchPush(tx, this.ctx.keys), retryAt: lockRec.leaseUntil + 1 };
@@ -95,8 +115,11 @@ export class Consumer {
         const initial = await this.handling.load(tx);
         let state = initial.state;
         const started = performance.now();
-        for (; at < items.length && (at === 0 || performance.now() - started < BATCH_MS); at++) {
-          const { key, item } = items[at];
+        let replyBytes = 0;
+        for (let i = 0; i < items.length; i++) {
+          if (i > 0 && (performance.now() - started >= BATCH_MS || replyBytes >= BATCH_REPLY_BYTES)) break;
+          blame = i;
+          const { key, item } = items[i];
           DurableQueue.pop(tx, this.ctx.keys, key);
           const replyTo: ReplyTo =
             item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
@@ -110,6 +133,7 @@ export class Consumer {
           }
           const o = await this.handling.runHandler(tx, item.kind, item.msg, replyTo, item.kind, state);
           state = o.result.state;
+          replyBytes += o.replyBytes ?? 0;
           done.push(o);
           const k = returnKindOf(o.result);
           if (k === 'lock' || k === 'stop') break;
@@ -133,17 +157,17 @@ export class Consumer {
       }
       return { type: 'handled' };
     } catch (error) {
-      const failed = items[at] ?? items[items.length - 1];
-      if (committed || !failed || !(error instanceof HandlerError) || this.ctx.isStopped) throw error;
+      const failed = items[blame];
+      if (committed || !failed || !isItemFault(error) || this.ctx.isStopped) throw error;
       // Not the head: nothing of the batch committed; retry the items before it, then it alone.
-      if (at > 0) this.window.suspectItem(failed.key);
+      if (blame > 0) this.window.suspectItem(failed.key);
       else await this.recordFailure(failed.key, failed.item, error);
       return { type: 'handled' };
     }
   }
 
   /** A handler failed on the head item: count the attempt; at maxAttempts move it to the dead letters. */
-  private async recordFailure(key: Buffer, item: QueueItem, error: HandlerError): Promise<void> {
+  private async recordFailure(key: Buffer, item: QueueItem, error: DgenError): Promise<void> {
     const attempt = await this.ctx.tenant.transact(async (tx) => {
       const raw = await tx.get(this.ctx.keys.attempts);
       const prev = raw ? decodeWire<{ key: Buffer; n: number }>(raw) : undefined;

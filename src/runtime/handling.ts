@@ -25,6 +25,8 @@ export interface Outcome {
   msg: unknown;
   replyTo: ReplyTo;
   ms: number;
+  /** Bytes of the reply written for a durable caller (batches stay well under the transaction limit). */
+  replyBytes?: number;
   stamp?: Promise<Buffer>;
 }
 
@@ -82,14 +84,15 @@ export class Handling {
     const ms = performance.now() - started;
     const kindOf = returnKindOf(result);
     if (kindOf === 'lock') LockRecords.take(tx, this.ctx.keys, this.ctx.owner, this.ctx.opts.lockLeaseMs);
+    let replyBytes = 0;
     if (replyTo.kind === 'durable' && kindOf === 'reply')
-      await CallChannel.answer(tx, this.ctx.keys, replyTo.from, {
+      replyBytes = await CallChannel.answer(tx, this.ctx.keys, replyTo.from, {
         ok: true,
         value: (result as ReplyReturn<unknown>).value,
       });
     if (replyTo.kind === 'durable' && kindOf === 'stop')
       await CallChannel.answer(tx, this.ctx.keys, replyTo.from, toRecord(new StoppedError()));
-    return { result, kind, msg, replyTo, ms };
+    return { result, kind, msg, replyTo, ms, replyBytes };
   }
 
   /** Writes the new state if it changed, returning the commit's versionstamp promise. */

@@ -34,6 +34,23 @@ class Flaky {
   }
 }
 
+/** Replies as large as asked; a state that cannot be stored on request. */
+@DurableServer({ name: 'big' })
+class Big {
+  @Init() init() {
+    return ok(0);
+  }
+  @OnCall('blob') blob(m: { size: number }, _f: unknown, n: number) {
+    return reply(Buffer.alloc(m.size, 7), n + 1);
+  }
+  @OnCast('unstorable') unstorable(_m: unknown, n: number) {
+    return noreply({ n, later: () => n } as unknown as number);
+  }
+  @OnCast('incr') incr(_m: unknown, n: number) {
+    return noreply(typeof n === 'number' ? n + 1 : n); // keeps an unstorable state unstorable
+  }
+}
+
 const count = (events: ServerEvent[], type: ServerEvent['type']) =>
   events.filter((e) => e.type === type).length;
 
@@ -127,5 +144,32 @@ describe.each(runtimeBackends)('batched consumption on %s', (_name, make) => {
     expect(await ref.done).toBe('bye');
     expect(await pub.readState()).toBe(6);
     expect(await pub.queueLength()).toBe(2);
+  });
+
+  test('queued calls whose replies together pass the 10 MB transaction limit are all answered', async () => {
+    const pub = await Runtime.start(Big, undefined, { tenant, consume: false, callTimeout: 30_000 });
+    const calls = Array.from({ length: 12 }, () => pub.call<Buffer>({ type: 'blob', size: 1_000_000 }));
+    await waitFor(async () => (await pub.queueLength()) === 12);
+    await Runtime.start(Big, undefined, { tenant });
+    const replies = await Promise.all(calls);
+    expect(replies.map((r) => r.length)).toEqual(Array(12).fill(1_000_000));
+    expect(await pub.readState()).toBe(12);
+  });
+
+  test('a message whose effects cannot be stored is dead-lettered after maxAttempts; the queue moves on', async () => {
+    const pub = await Runtime.start(Big, undefined, { tenant, consume: false, maxAttempts: 2 });
+    const tooBig = pub.call({ type: 'blob', size: 11_000_000 }).catch((e: unknown) => e);
+    await waitFor(async () => (await pub.queueLength()) === 1);
+    await pub.castMany(['incr', 'unstorable', 'incr']);
+    const ref = await Runtime.start(Big, undefined, { tenant, maxAttempts: 2 });
+    await waitFor(async () => (await ref.queueLength()) === 0, 15_000);
+    expect(await tooBig).toMatchObject({ code: 'TRANSACTION_TOO_LARGE' });
+    expect(await ref.readState()).toBe(2);
+    const dead = await ref.deadLetters();
+    expect(dead.map((d) => [d.msg, d.attempts])).toEqual([
+      [{ type: 'blob', size: 11_000_000 }, 2],
+      ['unstorable', 2],
+    ]);
+    expect(dead[1].error).toMatch(/later/);
   });
 });
