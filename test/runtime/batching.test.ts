@@ -49,6 +49,10 @@ class Big {
   @OnCast('incr') incr(_m: unknown, n: number) {
     return noreply(typeof n === 'number' ? n + 1 : n); // keeps an unstorable state unstorable
   }
+  @OnCall('slow') async slow(_m: unknown, _f: unknown, n: number) {
+    await new Promise((r) => setTimeout(r, 5_300)); // past the 5 s transaction limit
+    return reply('late', n);
+  }
 }
 
 const count = (events: ServerEvent[], type: ServerEvent['type']) =>
@@ -172,4 +176,15 @@ describe.each(runtimeBackends)('batched consumption on %s', (_name, make) => {
     ]);
     expect(dead[1].error).toMatch(/later/);
   });
+
+  test('a handler slower than the 5 s transaction limit: its caller gets TRANSACTION_TIMED_OUT, the queue moves on', async () => {
+    const pub = await Runtime.start(Big, undefined, { tenant, consume: false, callTimeout: 20_000 });
+    const slow = pub.call('slow').catch((e: unknown) => e);
+    await waitFor(async () => (await pub.queueLength()) === 1);
+    await pub.cast('incr');
+    const ref = await Runtime.start(Big, undefined, { tenant, maxAttempts: 1 });
+    expect(await slow).toMatchObject({ code: 'TRANSACTION_TIMED_OUT' });
+    await waitFor(async () => (await ref.readState()) === 1);
+    expect((await ref.deadLetters()).map((d) => d.msg)).toEqual(['slow']);
+  }, 30_000);
 });
