@@ -36,12 +36,12 @@ import {
   ChangesFollower,
   OnChange,
   follow,
-  startFollower,
   type ChangeRow,
   type FollowOptions,
   type FollowerRef,
 } from '../src/couch';
 import { Init } from '../src/decorators';
+import { startFollower } from '../src/couch/start-follower';
 import { defineClass } from '../src/registry/class-definition';
 import { ok, stop } from '../src/returns';
 import { FaultProxy } from '../test/helpers/couch/fault-proxy';

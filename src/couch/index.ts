@@ -4,7 +4,6 @@
  */
 export { ChangesFollower, OnChange, OnError, type ChangesFollowerOptions } from './decorators';
 export { follow, retry, type FollowReturn, type RetryReturn } from './returns';
-export { startFollower } from './start-follower';
 export type { FollowerRef, FollowerStartOptions, CallFrom } from './follower-ref';
 export type { FollowerEvent, ReconnectReason, ErrorSource } from './follower-events';
 export type { ChangeRow, Seq } from './change-row';

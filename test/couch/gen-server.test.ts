@@ -5,13 +5,13 @@ import {
   OnError,
   follow,
   retry,
-  startFollower,
   type CallFrom,
   type ChangeRow,
   type DbTarget,
 } from '../../src/couch';
 import { DurableServer, Init, OnCall, OnCast, OnInfo } from '../../src/decorators';
 import { defineClass } from '../../src/registry/class-definition';
+import { startFollower } from '../../src/couch/start-follower';
 import { noreply, ok, reply, stop } from '../../src/returns';
 import { whereis } from '../../src/runtime/local-registry';
 import { Runtime } from '../../src/runtime/runtime';
