@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import * as vm from 'vm';
 import { cborSerializer } from '../../src/codec/serializer';
-import { storable } from './arbitraries';
+import { equateInvalidDates, storable } from './arbitraries';
+
+equateInvalidDates(); // a decoded invalid Date is another invalid Date, not a different value
 
 const rt = (v: unknown) => cborSerializer.decode(cborSerializer.encode(v));
 
