@@ -23,14 +23,28 @@
  * - codec.state_bytes_1kb / _1mb / _10mb    the state serialized whole (what a whole-value rewrite
  *                                           would write on every update), for comparison
  *
+ * - codec.idlist_100k_item_update_ms        time through StateStore.write, median, of changing one field
+ *                                           of one item of a 100,000-item id-list (a deep-frozen state as
+ *                                           the runtime keeps it: the other items are the very same
+ *                                           frozen objects as before); goal: a few ms
+ * - codec.idlist_100k_item_update_keys_written   data keys that update writes (1: the changed field)
+ * - codec.idlist_100k_item_update_keys_with_version  the same with the version key (2)
+ * - codec.idlist_100k_append_ms             the same for appending one item to that list (the list
+ *                                           grows by one per run)
+ * - codec.idlist_100k_remove_ms             the same for removing one item from the middle of it
+ *
  * The 10,000 properties mix numbers, strings, small objects and small arrays; the sized states are
- * objects holding an id-list of records and a few settings, with one record's field updated.
+ * objects holding an id-list of records and a few settings, with one record's field updated. The
+ * id-list figures use a state `{ title, items }` whose items are `{ id, text, n, done }`; the list
+ * figures take BENCH_CODEC_IDLIST_RUNS runs each (default 50, after 5 warm-up runs).
  */
 import type { Transaction } from '../src/backend/types';
 import { deepFreeze } from '../src/runtime/freeze';
 import { cborSerializer, encodeState, StateStore, writeState } from '../src/codec';
 
 const RUNS = Number(process.env.BENCH_CODEC_RUNS ?? 300);
+const IDLIST_RUNS = Number(process.env.BENCH_CODEC_IDLIST_RUNS ?? 50);
+const IDLIST_WARMUP = 5;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -134,6 +148,52 @@ function timeOnePropUpdate(frozen: boolean): {
   };
 }
 
+interface ListItem {
+  id: string;
+  text: string;
+  n: number;
+  done: boolean;
+}
+
+/**
+ * One field of one item, one appended item, one removed item of a deep-frozen 100,000-item id-list,
+ * each written through StateStore.write as the runtime does (the runs continue one chain of states).
+ */
+function timeIdList(): { updateMs: number; updateKeys: number; appendMs: number; removeMs: number } {
+  const tx = countingTransaction();
+  const store = new StateStore(['dgen_server', 'Bench', 's']);
+  const item = (i: number): ListItem => ({ id: `item-${i}`, text: `item number ${i}`, n: i, done: false });
+  let state = deepFreeze({ title: 'bench', items: Array.from({ length: 100_000 }, (_, i) => item(i)) });
+  store.write(tx, undefined, state);
+  const timed = (change: (s: typeof state, run: number) => typeof state): { ms: number; keys: number } => {
+    const samples: number[] = [];
+    let keys = 0;
+    for (let run = 0; run < IDLIST_RUNS + IDLIST_WARMUP; run++) {
+      const next = deepFreeze(change(state, run)); // the handler's new state, frozen by the runtime
+      const t0 = process.hrtime.bigint();
+      const stats = store.write(tx, state, next);
+      const t1 = process.hrtime.bigint();
+      if (run >= IDLIST_WARMUP) samples.push(Number(t1 - t0) / 1e6);
+      keys = stats.keysWritten;
+      state = next;
+    }
+    return { ms: median(samples), keys };
+  };
+  const update = timed((s, run) => {
+    const items = s.items.slice();
+    const k = (run * 7919) % items.length;
+    items[k] = { ...items[k], n: -run - 1 };
+    return { ...s, items };
+  });
+  let nextId = 100_000;
+  const append = timed((s) => ({ ...s, items: [...s.items, item(nextId++)] }));
+  const remove = timed((s) => {
+    const k = Math.floor(s.items.length / 2);
+    return { ...s, items: [...s.items.slice(0, k), ...s.items.slice(k + 1)] };
+  });
+  return { updateMs: update.ms, updateKeys: update.keys, appendMs: append.ms, removeMs: remove.ms };
+}
+
 function updateBytes(bytes: number): { update: number; whole: number } {
   const state = deepFreeze(sizedState(bytes));
   const { snapshot } = encodeState(state);
@@ -153,6 +213,7 @@ function updateBytes(bytes: number): { update: number; whole: number } {
 export async function benchCodec(): Promise<Record<string, number>> {
   const frozen = timeOnePropUpdate(true);
   const unfrozen = timeOnePropUpdate(false);
+  const idList = timeIdList();
   const sizes: Array<[string, number]> = [
     ['1kb', 1_000],
     ['1mb', 1_000_000],
@@ -174,6 +235,11 @@ export async function benchCodec(): Promise<Record<string, number>> {
     'codec.object_keys_10k_ms': Number(frozen.keysMs.toFixed(4)),
     'codec.freeze_10k_ms': Number(frozen.freezeMs.toFixed(4)),
   };
+  figures['codec.idlist_100k_item_update_ms'] = Number(idList.updateMs.toFixed(4));
+  figures['codec.idlist_100k_item_update_keys_written'] = idList.updateKeys - 1;
+  figures['codec.idlist_100k_item_update_keys_with_version'] = idList.updateKeys;
+  figures['codec.idlist_100k_append_ms'] = Number(idList.appendMs.toFixed(4));
+  figures['codec.idlist_100k_remove_ms'] = Number(idList.removeMs.toFixed(4));
   for (const [name, b] of bytes) figures[`codec.update_bytes_${name}`] = b.update;
   for (const [name, b] of bytes) figures[`codec.state_bytes_${name}`] = b.whole;
   return figures;

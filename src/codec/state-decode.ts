@@ -142,7 +142,7 @@ class Reader {
       items.set(id, { frac: fracs.get(id) as string, node: d.node });
       return d.value;
     });
-    return { value, node: new ListNode(undefined, false, items, order) };
+    return { value, node: new ListNode(undefined, false, PersistentMap.of(items), order) };
   }
 }
 

@@ -45,7 +45,11 @@ import {
  * object the diff keeps its property names in order and the values of its immutable parts (see
  * ObjectNode), so a change to one property of a frozen 10 000-property state costs V8's
  * `Object.keys` of the new state, one property load and two array reads per other property, and
- * inspecting and encoding the one changed value (errors still name its full path). Only parts that
+ * inspecting and encoding the one changed value (errors still name its full path). An id-list is
+ * walked in parallel with the old one from both ends, settling a position that holds the very same
+ * frozen item by one comparison; only the items between the unchanged ends are looked up by id (see
+ * `list`), and the snapshot's item map is persistent, so changing, appending or removing one item of
+ * a frozen 100 000-item list costs a pass of comparisons, not a rebuilt map. Only parts that
  * were verified frozen are skipped by identity, so a caller that changes a mutable part in place is
  * still noticed; a state that is not frozen is diffed correctly, only slower.
  *
@@ -116,6 +120,15 @@ function longestAscending(fracs: readonly string[]): Set<number> {
   const keep = new Set<number>();
   for (let i = tails.length ? tails[tails.length - 1] : -1; i >= 0; i = prev[i]) keep.add(i);
   return keep;
+}
+
+/** The id of `item` when it can be an id-list item (a plain object with its own string `id`). */
+function itemId(item: unknown): string | undefined {
+  if (typeof item !== 'object' || item === null) return undefined;
+  if (protoKind(Object.getPrototypeOf(item)) !== 'object') return undefined;
+  if (!hasOwn(item, 'id')) return undefined;
+  const id = (item as { id: unknown }).id;
+  return typeof id === 'string' ? id : undefined;
 }
 
 /**
@@ -247,15 +260,8 @@ class Differ {
             return this.object(old, value as Record<string, unknown>, keys, path);
           }
         } else if (!whole) {
-          const ids = this.idsOf(value as unknown[]);
-          if (ids !== undefined) {
-            ins.seen.set(value, path);
-            if (old !== undefined && old.kind !== 'list') {
-              this.clearNode(old);
-              old = undefined;
-            }
-            return this.list(old, value as Record<string, unknown>[], ids, path);
-          }
+          const list = this.list(old, value as unknown[], path);
+          if (list !== undefined) return list;
         }
       }
     }
@@ -264,25 +270,6 @@ class Differ {
       old = undefined;
     }
     return this.leaf(old, value, path);
-  }
-
-  /** The ids, when `arr` is an id-list: plain objects each with its own distinct string `id`. */
-  private idsOf(arr: unknown[]): string[] | undefined {
-    const ids = new Array<string>(arr.length);
-    const unique = new Set<string>();
-    let longest = 0;
-    for (let i = 0; i < arr.length; i++) {
-      const item = arr[i];
-      if (typeof item !== 'object' || item === null) return;
-      if (protoKind(Object.getPrototypeOf(item)) !== 'object') return;
-      if (!Object.prototype.hasOwnProperty.call(item, 'id')) return;
-      const id = (item as { id: unknown }).id;
-      if (typeof id !== 'string' || unique.has(id)) return;
-      unique.add(id);
-      ids[i] = id;
-      if (id.length > longest) longest = id.length;
-    }
-    return this.fits(longest) ? ids : undefined;
   }
 
   private leaf(old: LeafNode | undefined, value: unknown, path: ValuePath): LeafNode {
@@ -427,65 +414,211 @@ class Differ {
       : new ObjectNode(source, immutable, props);
   }
 
-  private list(
-    old: ListNode | undefined,
-    arr: Record<string, unknown>[],
-    ids: readonly string[],
-    path: ValuePath,
-  ): ListNode {
-    const oldItems: ReadonlyMap<string, ListEntry> = old?.items ?? new Map();
-    if (old === undefined) this.ops.push({ type: 'set', path: this.here(TAG.list), value: EMPTY });
+  /**
+   * Diffs `arr` as an id-list against `old`, or returns `undefined` (having done nothing) when `arr`
+   * is not an id-list: plain objects each with its own distinct string `id`, short enough to fit.
+   *
+   * Old and new are walked in parallel from both ends: a position holding the very same immutable
+   * item as last time is settled with one comparison (no lookup, no id check: a frozen item's id
+   * cannot have changed), and one holding an item with the same id is diffed in place. What lies
+   * between the longest such prefix and suffix — where items were inserted, removed or moved — is
+   * diffed by id, and there only the items that leave the longest run still in order get a new
+   * position key. So a one-item update of a long frozen list costs a pass of identity comparisons
+   * plus the changed item; appending or removing one item adds a copy of the id order.
+   */
+  private list(old: StateNode | undefined, arr: unknown[], path: ValuePath): ListNode | undefined {
+    const prev = old !== undefined && old.kind === 'list' ? old : undefined;
+    const n = arr.length;
+    // most arrays that are not id-lists show it at once
+    if (prev === undefined && n > 0 && itemId(arr[0]) === undefined) return undefined;
+    const m = prev !== undefined ? prev.length : 0;
+    // per old position, the item when immutable (the same value met there again is unchanged)
+    const oldVals =
+      prev === undefined ? undefined : prev.immutable ? (prev.source as readonly unknown[]) : prev.vals;
 
-    // Removed items: their position key and everything below the item.
-    if (oldItems.size > 0) {
-      const present = new Set(ids);
-      for (const [id, entry] of oldItems) {
-        if (present.has(id)) continue;
-        this.ops.push({ type: 'clear', path: this.here(TAG.list, TAG.listIndex, id) });
-        this.push(TAG.list, TAG.listItem, id);
-        this.clearNode(entry.node);
-        this.pop(TAG.list, TAG.listItem, id);
+    // Phase 1, no side effects: the unchanged prefix and suffix, and whether this is an id-list.
+    const headTouched: number[] = []; // positions of the prefix holding another item with the same id
+    const tailTouched: number[] = []; // the same in the suffix, from the end
+    const lim = n < m ? n : m;
+    let p = 0;
+    if (oldVals !== undefined) {
+      for (; p < lim; p++) {
+        const item = arr[p];
+        if (item === oldVals[p]) continue;
+        if (itemId(item) !== (prev as ListNode).idAt(p)) break;
+        headTouched.push(p);
       }
+    } else {
+      for (; p < lim && itemId(arr[p]) === (prev as ListNode).idAt(p); p++) headTouched.push(p);
+    }
+    let s = 0;
+    while (s < n - p && s < m - p) {
+      const item = arr[n - 1 - s];
+      const k = m - 1 - s;
+      if (oldVals === undefined || item !== oldVals[k]) {
+        if (itemId(item) !== (prev as ListNode).idAt(k)) break;
+        tailTouched.push(n - 1 - s);
+      }
+      s++;
+    }
+    const end = n - s; // the new middle is [p, end)
+    const oldEnd = m - s; // the old middle is [p, oldEnd)
+    const midIds = new Array<string>(end - p);
+    const present = new Set<string>();
+    let longest = 0;
+    for (let j = p; j < end; j++) {
+      const id = itemId(arr[j]);
+      if (id === undefined || present.has(id)) return undefined;
+      present.add(id);
+      midIds[j - p] = id;
+      if (id.length > longest) longest = id.length;
+    }
+    // (the ids of the prefix and suffix are the old ones, which fit here)
+    if (!this.fits(longest)) return undefined;
+    const oldItems = prev?.items;
+    if (oldItems !== undefined && end > p && (p > 0 || s > 0)) {
+      // an id of the new middle that the old list held outside its middle is also in the new prefix
+      // or suffix: not an id-list
+      const oldMid = new Set<string>();
+      for (let k = p; k < oldEnd; k++) oldMid.add((prev as ListNode).idAt(k));
+      for (let i = 0; i < midIds.length; i++)
+        if (!oldMid.has(midIds[i]) && oldItems.has(midIds[i])) return undefined;
     }
 
-    // Items that keep their position key: the longest run already in order. Only the others move.
+    // Phase 2: the operations.
+    if (old !== undefined && prev === undefined) this.clearNode(old);
+    this.ins.seen.set(arr, path);
+    if (prev === undefined) this.ops.push({ type: 'set', path: this.here(TAG.list), value: EMPTY });
+    const changes = new Map<string, ListEntry | null>();
+    const mutableAt: number[] = []; // positions whose part is not immutable
+
+    // Removed items (only in the old middle): their position key and everything below the item.
+    for (let k = p; k < oldEnd; k++) {
+      const id = (prev as ListNode).idAt(k);
+      if (present.has(id)) continue;
+      this.ops.push({ type: 'clear', path: this.here(TAG.list, TAG.listIndex, id) });
+      this.push(TAG.list, TAG.listItem, id);
+      this.clearNode(((oldItems as PersistentMap<string, ListEntry>).get(id) as ListEntry).node);
+      this.pop(TAG.list, TAG.listItem, id);
+      changes.set(id, null);
+    }
+
+    // An item of the prefix or suffix in its old place, not the very same immutable value: diff it.
+    const inPlace = (j: number, id: string): void => {
+      const before = (oldItems as PersistentMap<string, ListEntry>).get(id) as ListEntry;
+      this.push(TAG.list, TAG.listItem, id);
+      const node = this.node(before.node, arr[j], childPath(path, j));
+      this.pop(TAG.list, TAG.listItem, id);
+      if (!node.immutable) mutableAt.push(j);
+      if (node !== before.node) changes.set(id, { frac: before.frac, node });
+    };
+    for (const j of headTouched) inPlace(j, (prev as ListNode).idAt(j));
+
+    if (end > p) this.middle(arr, path, p, end, midIds, prev, changes, mutableAt, oldEnd);
+
+    for (let i = tailTouched.length - 1; i >= 0; i--) {
+      const j = tailTouched[i];
+      inPlace(j, (prev as ListNode).idAt(j - n + m));
+    }
+
+    const immutable = mutableAt.length === 0 && Object.isFrozen(arr);
+    const source = immutable ? arr : undefined;
+    if (immutable) this.ins.immutables.add(arr);
+    const moved = end > p || oldEnd > p;
+    if (
+      prev !== undefined &&
+      changes.size === 0 &&
+      !moved &&
+      prev.source === source &&
+      prev.immutable === immutable
+    )
+      return prev;
+    // the ids in order, kept only when the list is not immutable (else its source array holds them)
+    let order: string[] | undefined;
+    if (!immutable) {
+      if (p === 0 && s === 0) order = midIds;
+      else {
+        order = new Array<string>(n);
+        const old = prev as ListNode;
+        for (let j = 0; j < p; j++) order[j] = old.idAt(j);
+        for (let j = p; j < end; j++) order[j] = midIds[j - p];
+        for (let j = end; j < n; j++) order[j] = old.idAt(j - n + m);
+      }
+    }
+    const items =
+      oldItems === undefined
+        ? PersistentMap.of(changes as Map<string, ListEntry>) // everything is new
+        : oldItems.with(changes);
+    let vals: unknown[] | undefined;
+    if (!immutable) {
+      vals = arr.slice();
+      for (const j of mutableAt) vals[j] = NOT_IMMUTABLE;
+    }
+    return new ListNode(source, immutable, items, order, vals);
+  }
+
+  /**
+   * The middle of a list diff: positions [p, end) of `arr` (ids `midIds`), where the old list held
+   * positions [p, oldEnd) of `prev`. The items that keep their position key are the longest run of them
+   * already in order; the others get new keys between their neighbours'.
+   */
+  private middle(
+    arr: unknown[],
+    path: ValuePath,
+    p: number,
+    end: number,
+    midIds: readonly string[],
+    prev: ListNode | undefined,
+    changes: Map<string, ListEntry | null>,
+    mutableAt: number[],
+    oldEnd: number,
+  ): void {
+    const oldItems = prev?.items;
+    const len = end - p;
+    const befores = new Array<ListEntry | undefined>(len);
     const commonAt: number[] = [];
     const commonFracs: string[] = [];
-    for (let j = 0; j < ids.length; j++) {
-      const e = oldItems.get(ids[j]);
-      if (e !== undefined) {
-        commonAt.push(j);
-        commonFracs.push(e.frac);
+    if (oldItems !== undefined) {
+      for (let i = 0; i < len; i++) {
+        const e = oldItems.get(midIds[i]);
+        befores[i] = e;
+        if (e !== undefined) {
+          commonAt.push(i);
+          commonFracs.push(e.frac);
+        }
       }
     }
-    const keep = new Array<boolean>(ids.length).fill(false);
+    const keep = new Array<boolean>(len).fill(false);
     let ordered = true;
     for (let i = 1; i < commonFracs.length && ordered; i++) ordered = commonFracs[i - 1] < commonFracs[i];
-    if (ordered) for (const j of commonAt) keep[j] = true;
+    if (ordered) for (const i of commonAt) keep[i] = true;
     else for (const i of longestAscending(commonFracs)) keep[commonAt[i]] = true;
 
-    const fracs = new Array<string>(ids.length);
-    for (let j = 0; j < ids.length;) {
-      if (keep[j]) {
-        fracs[j] = (oldItems.get(ids[j]) as ListEntry).frac;
-        j++;
+    // the neighbours' keys: the end of the prefix and the start of the suffix keep theirs
+    const fracAt = (k: number): string =>
+      ((prev as ListNode).items.get((prev as ListNode).idAt(k)) as ListEntry).frac;
+    const lo = p > 0 ? fracAt(p - 1) : undefined;
+    const hi = prev !== undefined && oldEnd < prev.length ? fracAt(oldEnd) : undefined;
+    const fracs = new Array<string>(len);
+    for (let i = 0; i < len;) {
+      if (keep[i]) {
+        fracs[i] = (befores[i] as ListEntry).frac;
+        i++;
         continue;
       }
-      const start = j;
-      while (j < ids.length && !keep[j]) j++;
-      const lo = start > 0 ? fracs[start - 1] : undefined;
-      const hi = j < ids.length ? (oldItems.get(ids[j]) as ListEntry).frac : undefined;
-      const made = nBetween(lo, hi, j - start);
+      const start = i;
+      while (i < len && !keep[i]) i++;
+      const a = start > 0 ? fracs[start - 1] : lo;
+      const b = i < len ? (befores[i] as ListEntry).frac : hi;
+      const made = nBetween(a, b, i - start);
       for (let k = 0; k < made.length; k++) fracs[start + k] = made[k];
     }
 
-    const items = new Map<string, ListEntry>();
-    let immutable = Object.isFrozen(arr);
-    let same = old !== undefined && old.order.length === ids.length;
-    for (let j = 0; j < ids.length; j++) {
-      const id = ids[j];
-      const before = oldItems.get(id);
-      const frac = fracs[j];
+    for (let i = 0; i < len; i++) {
+      const id = midIds[i];
+      const j = p + i;
+      const before = befores[i];
+      const frac = fracs[i];
       const item = arr[j];
       let entry: ListEntry;
       if (
@@ -506,14 +639,9 @@ class Differ {
         entry =
           before !== undefined && before.frac === frac && before.node === node ? before : { frac, node };
       }
-      if (!entry.node.immutable) immutable = false;
-      if (entry !== before || (old as ListNode).order[j] !== id) same = false;
-      items.set(id, entry);
+      if (!entry.node.immutable) mutableAt.push(j);
+      if (entry !== before) changes.set(id, entry);
     }
-    const source = immutable ? arr : undefined;
-    if (immutable) this.ins.immutables.add(arr);
-    if (same && old !== undefined && old.source === source && old.immutable === immutable) return old;
-    return new ListNode(source, immutable, items, ids);
   }
 }
 

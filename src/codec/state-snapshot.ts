@@ -82,16 +82,47 @@ export interface ListEntry {
   readonly node: StateNode;
 }
 
-/** An id-list, one key per item plus one position key per item. */
+/**
+ * An id-list, one key per item plus one position key per item. `items` is persistent: a diff that
+ * changes a few items of a long list shares the bulk of the map with the previous snapshot.
+ */
 export class ListNode {
   readonly kind = 'list';
   constructor(
+    /** The array, when immutable (deep-frozen): `source[j]` is then the item at position j. */
     readonly source: unknown,
     readonly immutable: boolean,
-    readonly items: ReadonlyMap<string, ListEntry>,
-    /** Ids in list order (ascending fractional index). */
-    readonly order: readonly string[],
+    readonly items: PersistentMap<string, ListEntry>,
+    /**
+     * Ids in list order (ascending fractional index); absent when the list is immutable, as its
+     * `source` array then holds the items in order (so a diff need not copy 100 000 ids when one
+     * item is appended). Read them through `idAt`.
+     */
+    private readonly ids: readonly string[] | undefined,
+    /**
+     * For the next diff's fast path, when the list is not immutable (absent in a snapshot read
+     * back): per position, the item when its part is immutable, else NOT_IMMUTABLE. (An immutable
+     * list needs none: its `source` is the array.) Belongs to the node and is never changed.
+     */
+    readonly vals?: readonly unknown[],
   ) {}
+
+  /** How many items. */
+  get length(): number {
+    return this.ids !== undefined ? this.ids.length : (this.source as readonly unknown[]).length;
+  }
+
+  /** The id of the item at position `k`. */
+  idAt(k: number): string {
+    return this.ids !== undefined ? this.ids[k] : (this.source as readonly { id: string }[])[k].id;
+  }
+
+  /** Ids in list order. */
+  order(): string[] {
+    const out = new Array<string>(this.length);
+    for (let k = 0; k < out.length; k++) out[k] = this.idAt(k);
+    return out;
+  }
 }
 
 export type StateNode = LeafNode | ObjectNode | ListNode;
