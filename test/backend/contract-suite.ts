@@ -566,6 +566,34 @@ export function describeContract(factory: BackendFactory): void {
         expect(str(await tenant.read((tx) => tx.get(k('after'))))).toBe('ok');
       });
 
+      test('a body that works synchronously past its time limit is TRANSACTION_TIMED_OUT and commits nothing', async () => {
+        const busy = (ms: number) => {
+          const until = performance.now() + ms;
+          while (performance.now() < until); // no await: no timer can fire meanwhile
+        };
+        await expect(
+          tenant.transact(
+            async (tx) => {
+              tx.set(k('sync'), b('1'));
+              busy(150);
+              await Promise.resolve();
+            },
+            { timeoutMs: 50 },
+          ),
+        ).rejects.toMatchObject({ code: 'TRANSACTION_TIMED_OUT' });
+        await expect(
+          tenant.transact(
+            async (tx) => {
+              await Promise.resolve();
+              tx.set(k('sync'), b('2'));
+              busy(150);
+            },
+            { timeoutMs: 50 },
+          ),
+        ).rejects.toMatchObject({ code: 'TRANSACTION_TIMED_OUT' });
+        expect(await tenant.read((tx) => tx.get(k('sync')))).toBeUndefined();
+      });
+
       test('each transaction gets its own time limit', async () => {
         await tenant.transact(async () => sleep(5)); // the default limit
         await expect(tenant.transact(() => sleep(300), { timeoutMs: 50 })).rejects.toMatchObject({

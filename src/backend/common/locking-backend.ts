@@ -118,7 +118,8 @@ export abstract class LockingBackend implements Backend {
       this.abort(session, tx, err);
       throw err;
     }
-    if (isThenable(result)) return this.settle(session, tx, result as PromiseLike<T>, timeoutMs);
+    if (isThenable(result))
+      return this.settle(session, tx, result as PromiseLike<T>, started + timeoutMs, timeoutMs);
     this.commit(session, tx);
     return result;
   }
@@ -127,14 +128,19 @@ export abstract class LockingBackend implements Backend {
     session: LockSession,
     tx: LockedTransaction,
     body: PromiseLike<T>,
+    deadlineAt: number,
     timeoutMs: number,
   ): Promise<T> {
     let value: T;
     try {
       value = await new Promise<T>((resolve, reject) => {
-        this.deadline.start(timeoutMs, () => reject(transactionTimedOut(timeoutMs)));
+        // The timer can only fire at an await; a body's synchronous stretches are checked when it ends.
+        this.deadline.start(Math.max(0, deadlineAt - performance.now()), () =>
+          reject(transactionTimedOut(timeoutMs)),
+        );
         body.then(resolve, reject);
       });
+      if (performance.now() > deadlineAt) throw transactionTimedOut(timeoutMs);
     } catch (err) {
       this.abort(session, tx, err);
       throw err;

@@ -10,19 +10,21 @@ export const transactionTimedOut = (timeoutMs: number): BackendError =>
 /**
  * Resolves with `work`, or rejects with TRANSACTION_TIMED_OUT (calling `onTimeout` first) after `ms`:
  * one timer per call, for engines that run transactions concurrently (FoundationDB). Engines that run
- * one at a time use a `TransactionDeadline` instead.
+ * one at a time use a `TransactionDeadline` instead. `limitMs` is the limit the error names (`ms` may
+ * be what is left of it).
  */
 export async function withinTimeLimit<T>(
   work: PromiseLike<T>,
   ms: number,
   onTimeout: () => void,
+  limitMs: number = ms,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<T>((resolve, reject) => {
       timer = setTimeout(() => {
         onTimeout();
-        reject(transactionTimedOut(ms));
+        reject(transactionTimedOut(limitMs));
       }, ms);
       work.then(resolve, reject);
     });

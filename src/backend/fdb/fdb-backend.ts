@@ -1,7 +1,7 @@
 import type { Database } from 'foundationdb';
 import { BackendError, isRetryable } from '../../errors';
 import { checkTenantPath } from '../common/tenant-path';
-import { withinTimeLimit } from '../common/transaction-deadline';
+import { transactionTimedOut, withinTimeLimit } from '../common/transaction-deadline';
 import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
 import { LIMITS } from '../types';
 import { PrefixTenant } from '../common/prefix-tenant';
@@ -80,16 +80,20 @@ export class FdbBackend implements Backend {
     for (let attempt = 0; ; attempt++) {
       const tx = new FdbTransaction(this.fdb, this.db, tn, prefix, this.watches);
       try {
-        // The time limit covers the body and the commit of each attempt.
+        // The time limit covers the body and the commit of each attempt. The timer can only fire at an
+        // await, so a body's synchronous stretches are checked before committing.
+        const started = performance.now();
         const result = await withinTimeLimit(
           (async () => {
             const value = await fn(tx);
+            if (performance.now() - started > timeoutMs) throw transactionTimedOut(timeoutMs);
             tx.finish();
             await tn.rawCommit();
             return value;
           })(),
-          timeoutMs,
+          Math.max(0, started + timeoutMs - performance.now()),
           () => tn.rawCancel(),
+          timeoutMs,
         );
         tx.committed();
         return result;
