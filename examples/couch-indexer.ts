@@ -120,7 +120,11 @@ export class Indexer {
 // ---- the demo -----------------------------------------------------------------------------------
 
 const DB_NAME = 'dgen-indexer-demo';
-const DATA = path.resolve(__dirname, '..', 'data', 'couch-indexer.sqlite');
+/** Where the index and checkpoint live: ./data, or DGEN_DATA_DIR (the example test points it at a temp dir). */
+const DATA = path.join(
+  process.env.DGEN_DATA_DIR ?? path.resolve(__dirname, '..', 'data'),
+  'couch-indexer.sqlite',
+);
 const line = (s = '') => console.log(s);
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
@@ -132,8 +136,9 @@ async function until(what: string, cond: () => Promise<boolean>, ms = 10_000): P
 }
 
 async function main(): Promise<void> {
-  const pouch = process.env.COUCHDB_URL ? undefined : await startPouchServer();
-  const serverUrl = new URL(process.env.COUCHDB_URL ?? (pouch as { url: string }).url);
+  const couchUrl = process.env.COUCHDB_URL || undefined; // set but empty counts as unset
+  const pouch = couchUrl ? undefined : await startPouchServer();
+  const serverUrl = new URL(couchUrl ?? (pouch as { url: string }).url);
   const auth = serverUrl.username
     ? { username: decodeURIComponent(serverUrl.username), password: decodeURIComponent(serverUrl.password) }
     : undefined;

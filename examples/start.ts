@@ -14,7 +14,8 @@ import * as path from 'node:path';
 import { openBackend, Runtime } from '../src';
 import { Bank, me, type BankState } from './bank';
 
-const DB = path.resolve(__dirname, '..', 'data', 'dgen.sqlite');
+/** Where the demo keeps its file: ./data, or DGEN_DATA_DIR (the example test points it at a temp dir). */
+const DB = path.join(process.env.DGEN_DATA_DIR ?? path.resolve(__dirname, '..', 'data'), 'dgen.sqlite');
 const started = Date.now();
 const line = (s = '') => console.log(s);
 
