@@ -101,4 +101,25 @@ describe('WatchHub', () => {
     expect(hub.size).toBe(0);
     hub.notify([hex('a')], [[b('a'), b('c')]], () => b('new'));
   });
+
+  test('keys left without watches stay correct through re-arming and the pass that drops them', async () => {
+    const hub = new WatchHub();
+    const keys = Array.from({ length: 200 }, (_, i) => `k${String(i).padStart(3, '0')}`);
+    for (let round = 0; round < 3; round++) {
+      // every key watched, then all but every tenth cancelled (leaving many keys without watches)
+      const watches = keys.map((k) => watchOn(hub, k, 'v'));
+      expect(hub.size).toBe(keys.length);
+      watches.forEach((w, i) => i % 10 !== 0 && w.watch.cancel());
+      expect(hub.size).toBe(keys.length / 10);
+      hub.notify([], [[b('k'), b('l')]], nothing); // a range over all of them: only the live ones fire
+      await tick();
+      expect(watches.filter((w) => w.state() === true)).toHaveLength(keys.length / 10);
+      expect(hub.size).toBe(0);
+    }
+    // a re-armed key fires from the direct-key path too
+    const again = watchOn(hub, 'k005', 'v');
+    hub.notify([hex('k005')], [], () => b('w'));
+    await tick();
+    expect(again.state()).toBe(true);
+  });
 });

@@ -39,10 +39,17 @@ function lowerBound(sorted: readonly Entry[], key: Buffer): number {
 export class WatchHub {
   private readonly byKey = new Map<string, Entry>();
   /** The same entries, sorted by key. */
-  private readonly sorted: Entry[] = [];
+  private sorted: Entry[] = [];
+  /**
+   * Entries left without watches. They stay (a consumer re-arms the same key after every drain, and
+   * taking an entry out of and back into the sorted array costs O(watched keys) each time) until they
+   * are the majority, then one pass drops them all.
+   */
+  private idle = 0;
 
+  /** How many keys are being watched. */
   get size(): number {
-    return this.byKey.size;
+    return this.byKey.size - this.idle;
   }
 
   /** Creates a watch whose registration is deferred until `arm` (i.e. until its transaction commits). */
@@ -76,7 +83,7 @@ export class WatchHub {
     touchedRanges: ReadonlyArray<readonly [Buffer, Buffer]>,
     read: (key: Buffer) => Buffer | undefined,
   ): void {
-    if (this.byKey.size === 0) return;
+    if (this.size === 0) return;
     const candidates = new Set<Entry>();
     for (const hex of touchedKeys) {
       const entry = this.byKey.get(hex);
@@ -94,8 +101,8 @@ export class WatchHub {
 
   /** After another process committed: compare every watched key with its stored value. */
   recheck(readMany: (keys: Buffer[]) => Map<string, Buffer>): void {
-    if (this.byKey.size === 0) return;
-    const entries = [...this.sorted];
+    if (this.size === 0) return;
+    const entries = this.sorted.filter((e) => e.watchers.size > 0);
     const current = readMany(entries.map((e) => e.key));
     for (const entry of entries) if (entry.watchers.size > 0) this.fireChanged(entry, current.get(entry.hex));
   }
@@ -107,12 +114,14 @@ export class WatchHub {
       entry.watchers.clear();
     }
     this.byKey.clear();
-    this.sorted.length = 0;
+    this.sorted = [];
+    this.idle = 0;
   }
 
   private entryFor(key: Buffer): Entry {
     const hex = key.toString('hex');
     let entry = this.byKey.get(hex);
+    if (entry && entry.watchers.size === 0) this.idle--;
     if (!entry) {
       entry = { key, hex, watchers: new Set() };
       this.byKey.set(hex, entry);
@@ -133,8 +142,13 @@ export class WatchHub {
     const entry = w.entry;
     if (!entry.watchers.delete(w) || entry.watchers.size > 0) return;
     if (this.byKey.get(entry.hex) !== entry) return; // already dropped (cancelAll)
-    this.byKey.delete(entry.hex);
-    const i = lowerBound(this.sorted, entry.key);
-    if (this.sorted[i] === entry) this.sorted.splice(i, 1);
+    this.idle++;
+    if (this.idle > 64 && this.idle * 2 > this.sorted.length) this.dropIdle();
+  }
+
+  private dropIdle(): void {
+    this.sorted = this.sorted.filter((e) => e.watchers.size > 0);
+    for (const [hex, e] of this.byKey) if (e.watchers.size === 0) this.byKey.delete(hex);
+    this.idle = 0;
   }
 }
