@@ -12,6 +12,9 @@ import { type FdbModule, loadFoundationDb } from './load-fdb';
 
 type Body<T> = (tx: Transaction) => T | Promise<T>;
 
+/** How many times `read` retries a retryable FoundationDB error (as `transact`'s default maxRetries). */
+const READ_RETRIES = 100;
+
 /**
  * FoundationDB through the `foundationdb` npm package, for many machines. Tenants are directories of
  * its directory layer; transactions are FoundationDB's own (optimistic, retried on conflict as
@@ -80,22 +83,33 @@ export class FdbBackend implements Backend {
     for (let attempt = 0; ; attempt++) {
       const tx = new FdbTransaction(this.fdb, this.db, tn, prefix, this.watches);
       try {
-        // The time limit covers the body and the commit of each attempt. The timer can only fire at an
-        // await, so a body's synchronous stretches are checked before committing.
+        // The time limit covers the body of each attempt. The timer can only fire at an await, so a
+        // body's synchronous stretches are checked before committing. A commit once started is never
+        // cancelled: FoundationDB warns that cancelling a transaction while its commit is outstanding
+        // may still let the commit happen, even when the commit then fails with transaction_cancelled
+        // (its API docs, "transaction-commit-cancel-warning"), so TRANSACTION_TIMED_OUT could no
+        // longer promise that nothing was committed.
         const started = performance.now();
         const result = await withinTimeLimit(
           (async () => {
             const value = await fn(tx);
             if (performance.now() - started > timeoutMs) throw transactionTimedOut(timeoutMs);
-            tx.finish();
-            await tn.rawCommit();
             return value;
           })(),
           Math.max(0, started + timeoutMs - performance.now()),
           () => tn.rawCancel(),
           timeoutMs,
         );
-        tx.committed();
+        tx.finish();
+        // commit_unknown_result (1021) goes to rawOnError below like a conflict, which re-runs the body
+        // (FoundationDB's own retry loop does the same): if the unknown commit did land, the retry
+        // applies the body's writes a second time. That is harmless for sets and clears, but an
+        // add() or a versionstamped key is then applied twice; such bodies should be made idempotent
+        // (e.g. check a marker key written in the same transaction) where that matters.
+        await tn.rawCommit();
+        // Watches of a transaction that committed after close() would never be released.
+        if (this.closed) tx.aborted();
+        else tx.committed();
         return result;
       } catch (err) {
         tx.aborted();
@@ -122,7 +136,9 @@ export class FdbBackend implements Backend {
   async readAt<T>(prefix: Buffer, fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
     this.open();
     const tn = this.db.rawCreateTransaction();
-    for (;;) {
+    // Bounded like transact: a body that outlives FoundationDB's 5 s read window fails with
+    // transaction_too_old (1007) on every attempt, which rawOnError would retry forever.
+    for (let attempt = 0; ; attempt++) {
       const tx = new FdbTransaction(this.fdb, this.db, tn, prefix, this.watches, true);
       try {
         const result = await fn({ get: (k) => tx.get(k), getRange: (s, e, o) => tx.getRange(s, e, o) });
@@ -132,6 +148,7 @@ export class FdbBackend implements Backend {
         tx.aborted();
         const code = fdbErrorCode(err);
         if (code === undefined) throw err;
+        if (attempt >= READ_RETRIES) throw translateFdbError(err);
         try {
           await tn.rawOnError(code);
         } catch (fatal) {

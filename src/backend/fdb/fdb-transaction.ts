@@ -19,6 +19,7 @@ export class FdbTransaction implements Transaction {
   private readonly watches: FdbWatch[] = [];
   private nextUserVersion = 0;
   private finished = false;
+  /** A mutation reached FoundationDB (an empty clearRange does not: it gives no commit version). */
   private wrote = false;
   private wantsVersionstamp = false;
 
@@ -62,6 +63,7 @@ export class FdbTransaction implements Transaction {
     checkValue(value);
     this.spend(key.length + value.length);
     this.tn.set(this.full(key), value);
+    this.wrote = true;
   }
 
   clear(key: Buffer): void {
@@ -69,6 +71,7 @@ export class FdbTransaction implements Transaction {
     checkKey(key);
     this.spend(key.length);
     this.tn.clear(this.full(key));
+    this.wrote = true;
   }
 
   clearRange(start: Buffer, end: Buffer): void {
@@ -78,6 +81,7 @@ export class FdbTransaction implements Transaction {
     this.spend(start.length + end.length);
     if (Buffer.compare(start, end) >= 0) return;
     this.tn.clearRange(this.full(start), this.full(end));
+    this.wrote = true;
   }
 
   add(key: Buffer, delta: number | bigint): void {
@@ -87,6 +91,7 @@ export class FdbTransaction implements Transaction {
       throw new BackendError('BAD_ARGUMENT', `add() takes an integer delta (got ${String(delta)})`);
     this.spend(key.length + 8);
     this.tn.atomicOpNative(this.fdb.MutationType.Add, this.full(key), encodeInt64LE(BigInt(delta)));
+    this.wrote = true;
   }
 
   setVersionstampedKey(tuple: KeyTuple, value: Buffer): void {
@@ -102,6 +107,7 @@ export class FdbTransaction implements Transaction {
     data.copy(key, p);
     key.writeUInt32LE(p + stampPos, p + data.length);
     this.tn.atomicOpNative(this.fdb.MutationType.SetVersionstampedKey, key, value);
+    this.wrote = true;
   }
 
   setVersionstampedValue(key: Buffer, prefix: Buffer = EMPTY, suffix: Buffer = EMPTY): void {
@@ -117,6 +123,7 @@ export class FdbTransaction implements Transaction {
     suffix.copy(value, prefix.length + 10);
     value.writeUInt32LE(prefix.length, length);
     this.tn.atomicOpNative(this.fdb.MutationType.SetVersionstampedValue, this.full(key), value);
+    this.wrote = true;
   }
 
   getVersionstamp(): Promise<Versionstamp> {
@@ -157,7 +164,6 @@ export class FdbTransaction implements Transaction {
 
   private spend(bytes: number): void {
     this.budget.spend(bytes);
-    this.wrote = true;
   }
 
   private full(key: Buffer): Buffer {

@@ -5,6 +5,9 @@ export type FdbModule = typeof import('foundationdb');
 /** The FoundationDB API version dgen-ts is written against (supported by clients 6.2 and later). */
 export const FDB_API_VERSION = 620;
 
+/** The oldest API version whose versionstamp operations take the 4-byte offset FdbTransaction writes. */
+export const MIN_API_VERSION = 520;
+
 const HOW_TO_INSTALL =
   'install the FoundationDB client library (libfdb_c) for your platform from ' +
   'https://github.com/apple/foundationdb/releases (e.g. foundationdb-clients_<version>_amd64.deb on ' +
@@ -51,8 +54,19 @@ async function load(): Promise<FdbModule> {
   try {
     fdb.setAPIVersion(FDB_API_VERSION);
   } catch (err) {
-    // Already set by the application to another version: keep it (we need only API >= 520).
-    if (!/already initialized/.test(String((err as Error)?.message))) throw err;
+    // Already set by the application to another version: keep it if it is >= 520. Below 520 the
+    // versionstamped key and value operations take a 2-byte placeholder offset instead of the 4-byte
+    // one FdbTransaction writes (the package's own packVersionstamp picks by version), so every
+    // versionstamped write would land at the wrong bytes. The package says which version is set:
+    // 'foundationdb already initialized with API version N' (foundationdb/dist/lib/apiVersion.js).
+    const set = /already initialized with API version (\d+)/.exec(String((err as Error)?.message));
+    if (!set) throw err;
+    if (Number(set[1]) < MIN_API_VERSION)
+      throw new BackendError(
+        'BACKEND_UNAVAILABLE',
+        `the fdb: backend needs FoundationDB API version ${MIN_API_VERSION} or later, but this process already selected ${set[1]} (fdb.setAPIVersion); select ${FDB_API_VERSION}, or anything from ${MIN_API_VERSION} on`,
+        { cause: err },
+      );
   }
   return fdb;
 }

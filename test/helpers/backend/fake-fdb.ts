@@ -94,6 +94,13 @@ class Cluster {
   readonly watchers = new Set<Watcher>();
   readonly directories = new Map<string, Buffer>();
   nextPrefix = 1;
+  /**
+   * Test knobs (off by default). `commitDelayMs` keeps commits in flight that long. `readWindowMs`
+   * fails reads with transaction_too_old (1007) once a transaction's read version is older than
+   * that, as FoundationDB does after about 5 s (its MVCC window).
+   */
+  commitDelayMs = 0;
+  readWindowMs = Infinity;
 
   data(version: bigint): Data {
     const d = this.snapshots.get(version);
@@ -145,6 +152,7 @@ class FakeTransaction {
   private pendingWatches: Watcher[] = [];
   private stampWaiters: Array<{ resolve: (b: Buffer) => void; reject: (e: unknown) => void }> = [];
   private cancelled = false;
+  private readVersionAt = 0;
 
   constructor(
     private readonly cluster: Cluster,
@@ -166,6 +174,8 @@ class FakeTransaction {
   private view(): Map<string, Buffer> {
     const tx = this.tx;
     if (tx.cancelled) throw new FDBError('transaction_cancelled', 1025);
+    if (performance.now() - tx.readVersionAt > this.cluster.readWindowMs)
+      throw new FDBError('transaction_too_old', 1007);
     const data = new Map(this.cluster.data(tx.readVersion));
     apply(data, tx.ops, undefined);
     return data;
@@ -242,9 +252,22 @@ class FakeTransaction {
       for (const s of tx.stampWaiters) s.reject(new FDBError('no_commit_version', 2021));
       return;
     }
-    const { stamp } = tx.cluster.commit(tx.readVersion, tx.reads, tx.writes, tx.ops);
+    if (tx.cluster.commitDelayMs > 0) {
+      // In flight. A cancel from here on does not stop the commit: FoundationDB's docs warn that
+      // after commit is called "the commit may or may not occur", even if it then reports
+      // transaction_cancelled (api-common.rst.inc, transaction-commit-cancel-warning). Simulate the
+      // case that bites: it commits, and the caller hears 1025.
+      const { reads, writes, ops, readVersion } = tx;
+      const waiters = tx.stampWaiters;
+      await new Promise((r) => setTimeout(r, tx.cluster.commitDelayMs));
+      const { stamp } = tx.cluster.commit(readVersion, reads, writes, ops);
+      for (const s of waiters) s.resolve(stamp);
+      if (tx.cancelled) throw new FDBError('transaction_cancelled', 1025);
+    } else {
+      const { stamp } = tx.cluster.commit(tx.readVersion, tx.reads, tx.writes, tx.ops);
+      for (const s of tx.stampWaiters) s.resolve(stamp);
+    }
     for (const w of tx.pendingWatches) tx.cluster.watchers.add(w);
-    for (const s of tx.stampWaiters) s.resolve(stamp);
     tx.pendingWatches = [];
     tx.stampWaiters = [];
   }
@@ -281,6 +304,7 @@ class FakeTransaction {
   private reset(): void {
     this.drop(new FDBError('transaction_cancelled', 1025));
     this.readVersion = this.cluster.version;
+    this.readVersionAt = performance.now();
     this.reads = [];
     this.writes = [];
     this.ops = [];
@@ -289,9 +313,12 @@ class FakeTransaction {
 }
 
 class FakeDatabase {
+  private closed = false;
   constructor(readonly cluster: Cluster) {}
 
   rawCreateTransaction(): FakeTransaction {
+    // As the package's native database.cpp: "Cannot create transaction after db closed".
+    if (this.closed) throw new Error('Cannot create transaction after db closed');
     return new FakeTransaction(this.cluster);
   }
 
@@ -309,7 +336,9 @@ class FakeDatabase {
     }
   }
 
-  close(): void {}
+  close(): void {
+    this.closed = true;
+  }
 }
 
 let cluster = new Cluster();
@@ -319,7 +348,22 @@ export function resetCluster(): void {
   cluster = new Cluster();
 }
 
-export function setAPIVersion(_version: number): void {}
+/** The simulated cluster, for tests that turn its knobs. */
+export const currentCluster = (): Cluster => cluster;
+
+let apiVersion: number | undefined;
+
+/** As the package's apiVersion.js `set`: once chosen, another version throws. */
+export function setAPIVersion(version: number): void {
+  if (apiVersion !== undefined && apiVersion !== version)
+    throw Error('foundationdb already initialized with API version ' + apiVersion);
+  apiVersion = version;
+}
+
+/** Forgets the chosen API version (between tests of its selection). */
+export function resetAPIVersion(): void {
+  apiVersion = undefined;
+}
 
 export function open(_clusterFile?: string): FakeDatabase {
   return new FakeDatabase(cluster);
