@@ -7,7 +7,7 @@
 import { openBackend } from '../../src/backend/open-backend';
 import { FdbBackend } from '../../src/backend/fdb/fdb-backend';
 import { pack } from '../../src/backend/keys';
-import type { Backend, Tenant } from '../../src/backend/types';
+import { LIMITS, type Backend, type Tenant } from '../../src/backend/types';
 import { sleep, uniquePath } from '../helpers/backend/factories';
 import { describeContract } from './contract-suite';
 
@@ -68,6 +68,25 @@ describe('FdbBackend on FoundationDB semantics (simulated client)', () => {
       })
       .then((r) => r.p);
     expect(stamp).toHaveLength(10);
+  });
+
+  test('a key within the limit but not with the tenant prefix is KEY_TOO_LARGE at the call', async () => {
+    const key = Buffer.alloc(LIMITS.keyBytes, 7); // accepted by the memory and SQLite backends
+    const thrown: string[] = [];
+    const attempt = (op: () => void) => {
+      try {
+        op();
+      } catch (err) {
+        thrown.push((err as { code: string }).code);
+      }
+    };
+    await tenant.transact((tx) => {
+      attempt(() => tx.set(key, Buffer.from('v')));
+      attempt(() => tx.add(key, 1));
+      attempt(() => tx.setVersionstampedValue(key));
+      tx.clear(key); // nothing so long can exist: a no-op, as on FoundationDB
+    });
+    expect(thrown).toEqual(['KEY_TOO_LARGE', 'KEY_TOO_LARGE', 'KEY_TOO_LARGE']);
   });
 
   test('a read that outlives FoundationDB’s read window fails instead of retrying forever', async () => {

@@ -4,6 +4,7 @@ import { encodeInt64LE } from '../common/int64';
 import { checkKey, checkValue, checkValueSize, WriteBudget } from '../common/limits';
 import { packVersionstampedTuple } from '../common/versionstamp';
 import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp } from '../types';
+import { LIMITS } from '../types';
 import { FdbWatch } from './fdb-watch';
 import type { FdbModule } from './load-fdb';
 
@@ -60,6 +61,7 @@ export class FdbTransaction implements Transaction {
   set(key: Buffer, value: Buffer): void {
     this.live();
     checkKey(key);
+    this.checkStoredKey(key.length);
     checkValue(value);
     this.spend(key.length + value.length);
     this.tn.set(this.full(key), value);
@@ -89,6 +91,7 @@ export class FdbTransaction implements Transaction {
     checkKey(key);
     if (typeof delta === 'number' ? !Number.isSafeInteger(delta) : typeof delta !== 'bigint')
       throw new BackendError('BAD_ARGUMENT', `add() takes an integer delta (got ${String(delta)})`);
+    this.checkStoredKey(key.length);
     this.spend(key.length + 8);
     this.tn.atomicOpNative(this.fdb.MutationType.Add, this.full(key), encodeInt64LE(BigInt(delta)));
     this.wrote = true;
@@ -99,6 +102,7 @@ export class FdbTransaction implements Transaction {
     checkValue(value);
     const { data, stampPos } = packVersionstampedTuple(tuple, () => this.nextUserVersion++);
     checkKey(data);
+    this.checkStoredKey(data.length);
     this.spend(data.length + value.length);
     // FoundationDB's format: the key with a placeholder, then the placeholder's offset (4 bytes LE).
     const p = this.prefix.length;
@@ -113,6 +117,7 @@ export class FdbTransaction implements Transaction {
   setVersionstampedValue(key: Buffer, prefix: Buffer = EMPTY, suffix: Buffer = EMPTY): void {
     this.live();
     checkKey(key);
+    this.checkStoredKey(key.length);
     if (!Buffer.isBuffer(prefix) || !Buffer.isBuffer(suffix))
       throw new BackendError('BAD_ARGUMENT', 'setVersionstampedValue takes Buffers for prefix and suffix');
     const length = prefix.length + 10 + suffix.length;
@@ -164,6 +169,19 @@ export class FdbTransaction implements Transaction {
 
   private spend(bytes: number): void {
     this.budget.spend(bytes);
+  }
+
+  /**
+   * FoundationDB's key limit applies to the whole key, the tenant's directory prefix included; past it
+   * a write fails only at commit, with key_too_large (2102). Say so at the call, as the other backends
+   * do. (Clears need no check: FoundationDB ignores a clear of a key too long to exist.)
+   */
+  private checkStoredKey(length: number): void {
+    if (this.prefix.length + length > LIMITS.keyBytes)
+      throw new BackendError(
+        'KEY_TOO_LARGE',
+        `key of ${length} bytes, with the tenant's ${this.prefix.length}-byte FoundationDB directory prefix, exceeds the ${LIMITS.keyBytes}-byte limit`,
+      );
   }
 
   private full(key: Buffer): Buffer {

@@ -153,6 +153,7 @@ class FakeTransaction {
   private stampWaiters: Array<{ resolve: (b: Buffer) => void; reject: (e: unknown) => void }> = [];
   private cancelled = false;
   private readVersionAt = 0;
+  private deferredError: FDBError | undefined;
 
   constructor(
     private readonly cluster: Cluster,
@@ -246,6 +247,7 @@ class FakeTransaction {
     await Promise.resolve();
     const tx = this.tx;
     if (tx.cancelled) throw new FDBError('transaction_cancelled', 1025);
+    if (tx.deferredError) throw tx.deferredError;
     if (tx.writes.length === 0 && tx.ops.length === 0) {
       for (const w of tx.pendingWatches) tx.cluster.watchers.add(w);
       tx.pendingWatches = [];
@@ -290,6 +292,13 @@ class FakeTransaction {
   private write(op: Op, conflict?: Range): void {
     const tx = this.tx;
     if (tx.cancelled) throw new FDBError('transaction_cancelled', 1025);
+    // FoundationDB limits the whole key to 10,000 bytes (a versionstamped key's 4-byte offset aside);
+    // the client defers the key_too_large of a write to commit. Clears of longer keys are ignored.
+    const keyBytes = 'key' in op ? op.key.length - (op.t === 'vsKey' ? 4 : 0) : 0;
+    if (op.t !== 'clear' && keyBytes > 10_000) {
+      tx.deferredError ??= new FDBError('key_too_large', 2102);
+      return;
+    }
     tx.ops.push(op);
     if (conflict) tx.writes.push(conflict);
   }
@@ -308,6 +317,7 @@ class FakeTransaction {
     this.reads = [];
     this.writes = [];
     this.ops = [];
+    this.deferredError = undefined;
     this.cancelled = false;
   }
 }
