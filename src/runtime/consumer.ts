@@ -75,7 +75,10 @@ export class Consumer {
         step = await this.step();
       } catch (error) {
         if (this.ctx.isStopped) return;
-        if (error instanceof DgenError && error.code === 'BACKEND_CLOSED') return void this.ctx.stop(error);
+        // The backend is gone, or another process killed the server (its state is deleted): stop, as
+        // upstream's gen_server crashes on mod_state_not_found, instead of retrying for ever.
+        if (error instanceof DgenError && (error.code === 'BACKEND_CLOSED' || error.code === 'NOT_FOUND'))
+          return void this.ctx.stop(error);
         this.ctx.emit({ type: 'consumer-error', error });
         await delay(50);
         continue;

@@ -347,6 +347,14 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
       expect(await consumer.deadLetters()).toHaveLength(1);
     });
 
+    test('a consumer whose server another ref killed stops with NOT_FOUND at its next message', async () => {
+      const killer = await Runtime.start(Counter, {}, { tenant });
+      const other = await Runtime.start(Counter, {}, { tenant });
+      await killer.kill('gone'); // state, queue and waiting keys deleted, as from another process
+      await other.cast('incr');
+      await expect(other.done).resolves.toMatchObject({ code: 'NOT_FOUND' });
+    });
+
     test('a message with no handler: a call rejects with NO_HANDLER, a cast is dead-lettered, the queue moves on', async () => {
       const consumer = await Runtime.start(Counter, {}, { tenant });
       const pub = await Runtime.start(Counter, {}, { tenant, consume: false });
