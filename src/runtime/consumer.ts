@@ -61,7 +61,6 @@ export class Consumer {
   }
 
   start(): void {
-    // One drain at a time (concatMap); each drain ends by arming exactly one watch, whose firing wakes the next.
     this.subscription = this.wake$
       .pipe(concatMap(() => defer(() => this.ctx.track(this.drain()))))
       .subscribe({ error: (error) => this.ctx.emit({ type: 'consumer-error', error }) });
@@ -126,7 +125,8 @@ export class Consumer {
           DurableQueue.pop(tx, this.ctx.keys, key);
           const replyTo: ReplyTo =
             item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
-          if (!findHandler(this.ctx.def, item.kind, item.msg)) {
+          const method = findHandler(this.ctx.def, item.kind, item.msg);
+          if (!method) {
             const err = new NoHandlerError(this.ctx.def.ctor.name, item.kind, item.msg);
             if (replyTo.kind === 'durable')
               await CallChannel.answer(tx, this.ctx.keys, replyTo.from, toRecord(err));
@@ -134,7 +134,15 @@ export class Consumer {
             done.push({ skipped: err, msg: item.msg, call: item.kind === 'call' });
             continue;
           }
-          const o = await this.handling.runHandler(tx, item.kind, item.msg, replyTo, item.kind, state);
+          const o = await this.handling.runHandler(
+            tx,
+            item.kind,
+            method,
+            item.msg,
+            replyTo,
+            item.kind,
+            state,
+          );
           state = o.result.state;
           replyBytes += o.replyBytes ?? 0;
           done.push(o);

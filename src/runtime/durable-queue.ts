@@ -16,12 +16,6 @@ export const DurableQueue = {
     tx.add(keys.pushCounter, items.length);
   },
 
-  /** The item at the head, without removing it. */
-  async peek(tx: ReadTransaction, keys: ServerKeys): Promise<{ key: Buffer; item: QueueItem } | undefined> {
-    const [head] = await tx.getRange(keys.queueItems.start, keys.queueItems.end, { limit: 1 });
-    return head && { key: head.key, item: decodeWire<QueueItem>(head.value) };
-  },
-
   /** Up to `limit` items from the head, stopping before `end` (a queue item key) when given. */
   async peekMany(
     tx: ReadTransaction,

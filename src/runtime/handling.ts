@@ -58,24 +58,27 @@ export class Handling {
     replyTo: ReplyTo,
     kind: HandledKind,
   ): Promise<Outcome> {
-    if (!findHandler(this.ctx.def, role, msg)) throw new NoHandlerError(this.ctx.def.ctor.name, role, msg);
+    const method = findHandler(this.ctx.def, role, msg);
+    if (!method) throw new NoHandlerError(this.ctx.def.ctor.name, role, msg);
     const current = await this.load(tx);
-    const o = await this.runHandler(tx, role, msg, replyTo, kind, current.state);
+    const o = await this.runHandler(tx, role, method, msg, replyTo, kind, current.state);
     o.stamp = this.applyResult(tx, current.state, o.result);
     return o;
   }
 
-  /** Runs one handler on `state` inside `tx`, writing its lock and reply but not its state. */
+  /**
+   * Runs `method`, the handler `findHandler` chose for `msg`, on `state` inside `tx`, writing its lock
+   * and reply but not its state.
+   */
   async runHandler(
     tx: Transaction,
     role: Role,
+    method: string | symbol,
     msg: unknown,
     replyTo: ReplyTo,
     kind: HandledKind,
     state: unknown,
   ): Promise<Outcome> {
-    const method = findHandler(this.ctx.def, role, msg);
-    if (!method) throw new NoHandlerError(this.ctx.def.ctor.name, role, msg);
     const started = performance.now();
     const args =
       role === 'call' ? [msg, replyTo.kind === 'none' ? undefined : replyTo.from, state] : [msg, state];
@@ -132,17 +135,20 @@ export class Handling {
   /** After commit: cache, events, then the lock handler, actions and stop, in that order. */
   async finish(o: Outcome): Promise<unknown> {
     const kindOf = returnKindOf(o.result);
-    if (o.stamp) {
-      const version = await o.stamp;
-      if (this.ctx.opts.cache) this.cached = { state: o.result.state, version };
-      this.ctx.emit({ type: 'committed', version: version.toString('hex') });
-    }
+    if (o.stamp) await this.committed(o.result.state, o.stamp);
     this.ctx.emit({ type: 'handled', kind: o.kind, ms: o.ms });
     if (kindOf === 'lock') return this.runLocked(o);
     const actions = 'actions' in o.result ? (o.result.actions as ReadonlyArray<Action<unknown>>) : [];
     await runActions(actions, o.result.state, (error) => this.ctx.emit({ type: 'action-failed', error }));
     if (kindOf === 'stop') void this.ctx.stop((o.result as StopReturn<unknown>).reason);
     return kindOf === 'reply' ? (o.result as ReplyReturn<unknown>).value : undefined;
+  }
+
+  /** A state write committed as `stamp`: cache the state at that version and report the commit. */
+  private async committed(state: unknown, stamp: Promise<Buffer>): Promise<void> {
+    const version = await stamp;
+    if (this.ctx.opts.cache) this.cached = { state, version };
+    this.ctx.emit({ type: 'committed', version: version.toString('hex') });
   }
 
   /** A local (inline or priority) call: finish, then resolve with the reply or wait for a noreply's timeout. */
@@ -219,11 +225,7 @@ export class Handling {
           DurableQueue.notify(tx, this.ctx.keys);
         return { stampP };
       });
-      if (stamp.stampP && result) {
-        const version = await stamp.stampP;
-        if (this.ctx.opts.cache) this.cached = { state: result.state, version };
-        this.ctx.emit({ type: 'committed', version: version.toString('hex') });
-      }
+      if (stamp.stampP && result) await this.committed(result.state, stamp.stampP);
       this.ctx.emit({ type: 'handled', kind: 'locked', ms });
       if (failure && o.replyTo.kind === 'local') throw failure;
       if (result) {
