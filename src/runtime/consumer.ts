@@ -114,6 +114,7 @@ export class Consumer {
         }
         tx.clear(this.ctx.keys.attempts);
         const done: Array<Outcome | Skipped> = [];
+        let last: Outcome | undefined; // the last handled message: its outcome carries the commit's stamp
         const initial = await this.handling.load(tx);
         let state = initial.state;
         const started = performance.now();
@@ -146,10 +147,10 @@ export class Consumer {
           state = o.result.state;
           replyBytes += o.replyBytes ?? 0;
           done.push(o);
+          last = o;
           const k = returnKindOf(o.result);
           if (k === 'lock' || k === 'stop') break;
         }
-        const last = [...done].reverse().find((d): d is Outcome => 'result' in d);
         if (last && state !== initial.state) {
           this.ctx.state.write(tx, initial.state, state);
           last.stamp = this.handling.stampOf(tx);
