@@ -1,4 +1,7 @@
-import { SerializationError } from '../errors';
+import { DgenError, SerializationError } from '../errors';
+import { isWellFormed } from '../text';
+
+export { isWellFormed };
 
 /**
  * What a stored value may contain, checked before anything is encoded so that a value which would
@@ -49,6 +52,29 @@ export function formatPath(path: ValuePath): string {
     else out += `.<set item #${s.setItem}>`;
   }
   return out;
+}
+
+/** Throws NOT_SERIALIZABLE for a string (a value or a property name) holding a lone surrogate. */
+export function checkText(s: string, path: ValuePath, what = 'is a string'): void {
+  if (!isWellFormed(s))
+    reject(
+      path,
+      `${what} with a lone UTF-16 surrogate, which storage (UTF-8) would turn into U+FFFD`,
+      'remove the unpaired surrogate, or store the text as bytes (Buffer)',
+    );
+}
+
+/**
+ * An encoder's own error as NOT_SERIALIZABLE naming `path` (a DgenError passes through): whatever a
+ * serializer throws is about the value, so it must count against the message that made it.
+ */
+export function asNotSerializable(err: unknown, path: ValuePath): DgenError {
+  if (err instanceof DgenError) return err;
+  return new SerializationError(
+    'NOT_SERIALIZABLE',
+    `${formatPath(path)} could not be encoded: ${err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
 }
 
 function reject(path: ValuePath, what: string, hint: string): never {
@@ -170,6 +196,8 @@ export const newInspection = (strict = true, owner: unknown = undefined): Inspec
 export function inspectValue(value: unknown, path: ValuePath, ins: Inspection): boolean {
   switch (typeof value) {
     case 'string':
+      if (ins.strict) checkText(value, path);
+      return true;
     case 'boolean':
     case 'undefined':
     case 'bigint':
@@ -249,7 +277,10 @@ export function rejectInstance(proto: unknown, path: ValuePath): never {
   );
 }
 
-/** Throws NOT_SERIALIZABLE if a plain object has keys that would not come back (symbols, own __proto__). */
+/**
+ * Throws NOT_SERIALIZABLE if a plain object has keys that would not come back (symbols, own __proto__,
+ * and, when `keys` are given, names with a lone surrogate).
+ */
 export function checkPlainObjectKeys(
   obj: object,
   keys: readonly string[] | undefined,
@@ -259,6 +290,7 @@ export function checkPlainObjectKeys(
     reject(path, 'has symbol-keyed properties', 'use string keys or a Map');
   }
   if (keys === undefined ? hasOwnProto(obj) : keys.includes('__proto__')) rejectProtoKey(path);
+  if (keys !== undefined) for (const key of keys) checkText(key, childPath(path, key), 'has a property name');
 }
 
 const hasOwnProto = (obj: object): boolean => Object.prototype.hasOwnProperty.call(obj, '__proto__');

@@ -1,6 +1,6 @@
 import { addExtension, Encoder } from 'cbor-x';
 import { SerializationError } from '../errors';
-import { inspectValue, newInspection, protoInfo, rootPath } from './serializable';
+import { asNotSerializable, inspectValue, newInspection, protoInfo, rootPath } from './serializable';
 
 /** Turns a value into bytes and back. Pluggable per server (the `serializer` option). */
 export interface Serializer {
@@ -151,8 +151,13 @@ function encodeChecked(value: unknown, normalize: boolean): Buffer {
 export const cborSerializer: CheckedSerializer = Object.freeze({
   encode(value: unknown): Buffer {
     const ins = newInspection();
-    inspectValue(value, rootPath('value'), ins);
-    return encodeChecked(value, ins.normalize);
+    const path = rootPath('value');
+    inspectValue(value, path, ins);
+    try {
+      return encodeChecked(value, ins.normalize);
+    } catch (err) {
+      throw asNotSerializable(err, path);
+    }
   },
   encodeChecked,
   decode(bytes: Buffer): unknown {

@@ -3,7 +3,9 @@ import { LIMITS, type TupleItem } from '../backend/types';
 import { pack } from '../backend/keys';
 import { nBetween } from './frac-index';
 import {
+  asNotSerializable,
   checkPlainObjectKeys,
+  checkText,
   childPath,
   formatPath,
   inspectValue,
@@ -188,8 +190,12 @@ class Differ {
     throw new Restart(key);
   }
 
-  private encode(value: unknown, normalize: boolean): Buffer {
-    return this.encodeChecked ? this.encodeChecked(value, normalize) : this.serializer.encode(value);
+  private encode(value: unknown, normalize: boolean, path: ValuePath): Buffer {
+    try {
+      return this.encodeChecked ? this.encodeChecked(value, normalize) : this.serializer.encode(value);
+    } catch (err) {
+      throw asNotSerializable(err, path); // a custom serializer may throw anything
+    }
   }
 
   private push(a: string, b?: string, c?: string): void {
@@ -274,15 +280,17 @@ class Differ {
 
   private leaf(old: LeafNode | undefined, value: unknown, path: ValuePath): LeafNode {
     if (typeof value !== 'object' || value === null) {
-      // a primitive (an unchanged one was caught by node()); functions and symbols are rejected here
-      if (typeof value === 'function' || typeof value === 'symbol') inspectValue(value, path, this.ins);
-      const bytes = this.encode(value, value === 0 && 1 / (value as number) < 0);
+      // a primitive (an unchanged one was caught by node()); functions, symbols and strings with a lone
+      // surrogate are rejected here
+      const t = typeof value;
+      if (t === 'function' || t === 'symbol' || t === 'string') inspectValue(value, path, this.ins);
+      const bytes = this.encode(value, value === 0 && 1 / (value as number) < 0, path);
       return this.writeLeaf(old, bytes, value, true, true, undefined);
     }
     this.ins.owner = path;
     this.ins.normalize = false;
     const immutable = inspectValue(value, path, this.ins);
-    const bytes = this.encode(value, this.ins.normalize);
+    const bytes = this.encode(value, this.ins.normalize, path);
     const digest = leafDigest(bytes);
     const source = immutable ? value : undefined;
     if (old !== undefined && !old.primitive && old.size === bytes.length && old.digest?.equals(digest)) {
@@ -372,6 +380,7 @@ class Differ {
           continue;
         }
       }
+      if (before === undefined && this.ins.strict) checkText(k, childPath(path, k), 'has a property name');
       this.push(TAG.object, k);
       const after = this.node(before, v, childPath(path, k));
       this.pop(TAG.object, k);

@@ -98,10 +98,12 @@ export class Consumer {
     let blame = 0; // the item whose handling ran last: the one to blame if the transaction fails
     let expired: { owner: string } | undefined;
     let committed = false;
+    let handling = false; // inside the body, past reading the head: an error there is the message's
     try {
       const r = await this.ctx.tenant.transact(async (tx) => {
         items = [];
         blame = 0;
+        handling = false;
         const lockRec = await LockRecords.read(tx, this.ctx.keys);
         if (lockRec && lockRec.leaseUntil > Date.now())
           return { wait: DurableQueue.watchPush(tx, this.ctx.keys), retryAt: lockRec.leaseUntil + 1 };
@@ -113,6 +115,7 @@ export class Consumer {
           return { wait: DurableQueue.watchPush(tx, this.ctx.keys) };
         }
         tx.clear(this.ctx.keys.attempts);
+        handling = true;
         const done: Array<Outcome | Skipped> = [];
         let last: Outcome | undefined; // the last handled message: its outcome carries the commit's stamp
         const initial = await this.handling.load(tx);
@@ -155,6 +158,7 @@ export class Consumer {
           this.ctx.state.write(tx, initial.state, state);
           last.stamp = this.handling.stampOf(tx);
         }
+        handling = false;
         return { done };
       });
       committed = true;
@@ -170,10 +174,17 @@ export class Consumer {
       return { type: 'handled' };
     } catch (error) {
       const failed = items[blame];
-      if (committed || !failed || !isItemFault(error) || this.ctx.isStopped) throw error;
+      const fault = isItemFault(error)
+        ? error
+        : handling && !(error instanceof DgenError)
+          ? new HandlerError('HANDLER_FAILED', `handling a message failed: ${String(error)}`, {
+              cause: error,
+            })
+          : undefined;
+      if (committed || !failed || !fault || this.ctx.isStopped) throw error;
       // Not the head: nothing of the batch committed; retry the items before it, then it alone.
       if (blame > 0) this.window.suspectItem(failed.key);
-      else await this.recordFailure(failed.key, failed.item, error);
+      else await this.recordFailure(failed.key, failed.item, fault);
       return { type: 'handled' };
     }
   }

@@ -1,13 +1,13 @@
-import { Encoder } from 'cbor-x';
+import { cborSerializer } from '../codec/serializer';
 
 /**
  * Encoding of what the runtime itself stores: queue items, replies, lock records, dead letters.
- * CBOR (as the state codec) so messages may carry Map, Set, Date, BigInt and binary data.
+ * The state codec's serializer (one CBOR configuration), with its checks: a message or reply that
+ * would not come back as it was (a function, a symbol, a class instance, an own `__proto__`, a lone
+ * surrogate) is refused with NOT_SERIALIZABLE, naming the part, instead of being changed silently.
  */
-const encoder = new Encoder({ useRecords: false, structuredClone: true });
-
-export const encodeWire = (value: unknown): Buffer => encoder.encode(value);
-export const decodeWire = <T>(bytes: Buffer): T => encoder.decode(bytes) as T;
+export const encodeWire = (value: unknown): Buffer => cborSerializer.encode(value);
+export const decodeWire = <T>(bytes: Buffer): T => cborSerializer.decode(bytes) as T;
 
 /** A queued message: a cast, or a call with the id of its waiting caller. */
 export type QueueItem = { kind: 'cast'; msg: unknown } | { kind: 'call'; msg: unknown; from: FromId };
