@@ -234,7 +234,9 @@ export class Consumer {
       if (this.armed === armed) this.disarm();
       this.wake$.next();
     };
-    watch.changed.then((changed) => changed && fire());
+    // A watch that ends unchanged while still armed was cancelled under us (the backend closed): look
+    // again, so the consumer finds BACKEND_CLOSED and stops instead of waiting for ever.
+    watch.changed.then((changed) => (changed || this.armed === armed) && fire());
     if (retryAt !== undefined) armed.timer = setTimeout(fire, Math.max(0, retryAt - Date.now()));
     this.armed = armed;
   }

@@ -61,10 +61,30 @@ const flag = (name: string, v: unknown, dflt: boolean): boolean => {
   return v;
 };
 
+/** Every option `Runtime.start` knows for a durable server; anything else is a mistake (a typo). */
+const KNOWN: ReadonlySet<string> = new Set<keyof StartOptions>([
+  'tenant',
+  'consume',
+  'reset',
+  'cache',
+  'name',
+  'callTimeout',
+  'maxAttempts',
+  'lockLeaseMs',
+  'maxBatch',
+  'serializer',
+]);
+
 export function resolveOptions(opts: unknown): ResolvedOptions {
   const o = (opts ?? {}) as Partial<StartOptions>;
-  if (typeof o !== 'object')
+  if (typeof o !== 'object' || Array.isArray(o))
     throw new BadArgumentError('BAD_ARGUMENT', 'Runtime.start options must be an object');
+  const unknown = Object.keys(o).filter((k) => !KNOWN.has(k));
+  if (unknown.length > 0)
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      `unknown Runtime.start option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}; known options: ${[...KNOWN].join(', ')}`,
+    );
   const tenant = o.tenant;
   if (!tenant || typeof tenant.transact !== 'function')
     throw new DgenError(

@@ -1,6 +1,7 @@
 import type { Tenant, Watch } from '../backend/types';
 import { CallTimeoutError, StoppedError } from '../errors';
 import { CallChannel, fromRecord } from './call-channel';
+import { LockRecords } from './lock-record';
 import type { ServerKeys } from './server-keys';
 import type { FromId } from './wire';
 
@@ -44,13 +45,21 @@ export async function awaitDurableReply(
         continue;
       }
       if ('rec' in reply && reply.rec) return fromRecord(reply.rec);
-      throw new CallTimeoutError(
-        'CALL_TIMEOUT',
-        `call got no reply within ${timeout} ms; is a consumer running for this server?`,
-      );
+      throw new CallTimeoutError('CALL_TIMEOUT', await timeoutMessage(tenant, keys, timeout));
     }
   } finally {
     watch.cancel();
     forget();
   }
+}
+
+/** Why a call may have got no reply: the server is locked (by whom, until when), or nobody consumes. */
+async function timeoutMessage(tenant: Tenant, keys: ServerKeys, timeout: number): Promise<string> {
+  const lock = await tenant.read((tx) => LockRecords.read(tx, keys)).catch(() => undefined);
+  if (lock && lock.leaseUntil > Date.now())
+    return (
+      `call got no reply within ${timeout} ms: the server is locked by ${lock.owner} until ` +
+      `${new Date(lock.leaseUntil).toISOString()} (its @OnLocked handler is running; queued messages wait for it)`
+    );
+  return `call got no reply within ${timeout} ms; is a consumer running for this server?`;
 }

@@ -11,6 +11,7 @@ import type { ServerEvent } from './events';
 import { deepFreeze } from './freeze';
 import { Handling, type Outcome } from './handling';
 import { findHandler } from './invoke';
+import { holdProcessOpen } from './keep-alive';
 import { LockRecords } from './lock-record';
 import type { ResolvedOptions } from './options';
 import { awaitDurableReply } from './reply-wait';
@@ -40,6 +41,8 @@ export class ServerProcess implements ServerContext {
   private stopped = false;
   private readonly handling: Handling;
   private consumer?: Consumer;
+  /** Lets the process exit again once this consumer stops (see keep-alive.ts). */
+  private release?: () => void;
   /** Work stop() waits for; created on first use (thousands of idle servers need none). */
   private inFlight?: Set<Promise<unknown>>;
   private pendingCalls?: Set<() => void>;
@@ -73,6 +76,7 @@ export class ServerProcess implements ServerContext {
     });
     if (stamp.stamp) this.handling.remember(initial, await stamp.stamp);
     if (this.opts.consume) {
+      this.release = holdProcessOpen();
       this.consumer = new Consumer(this, this.handling);
       this.consumer.start();
     }
@@ -82,6 +86,7 @@ export class ServerProcess implements ServerContext {
 
   async cast(msgs: readonly unknown[]): Promise<void> {
     this.live();
+    if (msgs.length === 0) return;
     await this.tenant.transact((tx) =>
       DurableQueue.push(
         tx,
@@ -181,6 +186,7 @@ export class ServerProcess implements ServerContext {
     if (this.stopped) return;
     this.stopped = true;
     this.consumer?.halt();
+    this.release?.();
     for (const cancel of this.pendingCalls ?? []) cancel();
     while (this.inFlight?.size) await Promise.all(this.inFlight);
     this.emit({ type: 'stopped', reason });

@@ -83,7 +83,7 @@ class DurableServerRef<S> implements ServerRef<S> {
   async castMany(msgs: readonly unknown[]): Promise<void> {
     if (!Array.isArray(msgs))
       throw new BadArgumentError('BAD_ARGUMENT', 'castMany takes an array of messages');
-    if (msgs.length > 0) await this.p.cast(msgs);
+    await this.p.cast(msgs); // an empty batch commits nothing, but a stopped ref still says STOPPED
   }
 
   async priorityCall<R>(msg: unknown, o?: CallOptions): Promise<R> {

@@ -7,18 +7,21 @@ import { resolveOptions, type StartOptions } from './options';
 import { makeServerRef, type ServerRef } from './server-ref';
 import { ServerProcess } from './server-process';
 import { StateStore } from '../codec/state-codec';
+import { isWellFormed } from '../text';
 
 function checkTuid(tuid: unknown, where: string): Tuid {
   if (
     !Array.isArray(tuid) ||
     tuid.length === 0 ||
     !tuid.every(
-      (p) => (typeof p === 'string' && p.length > 0) || (typeof p === 'number' && Number.isFinite(p)),
+      (p) =>
+        (typeof p === 'string' && p.length > 0 && isWellFormed(p)) ||
+        (typeof p === 'number' && Number.isFinite(p)),
     )
   )
     throw new DefinitionError(
       'BAD_RETURN',
-      `${where} returned a tuid that is not a non-empty array of strings and numbers, e.g. ok(state, ['accounts', 42])`,
+      `${where} returned a tuid that is not a non-empty array of strings (without lone surrogates) and numbers, e.g. ok(state, ['accounts', 42])`,
     );
   return Object.freeze([...tuid]);
 }
