@@ -24,7 +24,7 @@ export async function openBackend(spec: string, options: OpenBackendOptions = {}
   if (spec === 'memory:') return new MemoryBackend();
   if (spec.startsWith('sqlite:')) {
     const file = spec.slice('sqlite:'.length);
-    if (file === '' || file === ':memory:')
+    if (file === '' || file === ':memory:' || file.includes('\0'))
       throw new BadArgumentError(
         'BAD_BACKEND_SPEC',
         `a sqlite: spec needs a file path, e.g. 'sqlite:./data/dgen.sqlite' (got ${JSON.stringify(spec)}); accepted forms: ${ACCEPTED}`,

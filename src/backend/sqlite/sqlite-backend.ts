@@ -27,6 +27,39 @@ export interface SqliteBackendOptions {
 /** The row that holds the highest reserved commit version; user keys all start with a tenant prefix (0x05). */
 const VERSION_KEY = Buffer.from('\xff\xffdgen/commit-version', 'latin1');
 
+/**
+ * Why a SQLite file cannot be opened, as BACKEND_UNAVAILABLE naming the file: a directory, a file that
+ * is not a database, a parent path that is a regular file, no permission.
+ */
+function openError(file: string, err: unknown): BackendError {
+  if (err instanceof BackendError) return err;
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const reason =
+    code === 'SQLITE_NOTADB'
+      ? 'the file exists but is not a SQLite database'
+      : code === 'EEXIST' || code === 'ENOTDIR'
+        ? 'a part of its directory path is a regular file'
+        : code === 'EACCES' || code === 'EPERM' || code === 'SQLITE_READONLY'
+          ? 'permission denied'
+          : String(e?.message ?? err);
+  return new BackendError(
+    'BACKEND_UNAVAILABLE',
+    `cannot open SQLite file ${file}: ${reason}${code ? ` (${code})` : ''}`,
+    {
+      cause: err,
+    },
+  );
+}
+
+function openingFile<T>(file: string, open: () => T): T {
+  try {
+    return open();
+  } catch (err) {
+    throw openError(file, err);
+  }
+}
+
 /** Busy at the start of a write transaction means another process holds the lock: we wait, without blocking. */
 const isBusy = (err: unknown): boolean =>
   typeof (err as { code?: unknown })?.code === 'string' &&
@@ -91,13 +124,21 @@ export class SqliteBackend extends LockingBackend {
         'BAD_ARGUMENT',
         `synchronous must be 'normal' or 'full' (got ${JSON.stringify(synchronous)})`,
       );
+    if (file.includes('\0'))
+      throw new BadArgumentError(
+        'BAD_ARGUMENT',
+        `a SQLite file path cannot contain a NUL byte (got ${JSON.stringify(file)}); SQLite would cut the path there and open another file`,
+      );
     this.path = path.resolve(file);
     this.synchronous = synchronous;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
     this.fairness = new LockFairness(this.path);
-    fs.mkdirSync(path.dirname(this.path), { recursive: true });
-
-    this.writer = this.connect();
+    this.writer = openingFile(this.path, () => {
+      fs.mkdirSync(path.dirname(this.path), { recursive: true });
+      if (fs.statSync(this.path, { throwIfNoEntry: false })?.isDirectory())
+        throw new BackendError('BACKEND_UNAVAILABLE', `${this.path} is a directory, not a SQLite file`);
+      return this.connect();
+    });
     try {
       // Creating the schema is the only write outside a transaction; once it exists this is read-only.
       if (!this.writer.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'").get())
@@ -107,7 +148,7 @@ export class SqliteBackend extends LockingBackend {
       this.reader.pragma('busy_timeout = 0');
     } catch (err) {
       this.writer.close();
-      throw err;
+      throw openError(this.path, err);
     }
     this.writeStore = new SqliteStore(this.writer);
     this.readStore = new SqliteStore(this.reader);
