@@ -1,18 +1,36 @@
 import type { FollowerRef, FollowerStartOptions } from '../couch/follower-ref';
+import type { AnyClass, IsFollower, RefOf, StartOptionsArgs } from './start-types';
 import { defineClass } from '../registry/class-definition';
 import { stopAll, whereis } from './local-registry';
 import type { StartOptions } from './options';
 import type { ServerRef } from './server-ref';
 import { startServer } from './start-server';
 
-type AnyClass = abstract new (...args: never[]) => object;
-
 interface Start {
-  /** A `@DurableServer` class, with `{ tenant }` → its ServerRef. */
-  <S = unknown>(cls: AnyClass, arg: unknown, options: StartOptions): Promise<ServerRef<S>>;
-  /** A `@ChangesFollower` class (no tenant: a follower's own state lives in memory) → its FollowerRef. */
-  <S = unknown>(cls: AnyClass, arg: unknown, options?: FollowerStartOptions): Promise<FollowerRef<S>>;
+  /**
+   * Starts a `@DurableServer` class (→ ServerRef, `{ tenant }` required) or a `@ChangesFollower` class
+   * (→ FollowerRef, no tenant). Which one, and the state type, are inferred from the class (see
+   * start-types.ts): a durable server without `tenant`, a follower given one, or a misspelled option
+   * is a compile error (and BAD_ARGUMENT / TENANT_REQUIRED at run time).
+   */
+  <C extends AnyClass>(cls: C, arg: unknown, ...options: StartOptionsArgs<C>): Promise<RefOf<C>>;
+  /** A durable server, with its state type given by hand (prefer the inferred form). */
+  <S, C extends AnyClass = AnyClass>(
+    cls: C & ServerClassCheck<C>,
+    arg: unknown,
+    options: StartOptions,
+  ): Promise<ServerRef<S>>;
+  /** A changes follower, with its state type given by hand (prefer the inferred form). */
+  <S, C extends AnyClass = AnyClass>(
+    cls: C & FollowerClassCheck<C>,
+    arg: unknown,
+    options?: FollowerStartOptions,
+  ): Promise<FollowerRef<S>>;
 }
+
+/** When the class could be inferred (not the default AnyClass of an explicit `<S>`), it must be of its kind. */
+type ServerClassCheck<C> = AnyClass extends C ? unknown : IsFollower<C> extends true ? never : unknown;
+type FollowerClassCheck<C> = AnyClass extends C ? unknown : IsFollower<C> extends true ? unknown : never;
 
 const start: Start = async (cls: AnyClass, arg: unknown, options?: StartOptions | FollowerStartOptions) => {
   const def = defineClass(cls);
