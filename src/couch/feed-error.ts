@@ -76,3 +76,17 @@ export function describeError(err: unknown): string {
   const code = errorCode(err);
   return `${outer}${inner !== undefined && inner !== outer ? `: ${inner}` : ''}${code && !(inner ?? '').includes(code) ? ` (${code})` : ''}`;
 }
+
+/** CouchDB's `{ error, reason }` from an error answer's body, when it has one. */
+export function parseCouchError(body: string | undefined): { error?: string; reason?: string } {
+  if (!body) return {};
+  try {
+    const v = JSON.parse(body) as { error?: unknown; reason?: unknown };
+    return {
+      error: typeof v.error === 'string' ? v.error : undefined,
+      reason: typeof v.reason === 'string' ? v.reason : undefined,
+    };
+  } catch {
+    return {};
+  }
+}

@@ -18,7 +18,7 @@ export type QueryValue = string | number | boolean;
 /**
  * The third argument of `follow(db, state, options)`. Known options are checked; any other key is a
  * `_changes` query parameter passed through unchanged (`style: 'all_docs'`, `conflicts: true`,
- * `seq_interval: 100`, …).
+ * `limit: 100`, …).
  */
 export interface FollowOptions {
   /** `continuous` (default): one long response of rows; `longpoll`: one JSON answer per request. */
@@ -40,6 +40,9 @@ export interface FollowOptions {
   readonly checkpoint?: CheckpointOptions;
   /** Upper bound of the random delay added before reconnecting (default 500 ms, as ICouch). */
   readonly jitterMs?: number;
+  /** The longest feed line (continuous) or answer (longpoll) read, in bytes (default 64 MiB); a
+   * longer one is a `protocol` feed failure, so a hostile server cannot fill memory. */
+  readonly maxLineBytes?: number;
   readonly [param: string]: unknown;
 }
 
@@ -54,6 +57,7 @@ export interface ResolvedOptions {
   readonly docIds?: readonly string[];
   readonly checkpoint?: CheckpointOptions;
   readonly jitterMs: number;
+  readonly maxLineBytes: number;
   /** Pass-through query parameters, already stringified. */
   readonly extra: ReadonlyArray<readonly [string, string]>;
 }
@@ -61,6 +65,7 @@ export interface ResolvedOptions {
 export const DEFAULT_HEARTBEAT_MS = 60_000;
 export const DEFAULT_TIMEOUT_MS = 7_200_000;
 export const DEFAULT_JITTER_MS = 500;
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 const KNOWN = new Set([
   'feed',
@@ -72,20 +77,22 @@ const KNOWN = new Set([
   'docIds',
   'checkpoint',
   'jitterMs',
+  'maxLineBytes',
 ]);
 /** Query parameters the follower sets itself; passing them raw would fight the known options. */
-const RESERVED: Record<string, string> = {
-  include_docs: 'includeDocs',
-  doc_ids: 'docIds',
-  jitter_ms: 'jitterMs',
-};
+const RESERVED = new Map([
+  ['include_docs', 'includeDocs'],
+  ['doc_ids', 'docIds'],
+  ['jitter_ms', 'jitterMs'],
+  ['max_line_bytes', 'maxLineBytes'],
+]);
 
 const bad = (what: string) => new BadArgumentError('BAD_ARGUMENT', `follow(db, state, options): ${what}`);
 
-function positiveInt(name: string, value: unknown, fallback: number): number {
+function positiveInt(name: string, value: unknown, fallback: number, unit = 'milliseconds'): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)
-    throw bad(`options.${name} must be a positive whole number of milliseconds (got ${String(value)})`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0)
+    throw bad(`options.${name} must be a positive whole number of ${unit} (got ${String(value)})`);
   return value;
 }
 
@@ -134,11 +141,20 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   const jitterMs = o.jitterMs ?? DEFAULT_JITTER_MS;
   if (typeof jitterMs !== 'number' || !Number.isFinite(jitterMs) || jitterMs < 0)
     throw bad(`options.jitterMs must be a non-negative number (got ${String(o.jitterMs)})`);
+  const maxLineBytes = positiveInt('maxLineBytes', o.maxLineBytes, DEFAULT_MAX_LINE_BYTES, 'bytes');
 
   const extra: Array<readonly [string, string]> = [];
   for (const [key, value] of Object.entries(o)) {
     if (KNOWN.has(key) || value === undefined) continue;
-    if (key in RESERVED) throw bad(`use options.${RESERVED[key]} instead of the raw query parameter ${key}`);
+    const known = RESERVED.get(key);
+    if (known !== undefined) throw bad(`use options.${known} instead of the raw query parameter ${key}`);
+    if (key === 'seq_interval')
+      throw bad(
+        'seq_interval is not supported: CouchDB then sends rows with seq null, which cannot be resumed from',
+      );
+    // `constructor`, `toString`, `__proto__`, …: most likely a mistake, and no _changes parameter
+    if (key in Object.prototype)
+      throw bad(`options.${key} is neither a follow option nor a _changes query parameter`);
     if (typeof value === 'string') extra.push([key, value]);
     else if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean')
       extra.push([key, String(value)]);
@@ -158,6 +174,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     docIds,
     checkpoint,
     jitterMs,
+    maxLineBytes,
     extra: Object.freeze(extra),
   });
 }

@@ -13,15 +13,16 @@ import {
 } from '../returns';
 import type { ChangeRow, Seq } from './change-row';
 import type { CheckpointStore } from './checkpoint-store';
-import { ContinuousParser } from './continuous-parser';
+import { ContinuousParser, tooLong } from './continuous-parser';
 import type { ResolvedDb } from './db-target';
 import { FeedConnection } from './feed-connection';
-import { describeError, FeedError, isConnectFailure } from './feed-error';
-import { classify, type FeedItem } from './feed-item';
+import { describeError, FeedError, isConnectFailure, parseCouchError } from './feed-error';
+import type { FeedItem } from './feed-item';
 import { buildFeedRequest } from './feed-request';
 import type { ResolvedOptions } from './follow-options';
 import type { ErrorSource, FollowerEvent, ReconnectReason } from './follower-events';
 import type { CallFrom, FollowerRef } from './follower-ref';
+import { longpollItems } from './longpoll-answer';
 import { Mailbox } from './mailbox';
 import type { RetryReturn } from './returns';
 
@@ -329,7 +330,7 @@ export class FollowerProcess<S> {
 
   /** Reads a continuous feed line by line, handling each batch of rows as it arrives. */
   private async continuous(conn: FeedConnection): Promise<Next> {
-    const parser = new ContinuousParser();
+    const parser = new ContinuousParser(this.options.maxLineBytes);
     let ended = false;
     for (;;) {
       const chunk = await this.read(conn);
@@ -352,50 +353,22 @@ export class FollowerProcess<S> {
 
   /**
    * Reads a longpoll answer whole — one JSON body; the server may put heartbeat newlines inside it —
-   * then handles its rows. (Memory holds one answer: pass `limit` to bound it.)
+   * then handles its rows. Memory holds one answer, at most `maxLineBytes` of it.
    */
   private async longpoll(conn: FeedConnection): Promise<Next> {
     const parts: Buffer[] = [];
+    let size = 0;
     for (;;) {
       const chunk = await this.read(conn);
       if (chunk === null) break;
       if (isNewlines(chunk)) this.emit({ type: 'heartbeat' });
+      size += chunk.length;
+      if (size > this.options.maxLineBytes)
+        return this.failure(tooLong(this.options.maxLineBytes, 'an answer'));
       parts.push(chunk);
     }
-    const text = Buffer.concat(parts).toString('utf8');
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (err) {
-      return this.failure(
-        new FeedError('protocol', `the longpoll answer is not JSON: ${JSON.stringify(text.slice(0, 200))}`, {
-          cause: err,
-        }),
-      );
-    }
-    const head = classify(body);
-    if (head.kind === 'error')
-      return this.failure(
-        new FeedError(
-          'error-row',
-          `the feed reported ${head.error}${head.reason ? `: ${head.reason}` : ''}`,
-          {
-            error: head.error,
-            reason: head.reason,
-          },
-        ),
-      );
-    const b = body as { results?: unknown; last_seq?: unknown };
-    if (typeof body !== 'object' || body === null || !Array.isArray(b.results))
-      return this.failure(
-        new FeedError(
-          'protocol',
-          `the longpoll answer has no results array: ${JSON.stringify(text.slice(0, 200))}`,
-        ),
-      );
-    const items: FeedItem[] = b.results.map(classify);
-    if (b.last_seq !== undefined && b.last_seq !== null)
-      items.push({ kind: 'last_seq', seq: b.last_seq as Seq });
+    const items = longpollItems(Buffer.concat(parts));
+    if (items instanceof FeedError) return this.failure(items);
     return (await this.handleItems(items)) ?? { reason: 'end', waitMs: 0 };
   }
 
@@ -436,7 +409,8 @@ export class FollowerProcess<S> {
               },
             ),
           );
-        case 'other':
+        case 'invalid':
+          this.emit({ type: 'error', error: item.error, during: 'feed' });
           break;
       }
     }
@@ -760,19 +734,5 @@ export class FollowerProcess<S> {
       );
     }
     this.emit({ type: 'checkpointed', seq });
-  }
-}
-
-/** CouchDB's `{ error, reason }` from an error answer's body, when it has one. */
-function parseCouchError(body: string | undefined): { error?: string; reason?: string } {
-  if (!body) return {};
-  try {
-    const v = JSON.parse(body) as { error?: unknown; reason?: unknown };
-    return {
-      error: typeof v.error === 'string' ? v.error : undefined,
-      reason: typeof v.reason === 'string' ? v.reason : undefined,
-    };
-  } catch {
-    return {};
   }
 }

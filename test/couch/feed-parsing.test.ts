@@ -139,7 +139,6 @@ describe('resolveOptions and buildFeedRequest', () => {
       filter: 'app/odd',
       style: 'all_docs',
       conflicts: true,
-      seq_interval: 10,
     });
     const url = new URL(buildFeedRequest(db, opts, '12-abc').url);
     expect(Object.fromEntries(url.searchParams)).toEqual({
@@ -151,7 +150,6 @@ describe('resolveOptions and buildFeedRequest', () => {
       filter: 'app/odd',
       style: 'all_docs',
       conflicts: 'true',
-      seq_interval: '10',
     });
   });
 
@@ -181,6 +179,7 @@ describe('resolveOptions and buildFeedRequest', () => {
     [{ include_docs: true }, 'includeDocs instead'],
     [{ doc_ids: ['a'] }, 'docIds instead'],
     [{ selector: { a: 1 } }, 'query parameter selector'],
+    [{ seq_interval: 10 }, 'seq_interval is not supported'],
   ])('rejects %p with BAD_ARGUMENT', (opts, text) => {
     expect(() => resolveOptions(opts)).toThrow(
       expect.objectContaining({ code: 'BAD_ARGUMENT', message: expect.stringContaining(text) }),
