@@ -3,12 +3,21 @@ import { pack, prefixRange } from '../backend/keys';
 import type { Tenant } from '../backend/types';
 import { SerializationError } from '../errors';
 import { isSeq, type Seq } from './change-row';
+import type { RowMark } from './db-replaced';
 
 /** What a follower resumes from. */
 export interface Checkpoint<S = unknown> {
   readonly seq: Seq;
   readonly state: S;
+  /** The id and a revision of the last row handled: tells whether the database is still the same. */
+  readonly last?: RowMark;
 }
+
+const isMark = (m: unknown): m is RowMark =>
+  typeof m === 'object' &&
+  m !== null &&
+  typeof (m as RowMark).id === 'string' &&
+  typeof (m as RowMark).rev === 'string';
 
 /** Below the backends' 100 000-byte value limit. */
 const CHUNK_BYTES = 90_000;
@@ -46,19 +55,21 @@ export class CheckpointStore {
         },
       );
     }
-    const r = record as { v?: unknown; seq?: unknown; state?: unknown };
+    const r = record as { v?: unknown; seq?: unknown; state?: unknown; last?: unknown };
     if (typeof r !== 'object' || r === null || r.v !== FORMAT || !isSeq(r.seq))
       throw new SerializationError(
         'NOT_SERIALIZABLE',
         `the checkpoint ${JSON.stringify(this.key)} is not one this version wrote`,
       );
-    return { seq: r.seq, state: r.state as S };
+    return isMark(r.last)
+      ? { seq: r.seq, state: r.state as S, last: { id: r.last.id, rev: r.last.rev } }
+      : { seq: r.seq, state: r.state as S };
   }
 
-  async save(seq: Seq, state: unknown): Promise<void> {
+  async save(seq: Seq, state: unknown, last?: RowMark): Promise<void> {
     let bytes: Buffer;
     try {
-      bytes = this.codec.encode({ v: FORMAT, seq, state });
+      bytes = this.codec.encode(last ? { v: FORMAT, seq, state, last } : { v: FORMAT, seq, state });
     } catch (err) {
       throw new SerializationError(
         'NOT_SERIALIZABLE',

@@ -7,9 +7,11 @@ import { DgenError } from '../errors';
  * - `connection`: no connection could be made (refused, unknown host, …) or the server kept closing
  *   it before answering;
  * - `error-row`: the feed itself carried `{"error": …, "reason": …}`;
- * - `protocol`: the server sent something that is not a `_changes` feed.
+ * - `protocol`: the server sent something that is not a `_changes` feed;
+ * - `replaced`: the database is not the one the seq to resume from was read from (it was deleted
+ *   and created again): the follower starts over (`@Init` runs again).
  */
-export type FeedFailureKind = 'status' | 'connection' | 'error-row' | 'protocol';
+export type FeedFailureKind = 'status' | 'connection' | 'error-row' | 'protocol' | 'replaced';
 
 /** A feed failure, as `@OnError` receives it. Code `FEED_FAILED`. */
 export class FeedError extends DgenError {

@@ -12,8 +12,9 @@ import {
   type StopReturn,
 } from '../returns';
 import type { ChangeRow, Seq } from './change-row';
-import type { CheckpointStore } from './checkpoint-store';
+import type { Checkpoint, CheckpointStore } from './checkpoint-store';
 import { ContinuousParser, tooLong } from './continuous-parser';
+import { replacedReason, UNREACHABLE, markOf, type RowMark } from './db-replaced';
 import type { ResolvedDb } from './db-target';
 import { FeedConnection } from './feed-connection';
 import { describeError, FeedError, isConnectFailure, parseCouchError } from './feed-error';
@@ -22,6 +23,7 @@ import { buildFeedRequest } from './feed-request';
 import type { ResolvedOptions } from './follow-options';
 import type { ErrorSource, FollowerEvent, ReconnectReason } from './follower-events';
 import type { CallFrom, FollowerRef } from './follower-ref';
+import { invoke, invoke3 } from './invoke';
 import { longpollItems } from './longpoll-answer';
 import { Mailbox } from './mailbox';
 import type { RetryReturn } from './returns';
@@ -75,6 +77,11 @@ export interface FollowerSetup<S> {
   readonly options: ResolvedOptions;
   /** Where to resume (a checkpoint's seq, or `options.since`). */
   readonly since: Seq | undefined;
+  /** Runs `@Init` again: where a follower starts over when its database was replaced. */
+  readonly restart: () => Promise<{ readonly state: S; readonly since: Seq | undefined }>;
+  /** The checkpoint resumed from, if any (its database is checked before the first connection, as
+   * before every reconnection). */
+  readonly resumed?: Checkpoint<S>;
   readonly store?: CheckpointStore;
   readonly callTimeout?: number;
 }
@@ -90,6 +97,12 @@ export class FollowerProcess<S> {
   /** The since of the last request the server accepted (ICouch's "last known good" seq). */
   private lastGoodSeq: Seq | undefined;
   private dirty = false;
+  /** The last row handled, and before any, the checkpoint's: stored with each checkpoint. */
+  private lastRow: ChangeRow | undefined;
+  private resumedMark: RowMark | undefined;
+  /** Check, before the next connection, that the database is still the one `since` came from. */
+  private verifyDb: boolean;
+  private readonly restart: FollowerSetup<S>['restart'];
   private closedBeforeAnswer = 0;
   private inSession = false;
   private retryNowRequested = false;
@@ -121,6 +134,9 @@ export class FollowerProcess<S> {
     this.options = setup.options;
     this.since = setup.since;
     this.store = setup.store;
+    this.restart = setup.restart;
+    this.resumedMark = setup.resumed?.last;
+    this.verifyDb = setup.resumed !== undefined;
     this.callTimeout = setup.callTimeout ?? DEFAULT_CALL_TIMEOUT_MS;
     this.changeHasTags = getHandlerMeta(this.def.ctor).some(
       (h) => h.role === 'change' && h.tag !== undefined,
@@ -239,9 +255,11 @@ export class FollowerProcess<S> {
     try {
       let next: Next | undefined;
       for (;;) {
+        if (next && next.reason !== 'end') {
+          this.emit({ type: 'reconnecting', reason: next.reason, waitMs: next.waitMs, since: this.since });
+          this.verifyDb = true; // a server restart is when a database may have been replaced
+        }
         if (next) {
-          if (next.reason !== 'end')
-            this.emit({ type: 'reconnecting', reason: next.reason, waitMs: next.waitMs, since: this.since });
           await this.pause(next.waitMs);
         }
         next = await this.session();
@@ -270,6 +288,10 @@ export class FollowerProcess<S> {
 
   /** One connection, from request to its end; returns when (and why) to connect again. */
   private async session(): Promise<Next> {
+    if (this.verifyDb) {
+      const next = await this.checkReplaced();
+      if (next) return next;
+    }
     const since = this.since;
     const conn = new FeedConnection(
       buildFeedRequest(this.db, this.options, since),
@@ -423,12 +445,13 @@ export class FollowerProcess<S> {
     const method = this.changeMethod(row);
     if (method === undefined) {
       this.advance(row.seq);
+      this.lastRow = row;
       this.emit({ type: 'dropped', kind: 'change', msg: row });
       return undefined;
     }
     let result: unknown;
     try {
-      result = this.invoke(method, row, this.state);
+      result = invoke(this.instance, method, row, this.state);
     } catch (err) {
       return this.failure(err, 'change');
     }
@@ -447,6 +470,7 @@ export class FollowerProcess<S> {
     if (kind === 'ok' || kind === 'stop') {
       this.state = (result as OkReturn<S> | StopReturn<S>).state;
       this.advance(row.seq);
+      this.lastRow = row;
       if (this.subject.observed) this.emit({ type: 'change', seq: row.seq, id: row.id, row });
       if (kind === 'stop') throw new StopSignal((result as StopReturn<S>).reason);
       return undefined;
@@ -470,6 +494,35 @@ export class FollowerProcess<S> {
     if (seq === this.since) return; // e.g. an empty longpoll answer: nothing new to checkpoint
     this.since = seq;
     this.dirty = true;
+  }
+
+  /**
+   * Before resuming at a seq read from an earlier database of the same name (deleted and created
+   * again), start over: `@Init` runs again for a fresh state and `since`. An `@OnError` may stop
+   * instead (the stored checkpoint is left as it was); without one it starts over at once.
+   */
+  private async checkReplaced(): Promise<Next | undefined> {
+    const mark = this.lastRow ? markOf(this.lastRow) : this.resumedMark;
+    const why = await this.serveWhile(replacedReason(this.db, this.since, mark, this.options.heartbeat));
+    if (why === UNREACHABLE) return undefined; // the connection will fail (and be handled) too
+    this.verifyDb = false;
+    if (why === undefined) return undefined;
+    const err = new FeedError('replaced', `${this.db.url} ${why}: it is a new database; starting over`);
+    let fresh: Awaited<ReturnType<FollowerSetup<S>['restart']>>;
+    try {
+      fresh = await this.serveWhile(this.restart());
+    } catch (e) {
+      if (e instanceof StopSignal) throw e;
+      this.emit({ type: 'error', error: err, during: 'feed' });
+      throw new StopSignal(e); // @Init threw, or returned stop(...): as it would at Runtime.start
+    }
+    this.state = fresh.state;
+    this.since = fresh.since;
+    this.lastGoodSeq = this.lastRow = this.resumedMark = undefined;
+    this.dirty = false;
+    if (this.def.tables.error.match(err) !== undefined) return this.failure(err);
+    this.emit({ type: 'error', error: err, during: 'feed' });
+    return undefined;
   }
 
   private badRequest(since: Seq | undefined, body: string | undefined): Next {
@@ -506,7 +559,7 @@ export class FollowerProcess<S> {
     }
     let result: unknown;
     try {
-      result = this.invoke(method, error, this.state);
+      result = invoke(this.instance, method, error, this.state);
       if (isThenable(result)) result = await result;
     } catch (err) {
       throw new StopSignal(err);
@@ -605,7 +658,7 @@ export class FollowerProcess<S> {
     }
     let result: unknown;
     try {
-      result = this.invoke3(method, msg, from, this.state);
+      result = invoke3(this.instance, method, msg, from, this.state);
       if (isThenable(result)) result = await result;
     } catch (err) {
       this.emit({ type: 'error', error: err, during: 'call' });
@@ -656,7 +709,7 @@ export class FollowerProcess<S> {
     }
     let result: unknown;
     try {
-      result = this.invoke(method, msg, this.state);
+      result = invoke(this.instance, method, msg, this.state);
       if (isThenable(result)) result = await result;
     } catch (err) {
       this.emit({ type: 'error', error: err, during: kind });
@@ -700,31 +753,13 @@ export class FollowerProcess<S> {
     }
   }
 
-  /** Calls a handler method with (a, b) — fixed arity, no arguments array on the hot path. */
-  private invoke(method: string | symbol, a: unknown, b: unknown): unknown {
-    const fn = (this.instance as Record<string | symbol, unknown>)[method] as (
-      x: unknown,
-      y: unknown,
-    ) => unknown;
-    return fn.call(this.instance, a, b);
-  }
-
-  private invoke3(method: string | symbol, a: unknown, b: unknown, c: unknown): unknown {
-    const fn = (this.instance as Record<string | symbol, unknown>)[method] as (
-      x: unknown,
-      y: unknown,
-      z: unknown,
-    ) => unknown;
-    return fn.call(this.instance, a, b, c);
-  }
-
   /** Stores the last handled seq and the state, when they changed since the last checkpoint. */
   private async flushCheckpoint(): Promise<void> {
     if (!this.store || !this.dirty || this.since === undefined) return;
     this.dirty = false;
     const seq = this.since;
     try {
-      await this.store.save(seq, this.state);
+      await this.store.save(seq, this.state, this.lastRow ? markOf(this.lastRow) : this.resumedMark);
     } catch (err) {
       this.emit({ type: 'error', error: err, during: 'checkpoint' });
       throw new StopSignal(

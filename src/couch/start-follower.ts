@@ -3,7 +3,7 @@ import { describeMessage } from '../registry/dispatch-table';
 import type { ClassDefinition } from '../registry/class-definition';
 import { returnKind, type StopReturn } from '../returns';
 import { track } from '../runtime/local-registry';
-import { CheckpointStore } from './checkpoint-store';
+import { CheckpointStore, type Checkpoint } from './checkpoint-store';
 import { describeError } from './feed-error';
 import { FollowerProcess } from './follower-process';
 import type { FollowerRef, FollowerStartOptions } from './follower-ref';
@@ -58,28 +58,13 @@ function checkOptions(opts: unknown): FollowerStartOptions {
   return o;
 }
 
-/**
- * Starts a `@ChangesFollower` class (what `Runtime.start` does for one): runs `@Init(arg)`, loads the
- * checkpoint when `follow(..., { checkpoint })` names one (its seq and state win over `since` and the
- * initial state), registers the ref (`track`) and starts following in the background. Resolves once
- * the follower runs; connection trouble is reported on `events$` and handled as the class says, never
- * by rejecting this promise.
- *
- * Rejects with BAD_DEFINITION (not a follower class, no `@Init`, no `@OnChange`), BAD_ARGUMENT (bad
- * options, or `follow(...)` given bad arguments), HANDLER_FAILED (`@Init` threw), BAD_RETURN (`@Init`
- * returned something other than `follow(...)` or `stop(...)`), STOPPED (`@Init` returned
- * `stop(reason, s)`; the reason is the error's `cause`), ALREADY_REGISTERED (the name is taken).
- */
-export async function startFollower<S = unknown>(
-  def: ClassDefinition,
+/** Runs `@Init(arg)` on `instance`; returns its `follow(...)` or throws a coded DgenError. */
+async function runInit<S>(
+  definition: ClassDefinition,
+  instance: object,
   arg: unknown,
-  opts: FollowerStartOptions = {},
-): Promise<FollowerRef<S>> {
-  const definition = checkDefinition(def);
-  const options = checkOptions(opts);
+): Promise<FollowReturn<S>> {
   const init = definition.init as string | symbol;
-  const instance = new definition.ctor();
-
   let result: unknown;
   try {
     result = (instance as Record<string | symbol, (a: unknown) => unknown>)[init](arg);
@@ -108,17 +93,41 @@ export async function startFollower<S = unknown>(
       'BAD_RETURN',
       `@Init of @ChangesFollower ${definition.name} must return follow(db, state, options) or stop(reason, state) (got ${describeMessage(result)})`,
     );
-  const spec = result as FollowReturn<S>;
+  return result as FollowReturn<S>;
+}
+
+/**
+ * Starts a `@ChangesFollower` class (what `Runtime.start` does for one): runs `@Init(arg)`, loads the
+ * checkpoint when `follow(..., { checkpoint })` names one (its seq and state win over `since` and the
+ * initial state), registers the ref (`track`) and starts following in the background. Resolves once
+ * the follower runs; connection trouble is reported on `events$` and handled as the class says, never
+ * by rejecting this promise.
+ *
+ * Rejects with BAD_DEFINITION (not a follower class, no `@Init`, no `@OnChange`), BAD_ARGUMENT (bad
+ * options, or `follow(...)` given bad arguments), HANDLER_FAILED (`@Init` threw), BAD_RETURN (`@Init`
+ * returned something other than `follow(...)` or `stop(...)`), STOPPED (`@Init` returned
+ * `stop(reason, s)`; the reason is the error's `cause`), ALREADY_REGISTERED (the name is taken).
+ */
+export async function startFollower<S = unknown>(
+  def: ClassDefinition,
+  arg: unknown,
+  opts: FollowerStartOptions = {},
+): Promise<FollowerRef<S>> {
+  const definition = checkDefinition(def);
+  const options = checkOptions(opts);
+  const instance = new definition.ctor();
+  const spec = await runInit<S>(definition, instance, arg);
 
   let state = spec.state;
   let since = spec.options.since;
   let store: CheckpointStore | undefined;
+  let saved: Checkpoint<S> | undefined;
   if (spec.options.checkpoint) {
     store = new CheckpointStore(
       spec.options.checkpoint.tenant,
       spec.options.checkpoint.key ?? definition.name,
     );
-    const saved = await store.load<S>();
+    saved = await store.load<S>();
     if (saved) {
       state = saved.state;
       since = saved.seq;
@@ -132,6 +141,12 @@ export async function startFollower<S = unknown>(
     db: spec.db,
     options: spec.options,
     since,
+    // starting over (the database was replaced) runs @Init again, for a state no handler has touched
+    restart: async () => {
+      const again = await runInit<S>(definition, instance, arg);
+      return { state: again.state, since: again.options.since };
+    },
+    resumed: saved,
     store,
     callTimeout: options.callTimeout,
   });

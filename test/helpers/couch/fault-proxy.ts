@@ -40,7 +40,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * A TCP proxy of our own between the follower and the server, for fault injection:
  * `cutAll()` closes every connection, `stall()` keeps connections open but forwards nothing,
  * `refuse()`/`accept()` stop and resume listening (connections are refused), `answer(...)` answers
- * the next requests itself with a chosen status or a scripted body, `fragment(n)` splits what the
+ * the next `_changes` requests itself with a chosen status or a scripted body, `fragment(n)` splits what the
  * server sends into pieces of at most n bytes (rows split across network chunks).
  * It records every request (method, target, headers, body) and counts bytes sent to clients.
  * It forwards with backpressure: a client that stops reading stops the server's socket too.
@@ -131,12 +131,12 @@ export class FaultProxy {
     this.server = server;
   }
 
-  /** Answers the next `times` requests itself (instead of forwarding them). */
+  /** Answers the next `times` `_changes` requests itself (instead of forwarding them). */
   answer(answer: CannedAnswer, times = 1): void {
     for (let i = 0; i < times; i++) this.answers.push(answer);
   }
 
-  /** Answers the next `times` requests with `status` and a CouchDB-style error body. */
+  /** Answers the next `times` `_changes` requests with `status` and a CouchDB-style error body. */
   answerStatus(status: number, times = 1): void {
     this.answer(
       {
@@ -147,7 +147,7 @@ export class FaultProxy {
     );
   }
 
-  /** The next `times` requests get their connection closed without any answer. */
+  /** The next `times` `_changes` requests get their connection closed without any answer. */
   hangUp(times = 1): void {
     this.answer({ status: 0, hangUp: true }, times);
   }
@@ -209,7 +209,8 @@ export class FaultProxy {
       link.pending = link.pending.subarray(total);
       const [method, target] = requestLine.split(' ');
       this.requests.push({ method, target, url: new URL(target, 'http://proxy'), headers, body });
-      const canned = this.answers.shift();
+      // canned answers are for the feed; other requests (GET /db, _revs_diff) go to the server
+      const canned = /\/_changes(\?|$)/.test(target) ? this.answers.shift() : undefined;
       if (canned) {
         void this.reply(link, canned);
         return;

@@ -1,0 +1,159 @@
+import 'reflect-metadata';
+import { CheckpointStore, retry, type FeedError } from '../../src/couch';
+import { openBackend } from '../../src/backend/open-backend';
+import type { Backend, Tenant } from '../../src/backend/types';
+import { stop } from '../../src/returns';
+import { describeTargets, type CouchTarget } from '../helpers/couch/targets';
+import {
+  BareProbe,
+  Probe,
+  startProbe,
+  waitFor,
+  writeDocs,
+  type EventLog,
+  type ProbeState,
+} from '../helpers/couch/follower-kit';
+
+/** Deletes the database and creates it again under the same name, empty. */
+async function recreate(t: CouchTarget, db: string): Promise<void> {
+  await t.nano.db.destroy(db);
+  await t.nano.db.create(db);
+}
+
+const replacedErrors = (events: EventLog) =>
+  events
+    .of('error')
+    .map((e) => e.error as FeedError)
+    .filter((e) => e.kind === 'replaced');
+
+/** Follows `db` with a checkpoint until it has handled `n` rows and stored them, then stops it. */
+async function followAndStop(t: CouchTarget, db: string, tenant: Tenant, n: number): Promise<void> {
+  const { ref, events } = await startProbe(BareProbe, {
+    db: t.dbTarget(db),
+    options: { heartbeat: 500, checkpoint: { tenant, key: db } },
+  });
+  await events.waitCount('change', n);
+  await waitFor(
+    async () => (await new CheckpointStore(tenant, db).load())?.seq === ref.lastSeq,
+    'checkpoint',
+  );
+  await ref.stop();
+}
+
+describeTargets('a checkpoint from a database deleted and created again (issue #11, point 9)', (target) => {
+  let backend: Backend;
+  let tenant: Tenant;
+  beforeAll(async () => {
+    backend = await openBackend('memory:');
+    tenant = await backend.openTenant(['couch', 'replaced']);
+  });
+  afterAll(async () => {
+    await backend.close();
+  });
+
+  it('with fewer changes than before: starts over from the beginning and reports it (no @OnError)', async () => {
+    const t = target();
+    const db = await t.createDb('replaced-small');
+    await writeDocs(t.nano.use(db), 'a', 5);
+    await followAndStop(t, db, tenant, 5);
+
+    await recreate(t, db);
+    await writeDocs(t.nano.use(db), 'b', 2, () => ({ generation: 2 }));
+    const { ref, events } = await startProbe(BareProbe, {
+      db: t.dbTarget(db),
+      options: { heartbeat: 500, checkpoint: { tenant, key: db } },
+    });
+    await events.waitCount('change', 2);
+    expect((await ref.readState()).ids).toEqual(['b00000', 'b00001']); // @Init's state, not the old one
+    expect(replacedErrors(events)).toHaveLength(1);
+    expect(replacedErrors(events)[0]).toMatchObject({ code: 'FEED_FAILED', kind: 'replaced' });
+    expect(events.of('error')[0].during).toBe('feed');
+    await waitFor(
+      async () => (await new CheckpointStore(tenant, db).load())?.seq === ref.lastSeq,
+      'checkpoint',
+    );
+    expect((await new CheckpointStore(tenant, db).load<ProbeState>())?.state.ids).toEqual([
+      'b00000',
+      'b00001',
+    ]);
+    await ref.stop();
+  });
+
+  it('with more changes than before: the last handled revision is unknown to it, so it starts over too', async () => {
+    const t = target();
+    const db = await t.createDb('replaced-big');
+    await writeDocs(t.nano.use(db), 'a', 3);
+    await followAndStop(t, db, tenant, 3);
+
+    await recreate(t, db);
+    await writeDocs(t.nano.use(db), 'a', 8, () => ({ generation: 2 }));
+    const { ref, events } = await startProbe(BareProbe, {
+      db: t.dbTarget(db),
+      options: { heartbeat: 500, checkpoint: { tenant, key: db } },
+    });
+    await events.waitCount('change', 8);
+    expect((await ref.readState()).ids).toEqual(Array.from({ length: 8 }, (_, i) => `a0000${i}`));
+    expect(replacedErrors(events)).toHaveLength(1);
+    expect(replacedErrors(events)[0].message).toContain('a00002');
+    await ref.stop();
+  });
+
+  it('@OnError may stop instead: the follower stops and the checkpoint is left as it was', async () => {
+    const t = target();
+    const db = await t.createDb('replaced-stop');
+    await writeDocs(t.nano.use(db), 'a', 4);
+    await followAndStop(t, db, tenant, 4);
+    const before = await new CheckpointStore(tenant, db).load<ProbeState>();
+
+    await recreate(t, db);
+    await writeDocs(t.nano.use(db), 'b', 1, () => ({ generation: 2 }));
+    const seen: FeedError[] = [];
+    const { ref, events } = await startProbe(Probe, {
+      db: t.dbTarget(db),
+      options: { heartbeat: 500, checkpoint: { tenant, key: db } },
+      onError: (err: unknown, s: ProbeState) => {
+        seen.push(err as FeedError);
+        return (err as FeedError).kind === 'replaced' ? stop('replaced', s) : retry(s);
+      },
+    });
+    expect(await ref.done).toBe('replaced');
+    expect(seen.map((e) => e.kind)).toEqual(['replaced']);
+    expect(events.count('change')).toBe(0);
+    expect(await new CheckpointStore(tenant, db).load()).toEqual(before);
+  });
+
+  it('the same database, resumed: no report, nothing replayed', async () => {
+    const t = target();
+    const db = await t.createDb('replaced-not');
+    await writeDocs(t.nano.use(db), 'a', 3);
+    await followAndStop(t, db, tenant, 3);
+    await writeDocs(t.nano.use(db), 'b', 1);
+    const { ref, events } = await startProbe(BareProbe, {
+      db: t.dbTarget(db),
+      options: { heartbeat: 500, checkpoint: { tenant, key: db } },
+    });
+    await events.waitCount('change', 1);
+    expect((await ref.readState()).ids).toEqual(['a00000', 'a00001', 'a00002', 'b00000']);
+    expect(events.count('error')).toBe(0);
+    await ref.stop();
+  });
+
+  it('a running follower whose database is deleted and created again starts over on it', async () => {
+    const t = target();
+    const db = await t.createDb('replaced-live');
+    await writeDocs(t.nano.use(db), 'a', 4);
+    const { ref, events } = await startProbe(Probe, {
+      db: t.dbTarget(db),
+      options: { heartbeat: 300, jitterMs: 10 },
+      onError: (_err: unknown, s: ProbeState) => retry(s, 50),
+    });
+    await events.waitCount('change', 4);
+    await recreate(t, db);
+    t.proxy.cutAll(); // PouchDB Server does not end a live feed when its database goes
+    await writeDocs(t.nano.use(db), 'b', 2, () => ({ generation: 2 }));
+    await events.waitCount('change', 6);
+    expect((await ref.readState()).ids).toEqual(['b00000', 'b00001']);
+    expect(replacedErrors(events)).toHaveLength(1);
+    await ref.stop();
+  });
+});
