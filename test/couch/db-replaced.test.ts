@@ -1,4 +1,8 @@
 import 'reflect-metadata';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { replacedReason, UNREACHABLE } from '../../src/couch/db-replaced';
+import { resolveDb } from '../../src/couch/db-target';
 import { CheckpointStore, retry, type FeedError } from '../../src/couch';
 import { openBackend } from '../../src/backend/open-backend';
 import type { Backend, Tenant } from '../../src/backend/types';
@@ -155,5 +159,52 @@ describeTargets('a checkpoint from a database deleted and created again (issue #
     expect((await ref.readState()).ids).toEqual(['b00000', 'b00001']);
     expect(replacedErrors(events)).toHaveLength(1);
     await ref.stop();
+  });
+});
+
+describe('replacedReason against a server that cannot tell', () => {
+  let server: http.Server;
+  let base: string;
+  let answer: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  beforeAll(async () => {
+    server = http.createServer((req, res) => answer(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+  const db = () => resolveDb(`${base}/db`);
+  const mark = { id: 'a', rev: '1-x' };
+
+  it('answers: behind update_seq, unknown revision, or same database', async () => {
+    answer = (req, res) => res.end(req.method === 'GET' ? '{"update_seq":3}' : '{"a":{"missing":["1-x"]}}');
+    expect(await replacedReason(db(), 5, undefined, 1000)).toContain('update_seq 3');
+    expect(await replacedReason(db(), 2, mark, 1000)).toContain('1-x');
+    answer = (req, res) => res.end(req.method === 'GET' ? '{"update_seq":3}' : '{}');
+    expect(await replacedReason(db(), 2, mark, 1000)).toBeUndefined();
+  });
+
+  it('a status other than 200, an answer that is not JSON or larger than 1 MiB: cannot tell', async () => {
+    answer = (_req, res) => {
+      res.statusCode = 403;
+      res.end('{"error":"forbidden"}');
+    };
+    expect(await replacedReason(db(), 5, mark, 1000)).toBeUndefined();
+    answer = (_req, res) => res.end('<html>');
+    expect(await replacedReason(db(), 5, mark, 1000)).toBeUndefined();
+    answer = (_req, res) => {
+      res.write('{"update_seq":0,"junk":"');
+      for (let i = 0; i < 40; i++) res.write('x'.repeat(64 * 1024));
+      res.end('"}');
+    };
+    expect(await replacedReason(db(), 5, undefined, 1000)).toBeUndefined();
+  });
+
+  it('no connection, or no answer in time: UNREACHABLE (asked again before the next connection)', async () => {
+    answer = () => undefined; // never answers
+    expect(await replacedReason(db(), 5, undefined, 100)).toBe(UNREACHABLE);
+    expect(await replacedReason(resolveDb('http://127.0.0.1:1/db'), 5, undefined, 1000)).toBe(UNREACHABLE);
   });
 });
