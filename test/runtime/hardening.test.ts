@@ -128,6 +128,15 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
     expect(await ref.queueLength()).toBe(0);
   });
 
+  test('a message over the 100 000-byte value limit is VALUE_TOO_LARGE at cast and call, enqueuing nothing', async () => {
+    const ref = await Runtime.start(Unencodable, 0, { tenant, consume: false });
+    const big = { type: 'incr', pad: 'x'.repeat(1_000_000) };
+    expect(await codeOf(ref.cast(big))).toBe('VALUE_TOO_LARGE');
+    expect(await codeOf(ref.castMany(['incr', big]))).toBe('VALUE_TOO_LARGE');
+    expect(await codeOf(ref.call(big, { timeout: 1000 }))).toBe('VALUE_TOO_LARGE');
+    expect(await ref.queueLength()).toBe(0);
+  });
+
   test('castMany([]) on a stopped ref rejects STOPPED', async () => {
     const ref = await Runtime.start(Unencodable, 0, { tenant });
     await ref.stop();
