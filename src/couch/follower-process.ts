@@ -503,6 +503,10 @@ export class FollowerProcess<S> {
    */
   private async checkReplaced(): Promise<Next | undefined> {
     const mark = this.lastRow ? markOf(this.lastRow) : this.resumedMark;
+    if (mark === undefined && this.since === this.options.since) {
+      this.verifyDb = false; // nothing read from this database yet: starting over would change nothing
+      return undefined;
+    }
     const why = await this.serveWhile(replacedReason(this.db, this.since, mark, this.options.heartbeat));
     if (why === UNREACHABLE) return undefined; // the connection will fail (and be handled) too
     this.verifyDb = false;

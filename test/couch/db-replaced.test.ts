@@ -142,6 +142,24 @@ describeTargets('a checkpoint from a database deleted and created again (issue #
     await ref.stop();
   });
 
+  it('a since given by @Init is never reported: starting over would not change it', async () => {
+    const t = target();
+    const db = await t.createDb('replaced-since');
+    await writeDocs(t.nano.use(db), 'a', 2);
+    const { ref, events } = await startProbe(Probe, {
+      db: t.dbTarget(db),
+      options: { heartbeat: 300, jitterMs: 10, since: 1000 }, // ahead of update_seq
+    });
+    await events.waitCount('connected', 1);
+    t.proxy.cutAll();
+    await events.waitCount('connected', 2);
+    t.proxy.cutAll();
+    await events.waitCount('connected', 3);
+    expect(events.count('error')).toBe(0);
+    expect(events.of('reconnecting').map((e) => e.since)).toEqual([1000, 1000]);
+    await ref.stop();
+  });
+
   it('a running follower whose database is deleted and created again starts over on it', async () => {
     const t = target();
     const db = await t.createDb('replaced-live');
