@@ -13,11 +13,12 @@ import { SqliteWatcher } from './sqlite-watcher';
 export interface SqliteBackendOptions {
   /**
    * How durable a commit is once `transact` resolves (SQLite's `PRAGMA synchronous`, in WAL mode).
-   * - `'normal'` (the default): the commit has been handed to the operating system, so it survives a
-   *   crash or `kill -9` of any process; a power loss or OS crash may lose the last few commits (never
-   *   a part of one: the file stays consistent). This is SQLite's recommended setting for WAL.
-   * - `'full'`: every commit is also fsync'ed to disk, so it survives power loss too, at the price of
-   *   one disk flush per commit.
+   * - `'full'` (the default): every commit is fsync'ed to disk before `transact` resolves, so an
+   *   acknowledged message survives power loss and OS crashes, as on FoundationDB; one disk flush per
+   *   commit (concurrent transactions of one process share commits, see LockingBackend).
+   * - `'normal'`: the commit has been handed to the operating system, so it survives a crash or
+   *   `kill -9` of any process, but a power loss or OS crash may lose the last few commits (never a
+   *   part of one: the file stays consistent). Faster where flushes are slow; SQLite's usual WAL setting.
    */
   synchronous?: 'normal' | 'full';
   /** How long a transaction waits for another process's write lock before failing (30 000 ms). */
@@ -85,7 +86,7 @@ export class SqliteBackend extends LockingBackend {
         'BAD_ARGUMENT',
         `SqliteBackend needs a file path (got ${JSON.stringify(file)}); for an in-memory store use MemoryBackend`,
       );
-    const synchronous = options.synchronous ?? 'normal';
+    const synchronous = options.synchronous ?? 'full';
     if (synchronous !== 'normal' && synchronous !== 'full')
       throw new BadArgumentError(
         'BAD_ARGUMENT',
