@@ -13,6 +13,11 @@ import { decodeWire, encodeWire, type DeadLetter, type QueueItem } from './wire'
 /** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
 type Skipped = { skipped: Error; msg: unknown; call: boolean };
 
+/** What a consumer transaction leaves: handled messages (and a watch if it emptied the queue), or a watch. */
+type StepResult =
+  | { done: Array<Outcome | Skipped>; wait?: Watch; retryAt?: undefined }
+  | { done?: undefined; wait: Watch; retryAt?: number };
+
 /** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
 const BATCH_REPLY_BYTES = 1_000_000;
 
@@ -99,7 +104,7 @@ export class Consumer {
     let expired: { owner: string } | undefined;
     let committed = false;
     try {
-      const r = await this.ctx.tenant.transact(async (tx) => {
+      const r = await this.ctx.tenant.transact(async (tx): Promise<StepResult> => {
         items = [];
         blame = 0;
         const lockRec = await LockRecords.read(tx, this.ctx.keys);
@@ -107,11 +112,9 @@ export class Consumer {
           return { wait: DurableQueue.watchPush(tx, this.ctx.keys), retryAt: lockRec.leaseUntil + 1 };
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(this.ctx.keys.lock);
+        this.sweepAbandonedCalls(tx);
         items = await this.window.take(tx);
-        if (items.length === 0) {
-          this.sweepAbandonedCalls(tx);
-          return { wait: DurableQueue.watchPush(tx, this.ctx.keys) };
-        }
+        if (items.length === 0) return { wait: DurableQueue.watchPush(tx, this.ctx.keys) };
         tx.clear(this.ctx.keys.attempts);
         const done: Array<Outcome | Skipped> = [];
         let last: Outcome | undefined; // the last handled message: its outcome carries the commit's stamp
@@ -119,8 +122,10 @@ export class Consumer {
         let state = initial.state;
         const started = performance.now();
         let replyBytes = 0;
+        let handled = 0;
         for (let i = 0; i < items.length; i++) {
           if (i > 0 && (performance.now() - started >= BATCH_MS || replyBytes >= BATCH_REPLY_BYTES)) break;
+          handled = i + 1;
           blame = i;
           const { key, item } = items[i];
           DurableQueue.pop(tx, this.ctx.keys, key);
@@ -149,25 +154,37 @@ export class Consumer {
           done.push(o);
           last = o;
           const k = returnKindOf(o.result);
-          if (k === 'lock' || k === 'stop') break;
+          if (k === 'lock' || k === 'stop') {
+            handled = -1; // what follows waits for the lock or the stop
+            break;
+          }
         }
         if (last && state !== initial.state) {
           this.ctx.state.write(tx, initial.state, state);
           last.stamp = this.handling.stampOf(tx);
         }
+        // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
+        // transaction of its own (one commit per batch, and one round trip less on remote backends).
+        if (handled === items.length && this.window.emptiedBy(items.length))
+          return { done, wait: DurableQueue.watchPush(tx, this.ctx.keys) };
         return { done };
       });
       committed = true;
       if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
-      if ('wait' in r && r.wait) return { type: 'wait', watch: r.wait, retryAt: r.retryAt };
-      for (const d of r.done ?? []) {
-        if ('result' in d) await this.handling.finish(d);
-        else {
-          this.ctx.emit({ type: 'handler-failed', error: d.skipped, attempt: 1 });
-          if (!d.call) this.ctx.emit({ type: 'dead-lettered', msg: d.msg });
+      if (!r.done) return { type: 'wait', watch: r.wait, retryAt: r.retryAt };
+      try {
+        for (const d of r.done) {
+          if ('result' in d) await this.handling.finish(d);
+          else {
+            this.ctx.emit({ type: 'handler-failed', error: d.skipped, attempt: 1 });
+            if (!d.call) this.ctx.emit({ type: 'dead-lettered', msg: d.msg });
+          }
         }
+      } catch (error) {
+        r.wait?.cancel();
+        throw error;
       }
-      return { type: 'handled' };
+      return r.wait ? { type: 'wait', watch: r.wait } : { type: 'handled' };
     } catch (error) {
       const failed = items[blame];
       if (committed || !failed || !isItemFault(error) || this.ctx.isStopped) throw error;
@@ -199,7 +216,10 @@ export class Consumer {
     if (attempt >= this.ctx.opts.maxAttempts) this.ctx.emit({ type: 'dead-lettered', msg: item.msg });
   }
 
-  /** At most every SWEEP_MS, when the queue is found empty: collect the keys of callers that died waiting. */
+  /**
+   * At most every SWEEP_MS, in a transaction the consumer makes anyway: collect the keys of callers that
+   * died waiting or whose read reply no later push of theirs cleared (see awaitDurableReply).
+   */
   private sweepAbandonedCalls(tx: Transaction): void {
     if (Date.now() - this.lastSweep < SWEEP_MS) return;
     this.lastSweep = Date.now();
@@ -216,6 +236,7 @@ export class Consumer {
 
   private arm(watch: Watch, retryAt?: number): void {
     this.disarm();
+    if (this.ctx.isStopped) return watch.cancel(); // a handler of the last batch stopped the server
     const armed: { watch: Watch; timer?: NodeJS.Timeout; fired?: boolean } = { watch };
     const fire = () => {
       if (armed.fired || this.ctx.isStopped) return;
