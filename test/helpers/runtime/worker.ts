@@ -145,7 +145,9 @@ async function serve(req: Request): Promise<unknown> {
       const sum: CommitCounts = { writes: 0, readOnly: 0 };
       for (const b of backends.values()) {
         const counts = ((await b) as Partial<{ counts: CommitCounts }>).counts;
-        if (counts) ((sum.writes += counts.writes), (sum.readOnly += counts.readOnly));
+        if (!counts) continue;
+        sum.writes += counts.writes;
+        sum.readOnly += counts.readOnly;
       }
       return sum;
     }
