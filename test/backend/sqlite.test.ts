@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pack, prefixRange, unboundVersionstamp } from '../../src/backend/keys';
 import { SqliteBackend } from '../../src/backend/sqlite/sqlite-backend';
+import { CommitNotice } from '../../src/backend/sqlite/commit-notice';
+import { SqliteWatcher } from '../../src/backend/sqlite/sqlite-watcher';
 import { sleep } from '../helpers/backend/factories';
 
 let dir: string;
@@ -20,6 +22,14 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'dgen-sqlite-'));
   file = join(dir, 'db.sqlite');
 });
+const waitUntil = async (cond: () => boolean, ms = 5000): Promise<void> => {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await sleep(2);
+  }
+};
+
 afterEach(async () => {
   await Promise.all(open.splice(0).map((b) => b.close()));
   rmSync(dir, { recursive: true, force: true });
@@ -148,6 +158,39 @@ test('close releases the files, watchers and timers: watches resolve false, the 
   expect(await w.changed).toBe(false);
   rmSync(dir, { recursive: true, force: true });
   expect(() => readdirSync(dir)).toThrow();
+});
+
+test('a commit elsewhere wakes a watcher through the notice file, without the poll', async () => {
+  const a = backend();
+  const ta = await a.openTenant(['t']);
+  const notice = new CommitNotice(file);
+  // A watcher whose poll would only run after an hour: the notice file's change event is all it has.
+  const version = new Database(file);
+  const dataVersion = version.prepare<[], number>('PRAGMA data_version').pluck();
+  let changes = 0;
+  const watcher = new SqliteWatcher(
+    notice.file,
+    () => dataVersion.get()!,
+    () => true,
+    () => changes++,
+    3_600_000,
+  );
+  try {
+    watcher.kick(); // the first check always runs
+    await waitUntil(() => changes === 1);
+    for (let i = 1; i <= 3; i++) {
+      await ta.transact((tx) => tx.set(pack(['k']), Buffer.from(String(i)))); // posts the notice
+      await waitUntil(() => changes === 1 + i);
+    }
+    // A transaction that wrote nothing changes nothing and posts nothing.
+    await ta.transact((tx) => tx.get(pack(['k'])));
+    await sleep(100);
+    expect(changes).toBe(4);
+  } finally {
+    watcher.stop();
+    notice.close();
+    version.close();
+  }
 });
 
 test('a file path is required', () => {

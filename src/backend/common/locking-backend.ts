@@ -17,7 +17,8 @@ export interface LockSession {
    * exceed every version allocated before, in this process or any other sharing the data.
    */
   allocateVersion(): bigint;
-  commit(): void;
+  /** Commits; `wrote` says whether the transaction changed anything (engines may tell other processes). */
+  commit(wrote: boolean): void;
   rollback(): void;
 }
 
@@ -154,7 +155,7 @@ export abstract class LockingBackend implements Backend {
   private commit(session: LockSession, tx: LockedTransaction): void {
     tx.finish();
     try {
-      session.commit();
+      session.commit(tx.wrote);
     } catch (err) {
       this.abort(session, tx, err);
       throw err;

@@ -5,6 +5,7 @@ import { BackendError, BadArgumentError } from '../../errors';
 import { LockingBackend, type LockSession } from '../common/locking-backend';
 import { Mutex } from '../common/mutex';
 import type { SyncStore } from '../common/sync-store';
+import { CommitNotice } from './commit-notice';
 import { CommitVersions } from './commit-versions';
 import { LockFairness, YIELD_MS } from './lock-fairness';
 import { registerSqlFunctions, SqliteStore } from './sqlite-store';
@@ -52,7 +53,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  *   they increase strictly in commit order across all processes.
  * - Snapshot reads: a second connection in a deferred read transaction (WAL readers never wait).
  * - Watches: commits of this process wake its watches directly; commits of other processes are noticed
- *   by a SqliteWatcher on a third connection.
+ *   by a SqliteWatcher (woken by the CommitNotice each committer writes after its commit) and read back
+ *   on a third connection.
  *
  * Data lives in one table, `kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID`.
  */
@@ -76,6 +78,7 @@ export class SqliteBackend extends LockingBackend {
     probe: Database.Statement<[Buffer], unknown>;
   };
   private readonly session: LockSession;
+  private readonly notice: CommitNotice;
   private watchDb: Database.Database | undefined;
   private watcher: SqliteWatcher | undefined;
 
@@ -121,13 +124,15 @@ export class SqliteBackend extends LockingBackend {
       probe: this.reader.prepare<[Buffer], unknown>('SELECT 1 FROM kv WHERE key = ?'),
     };
     const versions = new CommitVersions(this.writer, VERSION_KEY);
+    this.notice = new CommitNotice(this.path);
     // One transaction at a time per backend (the write lock), so one session object serves them all.
     this.session = {
       store: this.writeStore,
       allocateVersion: () => versions.allocate(),
-      commit: () => {
+      commit: (wrote) => {
         this.sql.commit.run();
         versions.committed();
+        if (wrote) this.notice.post();
       },
       rollback: () => {
         versions.rolledBack();
@@ -204,9 +209,11 @@ export class SqliteBackend extends LockingBackend {
       this.watchDb = this.connect();
       this.watchDb.pragma('busy_timeout = 0');
       const store = new SqliteStore(this.watchDb);
+      // data_version of the writing connection changes only for other connections' commits.
+      const dataVersion = this.writer.prepare<[], number>('PRAGMA data_version').pluck();
       this.watcher = new SqliteWatcher(
-        this.path,
-        this.watchDb,
+        this.notice.file,
+        () => dataVersion.get()!,
         () => this.hub.size > 0 && !this.closed,
         () => this.hub.recheck((keys) => store.readMany(keys)),
       );
@@ -217,6 +224,7 @@ export class SqliteBackend extends LockingBackend {
   protected async closeEngine(): Promise<void> {
     this.watcher?.stop();
     this.watchDb?.close();
+    this.notice.close();
     await this.readLock.run(async () => this.reader.close());
     this.writer.close();
   }
