@@ -193,6 +193,88 @@ test('a commit elsewhere wakes a watcher through the notice file, without the po
   }
 });
 
+/** WAL frames written since the last checkpoint: a commit writes at least one, so they bound commits. */
+const walFrames = (): number => {
+  const db = new Database(file);
+  try {
+    return (db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>)[0].log;
+  } finally {
+    db.close();
+  }
+};
+const truncateWal = (): void => {
+  const db = new Database(file);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+};
+
+test('group commit: concurrent transactions of one process share commits; sequential ones do not', async () => {
+  const t = await backend().openTenant(['t']);
+  await t.transact((tx) => tx.set(pack(['warm']), Buffer.from('1')));
+  truncateWal();
+  for (let i = 0; i < 32; i++) await t.transact((tx) => tx.set(pack(['seq', i]), Buffer.from('x')));
+  expect(walFrames()).toBeGreaterThanOrEqual(32);
+  truncateWal();
+  await Promise.all(
+    Array.from({ length: 32 }, (_, i) => t.transact((tx) => tx.set(pack(['conc', i]), Buffer.from('x')))),
+  );
+  expect(walFrames()).toBeLessThanOrEqual(4);
+  const rows = await t.read((tx) => tx.getRange(prefixRange(['conc']).start, prefixRange(['conc']).end));
+  expect(rows).toHaveLength(32);
+});
+
+test('group commit: a member that throws or times out is undone alone; the others commit in order with distinct versionstamps', async () => {
+  const t = await backend().openTenant(['t']);
+  const results = await Promise.allSettled(
+    Array.from({ length: 12 }, (_, i) =>
+      t.transact(
+        async (tx) => {
+          tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from(String(i)));
+          tx.set(pack(['mark', i]), Buffer.from('x'));
+          if (i % 4 === 1) throw new Error(`member ${i} fails`);
+          if (i % 4 === 2) await sleep(60); // past its 20 ms limit
+          return i;
+        },
+        { timeoutMs: 20 },
+      ),
+    ),
+  );
+  const ok = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+  expect(ok).toEqual([0, 3, 4, 7, 8, 11]);
+  expect(
+    results
+      .filter((r) => r.status === 'rejected')
+      .map((r) => (r as PromiseRejectedResult).reason.code ?? 'thrown'),
+  ).toEqual([
+    'thrown',
+    'TRANSACTION_TIMED_OUT',
+    'thrown',
+    'TRANSACTION_TIMED_OUT',
+    'thrown',
+    'TRANSACTION_TIMED_OUT',
+  ]);
+  const { log, marks } = await t.read(async (tx) => ({
+    log: await tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end),
+    marks: await tx.getRange(prefixRange(['mark']).start, prefixRange(['mark']).end),
+  }));
+  expect(log.map((r) => Number(r.value.toString()))).toEqual(ok); // commit order = arrival order
+  expect(marks).toHaveLength(ok.length);
+  // And the next transactions still get fresh, higher versionstamps.
+  await t.transact((tx) => tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from('99')));
+  const after = await t.read((tx) => tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end));
+  expect(after.map((r) => r.value.toString()).at(-1)).toBe('99');
+});
+
+test('group commit: a watch armed by one member fires for a later member of the same group', async () => {
+  const t = await backend().openTenant(['t']);
+  const [watch] = await Promise.all([
+    t.transact((tx) => tx.watch(pack(['k']))),
+    t.transact((tx) => tx.set(pack(['k']), Buffer.from('changed'))),
+  ]);
+  const fired = await Promise.race([watch.changed, sleep(1000).then(() => 'timeout')]);
+  expect(fired).toBe(true);
+});
+
 test('a file path is required', () => {
   for (const bad of ['', ':memory:', 'file::memory:'])
     expect(() => new SqliteBackend(bad)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));

@@ -34,10 +34,12 @@ export class LockedTransaction implements Transaction {
     private readonly prefix: Buffer,
     private readonly allocateVersion: () => bigint,
     private readonly hub: WatchHub,
+    /** An earlier transaction of the same group commit will arm watches when this one commits. */
+    watchesPending = false,
   ) {
     // Watches are armed only by a committing transaction, and this one holds the write lock, so no
-    // watch can appear before it commits: with none now, nobody needs to hear about its writes.
-    if (hub.size > 0) {
+    // watch can appear before it commits (but those of its group): with none, nobody needs its writes.
+    if (hub.size > 0 || watchesPending) {
       this.touchedKeys = new Set();
       this.touchedRanges = [];
     }

@@ -46,7 +46,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * The embedded durable backend: one SQLite file (WAL) that several processes on one machine share.
  *
  * - Writes: one connection per backend; a transaction is `BEGIN IMMEDIATE … COMMIT`, which SQLite
- *   serializes across processes. The busy timeout is 0 and a busy `BEGIN` is retried from the event
+ *   serializes across processes. Concurrent transactions of this process share one commit (one fsync
+ *   at `synchronous: 'full'`), each in a savepoint (group commit, see LockingBackend). The busy timeout is 0 and a busy `BEGIN` is retried from the event
  *   loop, so Node never blocks while another process holds the lock; LockFairness keeps a process
  *   that writes back to back from locking the others out.
  * - Versionstamps: commit versions come from a counter row in the same file (see CommitVersions), so
@@ -76,6 +77,9 @@ export class SqliteBackend extends LockingBackend {
     beginRead: Database.Statement;
     endRead: Database.Statement;
     probe: Database.Statement<[Buffer], unknown>;
+    savepoint: Database.Statement;
+    release: Database.Statement;
+    rollbackTo: Database.Statement;
   };
   private readonly session: LockSession;
   private readonly notice: CommitNotice;
@@ -122,6 +126,9 @@ export class SqliteBackend extends LockingBackend {
       beginRead: this.reader.prepare('BEGIN'),
       endRead: this.reader.prepare('COMMIT'),
       probe: this.reader.prepare<[Buffer], unknown>('SELECT 1 FROM kv WHERE key = ?'),
+      savepoint: this.writer.prepare('SAVEPOINT member'),
+      release: this.writer.prepare('RELEASE member'),
+      rollbackTo: this.writer.prepare('ROLLBACK TO member'),
     };
     const versions = new CommitVersions(this.writer, VERSION_KEY);
     this.notice = new CommitNotice(this.path);
@@ -137,6 +144,17 @@ export class SqliteBackend extends LockingBackend {
       rollback: () => {
         versions.rolledBack();
         if (this.writer.inTransaction) this.sql.rollback.run();
+      },
+      // Group commit: each transaction of a group is a savepoint, undone alone if it fails.
+      savepoint: () => {
+        versions.savepoint();
+        this.sql.savepoint.run();
+      },
+      releaseSavepoint: () => this.sql.release.run(),
+      rollbackToSavepoint: () => {
+        versions.rolledBackToSavepoint();
+        this.sql.rollbackTo.run();
+        this.sql.release.run();
       },
     };
   }
