@@ -34,14 +34,6 @@ export class BatchWindow {
     return DurableQueue.peekMany(tx, this.keys, this.limit);
   }
 
-  /**
-   * Whether a batch of `taken` items, all handled, leaves the queue empty as this transaction sees it:
-   * `take` returned fewer than it may take and was not stopping short of a suspect.
-   */
-  emptiedBy(taken: number): boolean {
-    return this.suspect === undefined && taken < this.limit;
-  }
-
   /** The item at `key` made a batch of several fail: isolate it. */
   suspectItem(key: Buffer): void {
     this.suspect = key;
