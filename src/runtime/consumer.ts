@@ -1,5 +1,7 @@
 import { Subject, concatMap, defer, type Subscription } from 'rxjs';
 import type { Transaction, Watch } from '../backend/types';
+import { transactionTimedOut } from '../backend/common/transaction-deadline';
+import { LIMITS } from '../backend/types';
 import { DgenError, HandlerError } from '../errors';
 import { BATCH_MS, BatchWindow, type HeadItem } from './batch-window';
 import { CallChannel, toRecord } from './call-channel';
@@ -12,6 +14,23 @@ import { decodeWire, encodeWire, type DeadLetter, type QueueItem } from './wire'
 
 /** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
 type Skipped = { skipped: Error; msg: unknown; call: boolean };
+
+/** The handlers' outcomes for a batch read from a snapshot, to be written if the snapshot still holds. */
+interface Plan {
+  steps: Array<
+    | { key: Buffer; item: QueueItem; skipped: Error }
+    | { key: Buffer; item: QueueItem; outcome: Outcome; state: unknown }
+  >;
+  /** Every item read was planned (no lock, stop, failure or time cut ended the batch early). */
+  whole: boolean;
+}
+
+type Step = { type: 'handled' } | { type: 'wait'; watch: Watch; retryAt?: number };
+
+/** What a consumer transaction leaves: handled messages (and a watch if it emptied the queue), or a watch. */
+type StepResult =
+  | { done: Array<Outcome | Skipped>; wait?: Watch; retryAt?: undefined }
+  | { done?: undefined; wait: Watch; retryAt?: number };
 
 /** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
 const BATCH_REPLY_BYTES = 1_000_000;
@@ -31,6 +50,18 @@ const ITEM_FAULTS: ReadonlySet<string> = new Set([
 ]);
 const isItemFault = (e: unknown): e is DgenError =>
   e instanceof HandlerError || (e instanceof DgenError && ITEM_FAULTS.has(e.code));
+
+/**
+ * The fault to count against a message for `error`, thrown while its handler ran or its effects were
+ * written: one of the above, or anything that is not a DgenError at all (whatever class a handler,
+ * a serializer or a freeze throws); undefined for infrastructure failures, which are retried.
+ */
+const itemFault = (error: unknown): DgenError | undefined =>
+  isItemFault(error)
+    ? error
+    : error instanceof DgenError
+      ? undefined
+      : new HandlerError('HANDLER_FAILED', `handling a message failed: ${String(error)}`, { cause: error });
 
 /** How often a consumer collects abandoned caller keys (see CallChannel.sweep). */
 const SWEEP_MS = 10_000;
@@ -88,105 +119,165 @@ export class Consumer {
   }
 
   /**
-   * One transaction: handle the messages at the head of the queue — a batch of them, in order, on one
-   * state that is written once — or arm a watch if there is none. A batch ends early at a `lock` or
-   * `stop` (what follows must wait for them), after BATCH_MS of handler time and after
-   * BATCH_REPLY_BYTES of replies.
+   * One step, in three phases, so that the write lock is held only for writing (a slow handler holds
+   * up no other server on the backend, and a remote backend sees one short transaction):
+   * 1. read, from a snapshot: the lock, a batch at the head of the queue, the state;
+   * 2. run the handlers on it, outside any transaction (planBatch);
+   * 3. in a transaction, check that what was read still holds (lock free, the same items at the head,
+   *    the same state version) and write the effects: pops, replies, the state once — or, if anything
+   *    changed (another consumer, a lock), write nothing and start over, as an optimistic transaction
+   *    re-runs its body. Handlers run again in that case, as after any transaction retry.
+   * With nothing to handle, a transaction arms a watch on the queue instead.
    */
-  private async step(): Promise<{ type: 'handled' } | { type: 'wait'; watch: Watch; retryAt?: number }> {
-    let items: HeadItem[] = [];
-    let blame = 0; // the item whose handling ran last: the one to blame if the transaction fails
+  private async step(): Promise<Step> {
+    const keys = this.ctx.keys;
+    const seen = await this.ctx.tenant.read(async (tx) => {
+      const lockRec = await LockRecords.read(tx, keys);
+      if (lockRec && lockRec.leaseUntil > Date.now()) return undefined;
+      const items = await this.window.take(tx);
+      return items.length === 0 ? undefined : { items, loaded: await this.handling.load(tx) };
+    });
+    if (!seen) return this.idle();
+    const plan = await this.planBatch(seen.items, seen.loaded.state);
+    if ('fault' in plan) {
+      await this.recordFailure(seen.items[0].key, seen.items[0].item, plan.fault);
+      return { type: 'handled' };
+    }
+    let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
     let expired: { owner: string } | undefined;
-    let committed = false;
-    let handling = false; // inside the body, past reading the head: an error there is the message's
+    let r: StepResult | 'stale';
+    let writing = false; // inside the body, writing effects: an error there is the message's, not the backend's
     try {
-      const r = await this.ctx.tenant.transact(async (tx) => {
-        items = [];
+      r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | 'stale'> => {
         blame = 0;
-        handling = false;
-        const lockRec = await LockRecords.read(tx, this.ctx.keys);
-        if (lockRec && lockRec.leaseUntil > Date.now())
-          return { wait: DurableQueue.watchPush(tx, this.ctx.keys), retryAt: lockRec.leaseUntil + 1 };
+        writing = false;
+        const lockRec = await LockRecords.read(tx, keys);
+        if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
+        // One key past the batch: whether it empties the queue, as of this transaction.
+        const head = await DurableQueue.peekKeys(tx, keys, plan.steps.length + 1);
+        if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i])))
+          return 'stale'; // another consumer took them
+        const version = await this.ctx.state.readVersion(tx);
+        if (!version || !version.equals(seen.loaded.version)) return 'stale';
         expired = lockRec; // its holder died: the lease ran out
-        if (lockRec) tx.clear(this.ctx.keys.lock);
-        items = await this.window.take(tx);
-        if (items.length === 0) {
-          this.sweepAbandonedCalls(tx);
-          return { wait: DurableQueue.watchPush(tx, this.ctx.keys) };
-        }
-        tx.clear(this.ctx.keys.attempts);
-        handling = true;
+        if (lockRec) tx.clear(keys.lock);
+        tx.clear(keys.attempts);
+        this.sweepAbandonedCalls(tx);
+        writing = true;
         const done: Array<Outcome | Skipped> = [];
-        let last: Outcome | undefined; // the last handled message: its outcome carries the commit's stamp
-        const initial = await this.handling.load(tx);
-        let state = initial.state;
-        const started = performance.now();
+        let last: { outcome: Outcome; state: unknown } | undefined;
         let replyBytes = 0;
-        for (let i = 0; i < items.length; i++) {
-          if (i > 0 && (performance.now() - started >= BATCH_MS || replyBytes >= BATCH_REPLY_BYTES)) break;
+        let written = 0;
+        for (let i = 0; i < plan.steps.length; i++) {
+          if (i > 0 && replyBytes >= BATCH_REPLY_BYTES) break;
           blame = i;
-          const { key, item } = items[i];
-          DurableQueue.pop(tx, this.ctx.keys, key);
-          const replyTo: ReplyTo =
-            item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
-          const method = findHandler(this.ctx.def, item.kind, item.msg);
-          if (!method) {
-            const err = new NoHandlerError(this.ctx.def.ctor.name, item.kind, item.msg);
-            if (replyTo.kind === 'durable')
-              await CallChannel.answer(tx, this.ctx.keys, replyTo.from, toRecord(err));
-            else this.deadLetter(tx, item.msg, err, 0);
-            done.push({ skipped: err, msg: item.msg, call: item.kind === 'call' });
+          const p = plan.steps[i];
+          DurableQueue.pop(tx, keys, p.key);
+          written = i + 1;
+          if ('skipped' in p) {
+            if (p.item.kind === 'call') await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped));
+            else this.deadLetter(tx, p.item.msg, p.skipped, 0);
+            done.push({ skipped: p.skipped, msg: p.item.msg, call: p.item.kind === 'call' });
             continue;
           }
-          const o = await this.handling.runHandler(
-            tx,
-            item.kind,
-            method,
-            item.msg,
-            replyTo,
-            item.kind,
-            state,
-          );
-          state = o.result.state;
-          replyBytes += o.replyBytes ?? 0;
-          done.push(o);
-          last = o;
-          const k = returnKindOf(o.result);
-          if (k === 'lock' || k === 'stop') break;
+          p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome);
+          replyBytes += p.outcome.replyBytes;
+          done.push(p.outcome);
+          last = p;
         }
-        if (last && state !== initial.state) {
-          this.ctx.state.write(tx, initial.state, state);
-          last.stamp = this.handling.stampOf(tx);
+        if (last && last.state !== seen.loaded.state) {
+          this.ctx.state.write(tx, seen.loaded.state, last.state);
+          last.outcome.stamp = this.handling.stampOf(tx);
         }
-        handling = false;
+        writing = false;
+        // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
+        // transaction of its own (one commit per batch, and one round trip less on remote backends).
+        if (written === head.length) return { done, wait: DurableQueue.watchPush(tx, keys) };
         return { done };
       });
-      committed = true;
-      if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
-      if ('wait' in r && r.wait) return { type: 'wait', watch: r.wait, retryAt: r.retryAt };
-      for (const d of r.done ?? []) {
+    } catch (error) {
+      const failed = plan.steps[blame];
+      const fault = writing ? itemFault(error) : isItemFault(error) ? error : undefined;
+      if (!failed || !fault || this.ctx.isStopped) throw error;
+      // Not the head: nothing of the batch committed; retry the items before it, then it alone.
+      if (blame > 0) this.window.suspectItem(failed.key);
+      else await this.recordFailure(failed.key, failed.item, fault);
+      return { type: 'handled' };
+    }
+    if (r === 'stale') return { type: 'handled' };
+    if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
+    return this.finish(r);
+  }
+
+  /**
+   * Runs the handlers of a batch on `state`, in order, outside any transaction. It stops after a `lock`
+   * or `stop` (what follows must wait for them) and after BATCH_MS of handler time. A handler that fails
+   * (or outlasts the transaction time limit) ends the batch before its item — or, at the head, is the
+   * fault to count against that item.
+   */
+  private async planBatch(items: HeadItem[], state: unknown): Promise<Plan | { fault: DgenError }> {
+    const steps: Plan['steps'] = [];
+    const started = performance.now();
+    for (let i = 0; i < items.length; i++) {
+      if (i > 0 && performance.now() - started >= BATCH_MS) return { steps, whole: false };
+      const { key, item } = items[i];
+      const method = findHandler(this.ctx.def, item.kind, item.msg);
+      if (!method) {
+        steps.push({ key, item, skipped: new NoHandlerError(this.ctx.def.ctor.name, item.kind, item.msg) });
+        continue;
+      }
+      const replyTo: ReplyTo = item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
+      let outcome: Outcome;
+      try {
+        outcome = await this.handling.compute(item.kind, method, item.msg, replyTo, item.kind, state);
+        if (outcome.ms > LIMITS.transactionMs) throw transactionTimedOut(LIMITS.transactionMs);
+      } catch (error) {
+        const fault = itemFault(error);
+        if (!fault || this.ctx.isStopped) throw error;
+        return i === 0 ? { fault } : { steps, whole: false };
+      }
+      state = outcome.result.state;
+      steps.push({ key, item, outcome, state });
+      const k = returnKindOf(outcome.result);
+      if (k === 'lock' || k === 'stop') return { steps, whole: false };
+    }
+    return { steps, whole: true };
+  }
+
+  /** Nothing to handle as read: in a transaction, wait for the lock or a push — or go again if one came. */
+  private async idle(): Promise<Step> {
+    const keys = this.ctx.keys;
+    let expired: { owner: string } | undefined;
+    const r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | undefined> => {
+      const lockRec = await LockRecords.read(tx, keys);
+      if (lockRec && lockRec.leaseUntil > Date.now())
+        return { wait: DurableQueue.watchPush(tx, keys), retryAt: lockRec.leaseUntil + 1 };
+      expired = lockRec;
+      if (lockRec) tx.clear(keys.lock);
+      this.sweepAbandonedCalls(tx);
+      if ((await DurableQueue.peekKeys(tx, keys, 1)).length > 0) return undefined; // pushed meanwhile
+      return { wait: DurableQueue.watchPush(tx, keys) };
+    });
+    if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
+    return r ? this.finish(r) : { type: 'handled' };
+  }
+
+  /** After the commit: the handled messages' events, actions and replies; then wait or go on. */
+  private async finish(r: StepResult): Promise<Step> {
+    if (!r.done) return { type: 'wait', watch: r.wait, retryAt: r.retryAt };
+    try {
+      for (const d of r.done) {
         if ('result' in d) await this.handling.finish(d);
         else {
           this.ctx.emit({ type: 'handler-failed', error: d.skipped, attempt: 1 });
           if (!d.call) this.ctx.emit({ type: 'dead-lettered', msg: d.msg });
         }
       }
-      return { type: 'handled' };
     } catch (error) {
-      const failed = items[blame];
-      const fault = isItemFault(error)
-        ? error
-        : handling && !(error instanceof DgenError)
-          ? new HandlerError('HANDLER_FAILED', `handling a message failed: ${String(error)}`, {
-              cause: error,
-            })
-          : undefined;
-      if (committed || !failed || !fault || this.ctx.isStopped) throw error;
-      // Not the head: nothing of the batch committed; retry the items before it, then it alone.
-      if (blame > 0) this.window.suspectItem(failed.key);
-      else await this.recordFailure(failed.key, failed.item, fault);
-      return { type: 'handled' };
+      r.wait?.cancel();
+      throw error;
     }
+    return r.wait ? { type: 'wait', watch: r.wait } : { type: 'handled' };
   }
 
   /** A handler failed on the head item: count the attempt; at maxAttempts move it to the dead letters. */
@@ -210,7 +301,10 @@ export class Consumer {
     if (attempt >= this.ctx.opts.maxAttempts) this.ctx.emit({ type: 'dead-lettered', msg: item.msg });
   }
 
-  /** At most every SWEEP_MS, when the queue is found empty: collect the keys of callers that died waiting. */
+  /**
+   * At most every SWEEP_MS, in a transaction the consumer makes anyway: collect the keys of callers that
+   * died waiting or whose read reply no later push of theirs cleared (see awaitDurableReply).
+   */
   private sweepAbandonedCalls(tx: Transaction): void {
     if (Date.now() - this.lastSweep < SWEEP_MS) return;
     this.lastSweep = Date.now();
@@ -227,6 +321,7 @@ export class Consumer {
 
   private arm(watch: Watch, retryAt?: number): void {
     this.disarm();
+    if (this.ctx.isStopped) return watch.cancel(); // a handler of the last batch stopped the server
     const armed: { watch: Watch; timer?: NodeJS.Timeout; fired?: boolean } = { watch };
     const fire = () => {
       if (armed.fired || this.ctx.isStopped) return;

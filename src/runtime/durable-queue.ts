@@ -27,6 +27,12 @@ export const DurableQueue = {
     return rows.map((r) => ({ key: r.key, item: decodeWire<QueueItem>(r.value) }));
   },
 
+  /** The keys of up to `limit` items at the head (without decoding them). */
+  async peekKeys(tx: ReadTransaction, keys: ServerKeys, limit: number): Promise<Buffer[]> {
+    const rows = await tx.getRange(keys.queueItems.start, keys.queueItems.end, { limit });
+    return rows.map((r) => r.key);
+  },
+
   pop(tx: Transaction, keys: ServerKeys, key: Buffer): void {
     tx.clear(key);
     tx.add(keys.popCounter, 1);

@@ -1,4 +1,4 @@
-import type { Transaction } from '../backend/types';
+import type { ReadTransaction, Transaction } from '../backend/types';
 import { CallTimeoutError, DgenError, HandlerError, StoppedError } from '../errors';
 import type { Action, HandlerReturn, NoreplyReturn, ReplyReturn, StopReturn } from '../returns';
 import { runActions } from './actions';
@@ -79,23 +79,41 @@ export class Handling {
     kind: HandledKind,
     state: unknown,
   ): Promise<Outcome> {
+    const o = await this.compute(role, method, msg, replyTo, kind, state);
+    o.replyBytes = await this.writeEffects(tx, o);
+    return o;
+  }
+
+  /** Runs `method` on `state`, outside any transaction: the outcome, whose effects are not written yet. */
+  async compute(
+    role: Role,
+    method: string | symbol,
+    msg: unknown,
+    replyTo: ReplyTo,
+    kind: HandledKind,
+    state: unknown,
+  ): Promise<Outcome> {
     const started = performance.now();
     const args =
       role === 'call' ? [msg, replyTo.kind === 'none' ? undefined : replyTo.from, state] : [msg, state];
     const result = await invokeHandler<Result>(this.ctx.def, this.ctx.instance, role, method, args);
     deepFreeze(result.state);
-    const ms = performance.now() - started;
-    const kindOf = returnKindOf(result);
+    return { result, kind, msg, replyTo, ms: performance.now() - started };
+  }
+
+  /** Writes an outcome's lock and reply (not its state) into `tx`; returns the reply's bytes. */
+  async writeEffects(tx: Transaction, o: Outcome): Promise<number> {
+    const kindOf = returnKindOf(o.result);
     if (kindOf === 'lock') LockRecords.take(tx, this.ctx.keys, this.ctx.owner, this.ctx.opts.lockLeaseMs);
-    let replyBytes = 0;
-    if (replyTo.kind === 'durable' && kindOf === 'reply')
-      replyBytes = await CallChannel.answer(tx, this.ctx.keys, replyTo.from, {
+    if (o.replyTo.kind !== 'durable') return 0;
+    if (kindOf === 'reply')
+      return CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, {
         ok: true,
-        value: (result as ReplyReturn<unknown>).value,
+        value: (o.result as ReplyReturn<unknown>).value,
       });
-    if (replyTo.kind === 'durable' && kindOf === 'stop')
-      await CallChannel.answer(tx, this.ctx.keys, replyTo.from, toRecord(new StoppedError()));
-    return { result, kind, msg, replyTo, ms, replyBytes };
+    if (kindOf === 'stop')
+      await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, toRecord(new StoppedError()));
+    return 0;
   }
 
   /** Writes the new state if it changed, returning the commit's versionstamp promise. */
@@ -113,7 +131,7 @@ export class Handling {
   }
 
   /** The current state: the cached one while the stored version is unchanged, else read. */
-  async load(tx: Transaction): Promise<StoredState> {
+  async load(tx: ReadTransaction): Promise<StoredState> {
     if (this.ctx.opts.cache && this.cached) {
       const version = await this.ctx.state.readVersion(tx);
       if (version && version.equals(this.cached.version)) {

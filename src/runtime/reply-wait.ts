@@ -7,8 +7,11 @@ import type { FromId } from './wire';
 
 /**
  * The caller's side of a durable call: wait on the pending marker's watch until the reply is in place
- * or the timeout passes, then read it and clear the caller's keys (also on timeout). `onCancel` gets a
- * function that makes the wait reject with STOPPED, and returns how to forget it again.
+ * or the timeout passes. The reply is read with a snapshot read, not a transaction, so a call costs two
+ * commits in all (the push, the consumer's handling with the reply): `spent` gets the caller's keys to
+ * clear in a later transaction of this process (the next push), and the consumer's sweep collects them
+ * if none comes. On timeout the keys are cleared at once (so a late reply is not written). `onCancel`
+ * gets a function that makes the wait reject with STOPPED, and returns how to forget it again.
  */
 export async function awaitDurableReply(
   tenant: Tenant,
@@ -17,6 +20,7 @@ export async function awaitDurableReply(
   watch: Watch,
   timeout: number,
   onCancel: (cancel: () => void) => () => void,
+  spent: (from: FromId) => void,
 ): Promise<unknown> {
   const deadline = Date.now() + timeout;
   let timer: NodeJS.Timeout | undefined;
@@ -34,10 +38,19 @@ export async function awaitDurableReply(
       ]);
       clearTimeout(timer);
       if (cancelled) throw new StoppedError();
+      if (fired) {
+        const rec = await tenant.read((tx) => CallChannel.read(tx, keys, from));
+        if (rec) {
+          spent(from);
+          return fromRecord(rec);
+        }
+      }
+      // No reply yet: the watch fired for another change, or time is up. Decide in a transaction, so a
+      // reply committed meanwhile is either read or never written (the marker is cleared).
       const reply = await tenant.transact(async (tx) => {
         const rec = await CallChannel.read(tx, keys, from);
-        if (rec || !fired || Date.now() >= deadline) CallChannel.close(tx, keys, from);
-        if (!rec && fired && Date.now() < deadline) return { rewatch: tx.watch(keys.pendingMarker(from)) };
+        if (rec || Date.now() >= deadline) CallChannel.close(tx, keys, from);
+        if (!rec && Date.now() < deadline) return { rewatch: tx.watch(keys.pendingMarker(from)) };
         return { rec };
       });
       if ('rewatch' in reply && reply.rewatch) {

@@ -18,7 +18,10 @@ import { awaitDurableReply } from './reply-wait';
 import type { ServerContext } from './server-context';
 import { ServerKeys } from './server-keys';
 import type { StateStorage } from './state-storage';
-import { decodeWire, type DeadLetter } from './wire';
+import { decodeWire, type DeadLetter, type FromId } from './wire';
+
+/** Most read replies' keys one push clears (more are left to the consumer's sweep). */
+const MAX_SPENT = 256;
 
 /** Lock owner ids: one random id per process, then a counter (a flat string, cheaper than a UUID each). */
 const PROCESS_ID = randomUUID();
@@ -46,6 +49,8 @@ export class ServerProcess implements ServerContext {
   /** Work stop() waits for; created on first use (thousands of idle servers need none). */
   private inFlight?: Set<Promise<unknown>>;
   private pendingCalls?: Set<() => void>;
+  /** Keys of durable calls whose reply was read: the next push clears them (no commit of their own). */
+  private spent?: FromId[];
 
   constructor(
     readonly def: ClassDefinition,
@@ -87,13 +92,15 @@ export class ServerProcess implements ServerContext {
   async cast(msgs: readonly unknown[]): Promise<void> {
     this.live();
     if (msgs.length === 0) return;
-    await this.tenant.transact((tx) =>
+    const spent = this.takeSpent();
+    await this.tenant.transact((tx) => {
+      this.clearSpent(tx, spent);
       DurableQueue.push(
         tx,
         this.keys,
         msgs.map((msg) => ({ kind: 'cast', msg })),
-      ),
-    );
+      );
+    });
   }
 
   async call(msg: unknown, timeout: number): Promise<unknown> {
@@ -101,8 +108,10 @@ export class ServerProcess implements ServerContext {
     const from = CallChannel.newFrom(timeout);
     const local = `local:${randomUUID()}`;
     const tryInline = this.opts.consume;
+    const spent = this.takeSpent();
     const pushed = await this.guard(() =>
       this.tenant.transact(async (tx): Promise<{ watch: Watch } | { outcome: Outcome }> => {
+        this.clearSpent(tx, spent);
         if (tryInline && (await DurableQueue.length(tx, this.keys)) === 0 && !(await this.lockHeld(tx))) {
           return {
             outcome: await this.handling.handle(tx, 'call', msg, { kind: 'local', from: local }, 'call'),
@@ -114,10 +123,32 @@ export class ServerProcess implements ServerContext {
       }),
     );
     if ('outcome' in pushed) return this.handling.finishLocal(pushed.outcome, timeout);
-    return awaitDurableReply(this.tenant, this.keys, from, pushed.watch, timeout, (cancel) => {
-      (this.pendingCalls ??= new Set()).add(cancel);
-      return () => this.pendingCalls?.delete(cancel);
-    });
+    return awaitDurableReply(
+      this.tenant,
+      this.keys,
+      from,
+      pushed.watch,
+      timeout,
+      (cancel) => {
+        (this.pendingCalls ??= new Set()).add(cancel);
+        return () => this.pendingCalls?.delete(cancel);
+      },
+      (read) => {
+        const list = (this.spent ??= []);
+        if (list.length < MAX_SPENT) list.push(read);
+      },
+    );
+  }
+
+  private takeSpent(): FromId[] | undefined {
+    const spent = this.spent;
+    this.spent = undefined;
+    return spent;
+  }
+
+  /** Clears the keys of calls whose reply was read (a retried body clears them again: harmless). */
+  private clearSpent(tx: Transaction, spent: FromId[] | undefined): void {
+    if (spent) for (const from of spent) CallChannel.close(tx, this.keys, from);
   }
 
   async priorityCall(msg: unknown, timeout: number): Promise<unknown> {

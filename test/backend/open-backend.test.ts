@@ -63,14 +63,14 @@ describe('openBackend', () => {
   test('the sqlite: durability option is passed through and validated', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dgen-open-'));
     try {
-      const full = (await openBackend(`sqlite:${join(dir, 'a.sqlite')}`, {
-        sqlite: { synchronous: 'full' },
+      const normal = (await openBackend(`sqlite:${join(dir, 'a.sqlite')}`, {
+        sqlite: { synchronous: 'normal' },
       })) as SqliteBackend;
-      expect(full.synchronous).toBe('full');
-      await full.close();
-      const normal = new SqliteBackend(join(dir, 'b.sqlite'));
       expect(normal.synchronous).toBe('normal');
       await normal.close();
+      const full = new SqliteBackend(join(dir, 'b.sqlite'));
+      expect(full.synchronous).toBe('full');
+      await full.close();
       expect(() => new SqliteBackend(join(dir, 'c.sqlite'), { synchronous: 'off' as 'full' })).toThrow(
         expect.objectContaining({ code: 'BAD_ARGUMENT' }),
       );

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pack, prefixRange, unboundVersionstamp } from '../../src/backend/keys';
 import { SqliteBackend } from '../../src/backend/sqlite/sqlite-backend';
+import { CommitNotice } from '../../src/backend/sqlite/commit-notice';
+import { SqliteWatcher } from '../../src/backend/sqlite/sqlite-watcher';
 import { sleep } from '../helpers/backend/factories';
 
 let dir: string;
@@ -20,6 +22,14 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'dgen-sqlite-'));
   file = join(dir, 'db.sqlite');
 });
+const waitUntil = async (cond: () => boolean, ms = 5000): Promise<void> => {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await sleep(2);
+  }
+};
+
 afterEach(async () => {
   await Promise.all(open.splice(0).map((b) => b.close()));
   rmSync(dir, { recursive: true, force: true });
@@ -112,15 +122,15 @@ test('two backends on one file: versionstamps in commit order when they interlea
   expect(await watch.changed).toBe(true);
 });
 
-test("synchronous: 'full' works and 'normal' is the default", async () => {
-  const full = backend({ synchronous: 'full' });
-  expect(full.synchronous).toBe('full');
-  const t = await full.openTenant(['t']);
+test("synchronous: 'normal' works and 'full' (an fsync per commit) is the default", async () => {
+  const normal = backend({ synchronous: 'normal' });
+  expect(normal.synchronous).toBe('normal');
+  const t = await normal.openTenant(['t']);
   await t.transact((tx) => tx.set(pack(['a']), Buffer.from('1')));
   expect((await t.read((tx) => tx.get(pack(['a']))))!.toString()).toBe('1');
   const other = new SqliteBackend(join(dir, 'other.sqlite'));
   open.push(other);
-  expect(other.synchronous).toBe('normal');
+  expect(other.synchronous).toBe('full');
 });
 
 test('the file holds one table, kv, in WAL mode; counters are plain rows', async () => {
@@ -148,6 +158,121 @@ test('close releases the files, watchers and timers: watches resolve false, the 
   expect(await w.changed).toBe(false);
   rmSync(dir, { recursive: true, force: true });
   expect(() => readdirSync(dir)).toThrow();
+});
+
+test('a commit elsewhere wakes a watcher through the notice file, without the poll', async () => {
+  const a = backend();
+  const ta = await a.openTenant(['t']);
+  const notice = new CommitNotice(file);
+  // A watcher whose poll would only run after an hour: the notice file's change event is all it has.
+  const version = new Database(file);
+  const dataVersion = version.prepare<[], number>('PRAGMA data_version').pluck();
+  let changes = 0;
+  const watcher = new SqliteWatcher(
+    notice.file,
+    () => dataVersion.get()!,
+    () => true,
+    () => changes++,
+    3_600_000,
+  );
+  try {
+    watcher.kick(); // the first check always runs
+    await waitUntil(() => changes === 1);
+    for (let i = 1; i <= 3; i++) {
+      await ta.transact((tx) => tx.set(pack(['k']), Buffer.from(String(i)))); // posts the notice
+      await waitUntil(() => changes === 1 + i);
+    }
+    // A transaction that wrote nothing changes nothing and posts nothing.
+    await ta.transact((tx) => tx.get(pack(['k'])));
+    await sleep(100);
+    expect(changes).toBe(4);
+  } finally {
+    watcher.stop();
+    notice.close();
+    version.close();
+  }
+});
+
+/** WAL frames written since the last checkpoint: a commit writes at least one, so they bound commits. */
+const walFrames = (): number => {
+  const db = new Database(file);
+  try {
+    return (db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>)[0].log;
+  } finally {
+    db.close();
+  }
+};
+const truncateWal = (): void => {
+  const db = new Database(file);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+};
+
+test('group commit: concurrent transactions of one process share commits; sequential ones do not', async () => {
+  const t = await backend().openTenant(['t']);
+  await t.transact((tx) => tx.set(pack(['warm']), Buffer.from('1')));
+  truncateWal();
+  for (let i = 0; i < 32; i++) await t.transact((tx) => tx.set(pack(['seq', i]), Buffer.from('x')));
+  expect(walFrames()).toBeGreaterThanOrEqual(32);
+  truncateWal();
+  await Promise.all(
+    Array.from({ length: 32 }, (_, i) => t.transact((tx) => tx.set(pack(['conc', i]), Buffer.from('x')))),
+  );
+  expect(walFrames()).toBeLessThanOrEqual(4);
+  const rows = await t.read((tx) => tx.getRange(prefixRange(['conc']).start, prefixRange(['conc']).end));
+  expect(rows).toHaveLength(32);
+});
+
+test('group commit: a member that throws or times out is undone alone; the others commit in order with distinct versionstamps', async () => {
+  const t = await backend().openTenant(['t']);
+  const results = await Promise.allSettled(
+    Array.from({ length: 12 }, (_, i) =>
+      t.transact(
+        async (tx) => {
+          tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from(String(i)));
+          tx.set(pack(['mark', i]), Buffer.from('x'));
+          if (i % 4 === 1) throw new Error(`member ${i} fails`);
+          if (i % 4 === 2) await sleep(60); // past its 20 ms limit
+          return i;
+        },
+        { timeoutMs: 20 },
+      ),
+    ),
+  );
+  const ok = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+  expect(ok).toEqual([0, 3, 4, 7, 8, 11]);
+  expect(
+    results
+      .filter((r) => r.status === 'rejected')
+      .map((r) => (r as PromiseRejectedResult).reason.code ?? 'thrown'),
+  ).toEqual([
+    'thrown',
+    'TRANSACTION_TIMED_OUT',
+    'thrown',
+    'TRANSACTION_TIMED_OUT',
+    'thrown',
+    'TRANSACTION_TIMED_OUT',
+  ]);
+  const { log, marks } = await t.read(async (tx) => ({
+    log: await tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end),
+    marks: await tx.getRange(prefixRange(['mark']).start, prefixRange(['mark']).end),
+  }));
+  expect(log.map((r) => Number(r.value.toString()))).toEqual(ok); // commit order = arrival order
+  expect(marks).toHaveLength(ok.length);
+  // And the next transactions still get fresh, higher versionstamps.
+  await t.transact((tx) => tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from('99')));
+  const after = await t.read((tx) => tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end));
+  expect(after.map((r) => r.value.toString()).at(-1)).toBe('99');
+});
+
+test('group commit: a watch armed by one member fires for a later member of the same group', async () => {
+  const t = await backend().openTenant(['t']);
+  const [watch] = await Promise.all([
+    t.transact((tx) => tx.watch(pack(['k']))),
+    t.transact((tx) => tx.set(pack(['k']), Buffer.from('changed'))),
+  ]);
+  const fired = await Promise.race([watch.changed, sleep(1000).then(() => 'timeout')]);
+  expect(fired).toBe(true);
 });
 
 test('a file path is required', () => {

@@ -27,19 +27,27 @@ export class LockedTransaction implements Transaction {
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private nextUserVersion = 0;
   private finished = false;
+  private dirty = false;
 
   constructor(
     private readonly store: SyncStore,
     private readonly prefix: Buffer,
     private readonly allocateVersion: () => bigint,
     private readonly hub: WatchHub,
+    /** An earlier transaction of the same group commit will arm watches when this one commits. */
+    watchesPending = false,
   ) {
     // Watches are armed only by a committing transaction, and this one holds the write lock, so no
-    // watch can appear before it commits: with none now, nobody needs to hear about its writes.
-    if (hub.size > 0) {
+    // watch can appear before it commits (but those of its group): with none, nobody needs its writes.
+    if (hub.size > 0 || watchesPending) {
       this.touchedKeys = new Set();
       this.touchedRanges = [];
     }
+  }
+
+  /** True once this transaction has written anything (a set, clear, clearRange or add). */
+  get wrote(): boolean {
+    return this.dirty;
   }
 
   /** True once this transaction holds watches that `committed()` will arm. */
@@ -81,6 +89,7 @@ export class LockedTransaction implements Transaction {
     checkKey(key);
     this.budget.spend(key.length);
     const full = this.full(key);
+    this.dirty = true;
     this.store.delete(full);
     this.touchedKeys?.add(full.toString('hex'));
   }
@@ -92,6 +101,7 @@ export class LockedTransaction implements Transaction {
     this.budget.spend(start.length + end.length);
     if (Buffer.compare(start, end) >= 0) return;
     const range = [this.full(start), this.full(end)] as const;
+    this.dirty = true;
     this.store.deleteRange(range[0], range[1]);
     this.touchedRanges?.push(range);
   }
@@ -103,6 +113,7 @@ export class LockedTransaction implements Transaction {
       throw new BackendError('BAD_ARGUMENT', `add() takes an integer delta (got ${String(delta)})`);
     this.budget.spend(key.length + 8);
     const full = this.full(key);
+    this.dirty = true;
     if (this.store.add) this.store.add(full, BigInt.asIntN(64, BigInt(delta)));
     else this.store.set(full, addInt64LE(this.store.get(full), delta));
     this.touchedKeys?.add(full.toString('hex'));
@@ -164,6 +175,7 @@ export class LockedTransaction implements Transaction {
   }
 
   private write(full: Buffer, value: Buffer): void {
+    this.dirty = true;
     this.store.set(full, value);
     this.touchedKeys?.add(full.toString('hex'));
   }

@@ -17,8 +17,24 @@ export interface LockSession {
    * exceed every version allocated before, in this process or any other sharing the data.
    */
   allocateVersion(): bigint;
-  commit(): void;
+  /** Commits; `wrote` says whether the transaction changed anything (engines may tell other processes). */
+  commit(wrote: boolean): void;
   rollback(): void;
+  /**
+   * Engines that can undo one transaction of a group without the others (SQLite's SAVEPOINT) offer
+   * these, and then concurrent transactions of this process share one commit (see GroupCommit).
+   */
+  savepoint?(): void;
+  releaseSavepoint?(): void;
+  rollbackToSavepoint?(): void;
+}
+
+/** Transactions run one after another on one engine transaction, committed together. */
+interface Group {
+  session: LockSession;
+  members: Array<{ tx: LockedTransaction; resolve: () => void; reject: (err: unknown) => void }>;
+  /** A member armed watches: later members must note what they write (see LockedTransaction). */
+  watching: boolean;
 }
 
 type Body<T> = (tx: Transaction) => T | Promise<T>;
@@ -33,8 +49,16 @@ const isThenable = (x: unknown): x is PromiseLike<unknown> =>
  * (an async mutex), and whatever the engine adds across processes. Memory and SQLite share this.
  *
  * The hot path is kept free of avoidable event-loop hops: a free lock is taken synchronously, an engine
- * may begin synchronously, and a synchronous body commits with no timer at all (its run time is checked
+ * may begin synchronously, and a synchronous body runs with no timer at all (its run time is checked
  * afterwards); only an asynchronous body gets a timeout timer.
+ *
+ * Group commit (engines with savepoints, where a commit costs a disk flush): transactions that start
+ * while a group is open run one after another, in arrival order, inside the same engine transaction,
+ * each in a savepoint (a body that fails or times out is undone alone); the group commits once, at the
+ * end of the current turn of the event loop (setImmediate), and only then does any member's `transact`
+ * resolve, with its watches and versionstamps (one commit version each, in order). A lone transaction
+ * pays one event-loop turn; N concurrent ones share one flush. Serializability is unchanged: members
+ * are serialized in arrival order, and each sees those before it.
  */
 export abstract class LockingBackend implements Backend {
   abstract readonly kind: BackendKind;
@@ -42,6 +66,8 @@ export abstract class LockingBackend implements Backend {
   protected readonly writeLock = new Mutex();
   private readonly deadline = new TransactionDeadline();
   protected closed = false;
+  /** The open group commit, if any (only engines whose sessions have savepoints). */
+  private group: Group | undefined;
 
   /** Takes the engine's write lock: synchronously if it can, else (another process holds it) asynchronously. */
   protected abstract begin(): LockSession | Promise<LockSession>;
@@ -67,6 +93,7 @@ export abstract class LockingBackend implements Backend {
     await this.writeLock.run(async () => {
       if (this.closed) return;
       this.closed = true;
+      if (this.group) this.commitGroup(this.group);
       this.deadline.dispose();
       this.hub.cancelAll();
       await this.closeEngine();
@@ -79,16 +106,31 @@ export abstract class LockingBackend implements Backend {
     for (let attempt = 0; ; attempt++) {
       this.open();
       if (!this.writeLock.tryLock()) await this.writeLock.lock();
+      let member: { value: T; committed: Promise<void> } | undefined;
       try {
         this.open(); // closed while we waited for the lock
-        const begun = this.begin();
-        const session = begun instanceof Promise ? await begun : begun;
-        return await this.run(session, prefix, fn, timeoutMs);
+        let group = this.group;
+        if (!group) {
+          const begun = this.begin();
+          const session = begun instanceof Promise ? await begun : begun;
+          if (!session.savepoint) return await this.run(session, prefix, fn, timeoutMs);
+          group = this.group = { session, members: [], watching: false };
+          setImmediate(() => void this.flush(group!));
+        }
+        const joined = this.runMember(group, prefix, fn, timeoutMs);
+        member = joined instanceof Promise ? await joined : joined;
       } catch (err) {
         if (!isRetryable(err) || attempt >= maxRetries) throw err;
       } finally {
         this.writeLock.unlock();
       }
+      if (member)
+        try {
+          await member.committed;
+          return member.value;
+        } catch (err) {
+          if (!isRetryable(err) || attempt >= maxRetries) throw err;
+        }
       await new Promise((r) => setTimeout(r, Math.min(100, 2 ** attempt) * Math.random()));
     }
   }
@@ -108,6 +150,99 @@ export abstract class LockingBackend implements Backend {
   /** Runs the body on a held session and commits or rolls back; returns a promise only for async bodies. */
   private run<T>(session: LockSession, prefix: Buffer, fn: Body<T>, timeoutMs: number): T | Promise<T> {
     const tx = new LockedTransaction(session.store, prefix, () => session.allocateVersion(), this.hub);
+    return this.execute(
+      tx,
+      fn,
+      timeoutMs,
+      () => this.commit(session, tx),
+      (err) => this.abort(session, tx, err),
+    );
+  }
+
+  /**
+   * Runs the body as a member of the open group, in a savepoint: resolves with its value and a promise
+   * of the group's commit, or throws (having undone only this member's writes).
+   */
+  private runMember<T>(
+    group: Group,
+    prefix: Buffer,
+    fn: Body<T>,
+    timeoutMs: number,
+  ): { value: T; committed: Promise<void> } | Promise<{ value: T; committed: Promise<void> }> {
+    const session = group.session;
+    session.savepoint!();
+    const tx = new LockedTransaction(
+      session.store,
+      prefix,
+      () => session.allocateVersion(),
+      this.hub,
+      group.watching,
+    );
+    let committed!: Promise<void>;
+    const joined = () => {
+      tx.finish();
+      session.releaseSavepoint!();
+      committed = new Promise<void>((resolve, reject) => group.members.push({ tx, resolve, reject }));
+      if (tx.armsWatches) group.watching = true;
+    };
+    const failed = (err: unknown) => {
+      tx.finish();
+      session.rollbackToSavepoint!();
+      tx.aborted(err);
+    };
+    const value = this.execute(tx, fn, timeoutMs, joined, failed);
+    return isThenable(value)
+      ? (value as Promise<T>).then((v) => ({ value: v, committed }))
+      : { value: value as T, committed };
+  }
+
+  /** The group's turn has ended: commit it once the body running now (if any) is done. */
+  private async flush(group: Group): Promise<void> {
+    if (this.group !== group) return;
+    if (!this.writeLock.tryLock()) await this.writeLock.lock();
+    try {
+      this.commitGroup(group);
+    } finally {
+      this.writeLock.unlock();
+    }
+  }
+
+  /** Commits a group (holding the write lock) and settles its members, in order. */
+  private commitGroup(group: Group): void {
+    if (this.group !== group) return;
+    this.group = undefined;
+    const { session, members } = group;
+    if (members.length === 0) return session.rollback(); // every member failed
+    try {
+      session.commit(members.some((m) => m.tx.wrote));
+    } catch (err) {
+      session.rollback();
+      for (const m of members) {
+        m.tx.aborted(err);
+        m.reject(err);
+      }
+      return;
+    }
+    let arms = false;
+    for (const m of members) {
+      m.tx.committed();
+      arms ||= m.tx.armsWatches;
+      m.resolve();
+    }
+    if (arms) this.watchesArmed();
+  }
+
+  /**
+   * Runs a body with its time limit: `done` once it returned (and its promise settled), `fail` with
+   * the error if it threw, rejected or ran out of time. Returns a promise only for async bodies.
+   */
+  private execute<T>(
+    tx: LockedTransaction,
+    fn: Body<T>,
+    timeoutMs: number,
+    done: () => void,
+    fail: (err: unknown) => void,
+  ): T | Promise<T> {
     const started = performance.now();
     let result: T | Promise<T>;
     try {
@@ -115,21 +250,21 @@ export abstract class LockingBackend implements Backend {
       if (!isThenable(result) && performance.now() - started > timeoutMs)
         throw transactionTimedOut(timeoutMs);
     } catch (err) {
-      this.abort(session, tx, err);
+      fail(err);
       throw err;
     }
     if (isThenable(result))
-      return this.settle(session, tx, result as PromiseLike<T>, started + timeoutMs, timeoutMs);
-    this.commit(session, tx);
+      return this.settle(result as PromiseLike<T>, started + timeoutMs, timeoutMs, done, fail);
+    done();
     return result;
   }
 
   private async settle<T>(
-    session: LockSession,
-    tx: LockedTransaction,
     body: PromiseLike<T>,
     deadlineAt: number,
     timeoutMs: number,
+    done: () => void,
+    fail: (err: unknown) => void,
   ): Promise<T> {
     let value: T;
     try {
@@ -142,19 +277,19 @@ export abstract class LockingBackend implements Backend {
       });
       if (performance.now() > deadlineAt) throw transactionTimedOut(timeoutMs);
     } catch (err) {
-      this.abort(session, tx, err);
+      fail(err);
       throw err;
     } finally {
       this.deadline.stop();
     }
-    this.commit(session, tx);
+    done();
     return value;
   }
 
   private commit(session: LockSession, tx: LockedTransaction): void {
     tx.finish();
     try {
-      session.commit();
+      session.commit(tx.wrote);
     } catch (err) {
       this.abort(session, tx, err);
       throw err;

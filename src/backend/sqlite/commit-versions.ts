@@ -20,6 +20,8 @@ export class CommitVersions {
   private end = 0n; // exclusive; next === end means no usable block
   private seenDataVersion = -1;
   private reservedInThisTransaction = false;
+  /** Reserved since the last savepoint (a member of a group commit, see LockingBackend). */
+  private reservedSinceSavepoint = false;
   private readonly dataVersion: Database.Statement<[], number>;
   private readonly reserve: Database.Statement<[Buffer, bigint], bigint>;
 
@@ -36,7 +38,7 @@ export class CommitVersions {
       .safeIntegers();
   }
 
-  /** The version of the current write transaction (call at most once per transaction, holding the lock). */
+  /** A version for the current write transaction, or the next member of its group (holding the lock). */
   allocate(): bigint {
     const dataVersion = this.dataVersion.get()!;
     if (dataVersion !== this.seenDataVersion || this.next >= this.end) {
@@ -45,8 +47,19 @@ export class CommitVersions {
       this.next = top - BLOCK + 1n;
       this.end = top + 1n;
       this.reservedInThisTransaction = true;
+      this.reservedSinceSavepoint = true;
     }
     return this.next++;
+  }
+
+  savepoint(): void {
+    this.reservedSinceSavepoint = false;
+  }
+
+  /** The writes since the savepoint were undone: a block reserved there is forgotten with them. */
+  rolledBackToSavepoint(): void {
+    if (this.reservedSinceSavepoint) this.next = this.end = 0n;
+    this.reservedSinceSavepoint = false;
   }
 
   committed(): void {

@@ -5,6 +5,7 @@ import { BackendError, BadArgumentError } from '../../errors';
 import { LockingBackend, type LockSession } from '../common/locking-backend';
 import { Mutex } from '../common/mutex';
 import type { SyncStore } from '../common/sync-store';
+import { CommitNotice } from './commit-notice';
 import { CommitVersions } from './commit-versions';
 import { LockFairness, YIELD_MS } from './lock-fairness';
 import { registerSqlFunctions, SqliteStore } from './sqlite-store';
@@ -13,11 +14,12 @@ import { SqliteWatcher } from './sqlite-watcher';
 export interface SqliteBackendOptions {
   /**
    * How durable a commit is once `transact` resolves (SQLite's `PRAGMA synchronous`, in WAL mode).
-   * - `'normal'` (the default): the commit has been handed to the operating system, so it survives a
-   *   crash or `kill -9` of any process; a power loss or OS crash may lose the last few commits (never
-   *   a part of one: the file stays consistent). This is SQLite's recommended setting for WAL.
-   * - `'full'`: every commit is also fsync'ed to disk, so it survives power loss too, at the price of
-   *   one disk flush per commit.
+   * - `'full'` (the default): every commit is fsync'ed to disk before `transact` resolves, so an
+   *   acknowledged message survives power loss and OS crashes, as on FoundationDB; one disk flush per
+   *   commit (concurrent transactions of one process share commits, see LockingBackend).
+   * - `'normal'`: the commit has been handed to the operating system, so it survives a crash or
+   *   `kill -9` of any process, but a power loss or OS crash may lose the last few commits (never a
+   *   part of one: the file stays consistent). Faster where flushes are slow; SQLite's usual WAL setting.
    */
   synchronous?: 'normal' | 'full';
   /** How long a transaction waits for another process's write lock before failing (30 000 ms). */
@@ -77,14 +79,16 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * The embedded durable backend: one SQLite file (WAL) that several processes on one machine share.
  *
  * - Writes: one connection per backend; a transaction is `BEGIN IMMEDIATE … COMMIT`, which SQLite
- *   serializes across processes. The busy timeout is 0 and a busy `BEGIN` is retried from the event
+ *   serializes across processes. Concurrent transactions of this process share one commit (one fsync
+ *   at `synchronous: 'full'`), each in a savepoint (group commit, see LockingBackend). The busy timeout is 0 and a busy `BEGIN` is retried from the event
  *   loop, so Node never blocks while another process holds the lock; LockFairness keeps a process
  *   that writes back to back from locking the others out.
  * - Versionstamps: commit versions come from a counter row in the same file (see CommitVersions), so
  *   they increase strictly in commit order across all processes.
  * - Snapshot reads: a second connection in a deferred read transaction (WAL readers never wait).
  * - Watches: commits of this process wake its watches directly; commits of other processes are noticed
- *   by a SqliteWatcher on a third connection.
+ *   by a SqliteWatcher (woken by the CommitNotice each committer writes after its commit) and read back
+ *   on a third connection.
  *
  * Data lives in one table, `kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID`.
  */
@@ -106,8 +110,12 @@ export class SqliteBackend extends LockingBackend {
     beginRead: Database.Statement;
     endRead: Database.Statement;
     probe: Database.Statement<[Buffer], unknown>;
+    savepoint: Database.Statement;
+    release: Database.Statement;
+    rollbackTo: Database.Statement;
   };
   private readonly session: LockSession;
+  private readonly notice: CommitNotice;
   private watchDb: Database.Database | undefined;
   private watcher: SqliteWatcher | undefined;
 
@@ -118,7 +126,7 @@ export class SqliteBackend extends LockingBackend {
         'BAD_ARGUMENT',
         `SqliteBackend needs a file path (got ${JSON.stringify(file)}); for an in-memory store use MemoryBackend`,
       );
-    const synchronous = options.synchronous ?? 'normal';
+    const synchronous = options.synchronous ?? 'full';
     if (synchronous !== 'normal' && synchronous !== 'full')
       throw new BadArgumentError(
         'BAD_ARGUMENT',
@@ -159,19 +167,35 @@ export class SqliteBackend extends LockingBackend {
       beginRead: this.reader.prepare('BEGIN'),
       endRead: this.reader.prepare('COMMIT'),
       probe: this.reader.prepare<[Buffer], unknown>('SELECT 1 FROM kv WHERE key = ?'),
+      savepoint: this.writer.prepare('SAVEPOINT member'),
+      release: this.writer.prepare('RELEASE member'),
+      rollbackTo: this.writer.prepare('ROLLBACK TO member'),
     };
     const versions = new CommitVersions(this.writer, VERSION_KEY);
+    this.notice = new CommitNotice(this.path);
     // One transaction at a time per backend (the write lock), so one session object serves them all.
     this.session = {
       store: this.writeStore,
       allocateVersion: () => versions.allocate(),
-      commit: () => {
+      commit: (wrote) => {
         this.sql.commit.run();
         versions.committed();
+        if (wrote) this.notice.post();
       },
       rollback: () => {
         versions.rolledBack();
         if (this.writer.inTransaction) this.sql.rollback.run();
+      },
+      // Group commit: each transaction of a group is a savepoint, undone alone if it fails.
+      savepoint: () => {
+        versions.savepoint();
+        this.sql.savepoint.run();
+      },
+      releaseSavepoint: () => this.sql.release.run(),
+      rollbackToSavepoint: () => {
+        versions.rolledBackToSavepoint();
+        this.sql.rollbackTo.run();
+        this.sql.release.run();
       },
     };
   }
@@ -244,9 +268,11 @@ export class SqliteBackend extends LockingBackend {
       this.watchDb = this.connect();
       this.watchDb.pragma('busy_timeout = 0');
       const store = new SqliteStore(this.watchDb);
+      // data_version of the writing connection changes only for other connections' commits.
+      const dataVersion = this.writer.prepare<[], number>('PRAGMA data_version').pluck();
       this.watcher = new SqliteWatcher(
-        this.path,
-        this.watchDb,
+        this.notice.file,
+        () => dataVersion.get()!,
         () => this.hub.size > 0 && !this.closed,
         () => this.hub.recheck((keys) => store.readMany(keys)),
       );
@@ -257,6 +283,7 @@ export class SqliteBackend extends LockingBackend {
   protected async closeEngine(): Promise<void> {
     this.watcher?.stop();
     this.watchDb?.close();
+    this.notice.close();
     await this.readLock.run(async () => this.reader.close());
     this.writer.close();
   }

@@ -13,11 +13,13 @@
  * - DGEN_STALL_FROM=n: the first `rec` cast with i >= n this process handles says `{ type: 'stalling', i }`
  *   and then waits inside its transaction (holding SQLite's write lock) so the parent can kill -9 it there.
  * - DGEN_HANG_LOCKED=1: @OnLocked says `{ type: 'locked' }` and never returns (until killed).
+ * DGEN_COUNT_COMMITS=1 wraps its backends in a CountingBackend; `commits` answers their counts.
  */
 import 'reflect-metadata';
 import type { Backend, Tenant } from '../../../src/backend/types';
 import { Runtime } from '../../../src/runtime/runtime';
 import type { ServerRef } from '../../../src/runtime/server-ref';
+import { countingBackend, type CommitCounts } from './counting-backend';
 import { hooks, SERVERS, type ServerName } from './servers';
 import { openSqlite } from './sqlite';
 
@@ -33,7 +35,11 @@ async function tenantOf(req: Request): Promise<Tenant> {
   const db = (req.db as string | undefined) ?? process.env.DGEN_DB;
   if (!db) throw new Error('no SQLite file: pass db in the request or DGEN_DB in the environment');
   let backend = backends.get(db);
-  if (!backend) backends.set(db, (backend = openSqlite(db)));
+  if (!backend) {
+    const opened = openSqlite(db);
+    backend = process.env.DGEN_COUNT_COMMITS === '1' ? opened.then(countingBackend) : opened;
+    backends.set(db, backend);
+  }
   const path = (req.tenant as string[] | undefined) ?? JSON.parse(process.env.DGEN_TENANT ?? '["mp"]');
   return (await backend).openTenant(path);
 }
@@ -134,6 +140,17 @@ async function serve(req: Request): Promise<unknown> {
       await ref(req.ref).stop();
       refs.delete(String(req.ref));
       return undefined;
+    case 'commits': {
+      // With DGEN_COUNT_COMMITS=1: the commits of every backend this worker opened, summed.
+      const sum: CommitCounts = { writes: 0, readOnly: 0 };
+      for (const b of backends.values()) {
+        const counts = ((await b) as Partial<{ counts: CommitCounts }>).counts;
+        if (!counts) continue;
+        sum.writes += counts.writes;
+        sum.readOnly += counts.readOnly;
+      }
+      return sum;
+    }
     case 'rss':
       if (global.gc) global.gc();
       return process.memoryUsage().rss;

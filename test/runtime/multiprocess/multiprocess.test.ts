@@ -230,6 +230,9 @@ test('a call from a process whose server does not consume times out; a consumer 
   // And now the same caller's calls are answered across processes.
   expect(await caller.rpc('call', { ref: 'l', msg: { type: 'add', by: 1 } })).toBe(8);
   expect(await caller.rpc('queueLength', { ref: 'l' })).toBe(0);
+  // The caller read its reply without a commit; its next push clears the keys (marker + one chunk).
+  expect(await waitingCallKeys(tenant)).toBe(2);
+  await caller.rpc('cast', { ref: 'l', msg: { type: 'rec', p: 'x', i: 0 } });
   expect(await waitingCallKeys(tenant)).toBe(0);
 });
 

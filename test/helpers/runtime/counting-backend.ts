@@ -1,0 +1,70 @@
+import type {
+  Backend,
+  KeyTuple,
+  ReadTransaction,
+  Tenant,
+  TransactOptions,
+  Transaction,
+  Watch,
+} from '../../../src/backend/types';
+
+/** Commits seen by a CountingBackend: those that wrote something, and those that only read or watched. */
+export interface CommitCounts {
+  writes: number;
+  readOnly: number;
+}
+
+/**
+ * Wraps any backend so that its tenants count their committed transactions: a transaction counts once
+ * when `transact` resolves (re-runs of its body after a conflict do not count twice), as a write commit
+ * if its last run wrote anything. Works for every backend, since it only sees the Tenant contract.
+ */
+export function countingBackend(inner: Backend): Backend & { readonly counts: CommitCounts } {
+  const counts: CommitCounts = { writes: 0, readOnly: 0 };
+  const backend: Backend & { counts: CommitCounts } = {
+    kind: inner.kind,
+    counts,
+    openTenant: async (path) => countingTenant(await inner.openTenant(path), backend, counts),
+    removeTenant: (path) => inner.removeTenant(path),
+    close: () => inner.close(),
+  };
+  return backend;
+}
+
+function countingTenant(inner: Tenant, backend: Backend, counts: CommitCounts): Tenant {
+  const tenant: Tenant = {
+    path: inner.path,
+    backend,
+    async transact<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactOptions): Promise<T> {
+      let wrote = false;
+      const result = await inner.transact((tx) => {
+        wrote = false;
+        return fn(writeNoting(tx, () => (wrote = true)));
+      }, options);
+      if (wrote) counts.writes++;
+      else counts.readOnly++;
+      return result;
+    },
+    read: <T>(fn: (tx: ReadTransaction) => T | Promise<T>) => inner.read(fn),
+    watch: (key: Buffer): Promise<Watch> => tenant.transact((tx) => tx.watch(key)),
+  };
+  return tenant;
+}
+
+function writeNoting(tx: Transaction, wrote: () => void): Transaction {
+  return {
+    get: (key) => tx.get(key),
+    getRange: (start, end, options) => tx.getRange(start, end, options),
+    set: (key, value) => (wrote(), tx.set(key, value)),
+    clear: (key) => (wrote(), tx.clear(key)),
+    clearRange: (start, end) => (wrote(), tx.clearRange(start, end)),
+    add: (key, delta) => (wrote(), tx.add(key, delta)),
+    setVersionstampedKey: (tuple: KeyTuple, value) => (wrote(), tx.setVersionstampedKey(tuple, value)),
+    setVersionstampedValue: (key, prefix, suffix) => (
+      wrote(),
+      tx.setVersionstampedValue(key, prefix, suffix)
+    ),
+    getVersionstamp: () => tx.getVersionstamp(),
+    watch: (key) => tx.watch(key),
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Commits per durable call across processes, counted (not guessed): the caller (this Jest process) and
+ * the consumer (a worker process) each wrap their backend in a CountingBackend.
+ */
+import 'reflect-metadata';
+import type { Backend } from '../../../src/backend/types';
+import { Runtime } from '../../../src/runtime/runtime';
+import { countingBackend, type CommitCounts } from '../../helpers/runtime/counting-backend';
+import { Ledger, type LedgerState } from '../../helpers/runtime/servers';
+import { openSqlite, tempDir } from '../../helpers/runtime/sqlite';
+import { Workers } from '../../helpers/runtime/workers';
+
+const tmp = tempDir();
+const workers = new Workers();
+let backend: (Backend & { readonly counts: CommitCounts }) | undefined;
+
+afterAll(async () => {
+  await Runtime.stopAll();
+  await backend?.close();
+  await workers.killAll();
+  tmp.dispose();
+});
+
+test('a call to a server consumed in another process costs two commits: the push, and the handling with its reply', async () => {
+  const db = tmp.file('commits.sqlite');
+  backend = countingBackend(await openSqlite(db));
+  const tenant = await backend.openTenant(['mp']);
+  const consumer = await workers.spawn({ db, env: { DGEN_COUNT_COMMITS: '1' } });
+  await consumer.rpc('start', { ref: 'l', server: 'Ledger', opts: {} });
+  const caller = await Runtime.start<LedgerState>(Ledger, null, { tenant, consume: false });
+  for (let i = 0; i < 5; i++) await caller.call({ type: 'add', by: 1 }); // warm up
+
+  const total = async () => {
+    const theirs = await consumer.rpc<CommitCounts>('commits');
+    return {
+      writes: backend!.counts.writes + theirs.writes,
+      readOnly: backend!.counts.readOnly + theirs.readOnly,
+    };
+  };
+  const before = await total();
+  const calls = 40;
+  for (let i = 0; i < calls; i++) {
+    // Alternately a call that changes the state and one that only reads it.
+    if (i % 2 === 0) expect(await caller.call({ type: 'add', by: 1 })).toBe(6 + i / 2);
+    else expect((await caller.call<LedgerState>('get')).count).toBe(6 + (i - 1) / 2);
+  }
+  const after = await total();
+  const writes = after.writes - before.writes;
+  const readOnly = after.readOnly - before.readOnly;
+  expect((writes + readOnly) / calls).toBeLessThanOrEqual(2);
+  expect(writes).toBe(2 * calls);
+}, 60_000);
