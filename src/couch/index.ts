@@ -12,6 +12,7 @@ export {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_TIMEOUT_MS,
   DEFAULT_JITTER_MS,
+  DEFAULT_MAX_LINE_BYTES,
   type FollowOptions,
   type FeedKind,
   type CheckpointOptions,
