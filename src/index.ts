@@ -6,6 +6,8 @@ export { pack, unpack, unboundVersionstamp, prefixRange, strinc } from './backen
 export { openBackend, type OpenBackendOptions } from './backend/open-backend';
 export { MemoryBackend } from './backend/memory/memory-backend';
 export { SqliteBackend, type SqliteBackendOptions } from './backend/sqlite/sqlite-backend';
+export { PostgresBackend } from './backend/postgres/postgres-backend';
+export type { PostgresBackendOptions } from './backend/postgres/postgres-options';
 export { FdbBackend } from './backend/fdb/fdb-backend';
 export { FaultyBackend, type FaultyBackendOptions } from './backend/faulty/faulty-backend';
 

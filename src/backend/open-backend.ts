@@ -1,14 +1,19 @@
 import { BadArgumentError } from '../errors';
 import { FdbBackend } from './fdb/fdb-backend';
 import { MemoryBackend } from './memory/memory-backend';
+import { PostgresBackend } from './postgres/postgres-backend';
+import type { PostgresBackendOptions } from './postgres/postgres-options';
 import { SqliteBackend, type SqliteBackendOptions } from './sqlite/sqlite-backend';
 import type { Backend } from './types';
 
-const ACCEPTED = "'memory:', 'sqlite:PATH' (e.g. 'sqlite:./data/dgen.sqlite'), 'fdb:' or 'fdb:CLUSTER_FILE'";
+const ACCEPTED =
+  "'memory:', 'sqlite:PATH' (e.g. 'sqlite:./data/dgen.sqlite'), 'postgres://USER:PASSWORD@HOST:PORT/DATABASE' (or postgresql://), 'fdb:' or 'fdb:CLUSTER_FILE'";
 
 export interface OpenBackendOptions {
   /** Options for a `sqlite:` backend (durability mode, lock timeout). */
   sqlite?: SqliteBackendOptions;
+  /** Options for a `postgres://` backend (pool size, schema, connect and statement timeouts). */
+  postgres?: PostgresBackendOptions;
 }
 
 /**
@@ -16,6 +21,8 @@ export interface OpenBackendOptions {
  * - `memory:` — in this process only (tests);
  * - `sqlite:PATH` — one SQLite file (created with its parent directories if missing), shared by the
  *   processes of one machine;
+ * - `postgres://user:password@host:port/database` (or `postgresql://`) — PostgreSQL, shared by
+ *   processes on any number of hosts;
  * - `fdb:` or `fdb:CLUSTER_FILE` — FoundationDB (the default cluster file, or the one given).
  */
 export async function openBackend(spec: string, options: OpenBackendOptions = {}): Promise<Backend> {
@@ -31,6 +38,12 @@ export async function openBackend(spec: string, options: OpenBackendOptions = {}
       );
     return new SqliteBackend(file, options.sqlite);
   }
+  if (/^postgres(ql)?:/i.test(spec))
+    return PostgresBackend.open(spec, options.postgres).catch((err: unknown) => {
+      if (err instanceof BadArgumentError && err.code === 'BAD_BACKEND_SPEC')
+        throw new BadArgumentError('BAD_BACKEND_SPEC', `${err.message}; accepted forms: ${ACCEPTED}`);
+      throw err;
+    });
   if (spec === 'fdb:' || spec.startsWith('fdb:'))
     return FdbBackend.open(spec.slice('fdb:'.length) || undefined);
   throw new BadArgumentError(

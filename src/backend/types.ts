@@ -87,7 +87,7 @@ export interface Tenant {
   watch(key: Buffer): Promise<Watch>;
 }
 
-export type BackendKind = 'memory' | 'sqlite' | 'fdb';
+export type BackendKind = 'memory' | 'sqlite' | 'postgres' | 'fdb';
 
 export interface Backend {
   readonly kind: BackendKind;

@@ -26,7 +26,7 @@ describe('openBackend', () => {
     }
   });
 
-  test.each(['', 'memory', 'sqlite:', 'sqlite::memory:', 'postgres://x', 'fdb', 'MEMORY:'])(
+  test.each(['', 'memory', 'sqlite:', 'sqlite::memory:', 'postgres://', 'postgresql:x', 'fdb', 'MEMORY:'])(
     'rejects %j with BAD_BACKEND_SPEC listing the accepted forms',
     async (spec) => {
       const err = await openBackend(spec).catch((e) => e);

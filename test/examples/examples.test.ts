@@ -21,9 +21,12 @@ function runExample(file: string, dataDir: string): Promise<{ code: number; out:
   });
 }
 
-/** The environment minus COUCHDB_URL: the indexer example then starts its own PouchDB Server. */
+/**
+ * The environment minus COUCHDB_URL and DATABASE_URL: the indexer example then starts its own
+ * PouchDB Server, the PostgreSQL one its own PostgreSQL.
+ */
 function withoutCouchDb(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { COUCHDB_URL: _unused, ...rest } = env;
+  const { COUCHDB_URL: _unused, DATABASE_URL: _unused2, ...rest } = env;
   return rest;
 }
 
@@ -49,4 +52,13 @@ test('examples/couch-indexer.ts follows PouchDB Server into a durable index and 
   expect(run).toMatchObject({ code: 0 });
   expect(run.out).toContain('resumes at its checkpoint');
   expect(run.out).toMatch(/index: \{/);
+}, 120_000);
+
+test('npm run example:postgres: three workers on PostgreSQL from npm, one killed with kill -9, no order lost', async () => {
+  const run = await runExample('postgres-cluster.ts', dataDir);
+  expect(run).toMatchObject({ code: 0 });
+  expect(run.out).toContain('Started PostgreSQL from npm');
+  expect(run.out).toMatch(/killed worker-2 \(pid \d+\) with kill -9/);
+  expect(run.out).toMatch(/All 300 orders accounted for: nothing was lost when worker-2 died/);
+  expect(run.out).not.toMatch(/[1-9]\d* lost/);
 }, 120_000);

@@ -107,6 +107,35 @@ export class WatchHub {
     for (const entry of entries) if (entry.watchers.size > 0) this.fireChanged(entry, current.get(entry.hex));
   }
 
+  /**
+   * For engines that read asynchronously (PostgreSQL): the watched keys now (those `select` accepts),
+   * and `apply`, which fires those of today's watches whose key's value — read after this call, given
+   * by hex key, absent meaning missing — differs from their baseline. Watches armed after this call are
+   * left alone: their baselines may be newer than the values read.
+   */
+  capture(select?: (key: Buffer) => boolean): {
+    keys: Buffer[];
+    apply: (values: ReadonlyMap<string, Buffer>) => void;
+  } {
+    const captured: Array<[Entry, Watcher[]]> = [];
+    for (const entry of this.byKey.values())
+      if (entry.watchers.size > 0 && (!select || select(entry.key)))
+        captured.push([entry, [...entry.watchers]]);
+    return {
+      keys: captured.map(([entry]) => entry.key),
+      apply: (values) => {
+        for (const [entry, watchers] of captured) {
+          const value = values.get(entry.hex);
+          for (const w of watchers)
+            if (entry.watchers.has(w) && !same(w.baseline, value)) {
+              this.remove(w);
+              w.resolve(true);
+            }
+        }
+      },
+    };
+  }
+
   /** Resolves every watch as cancelled (backend closing). */
   cancelAll(): void {
     for (const entry of this.sorted) {

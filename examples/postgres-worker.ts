@@ -1,0 +1,33 @@
+/**
+ * A worker of the PostgreSQL cluster example (examples/postgres-cluster.ts forks three): an app
+ * process, as one replica of a service would be, that serves every shop's Orders server from the
+ * shared database. It says `ready` over IPC and stops cleanly on `bye`.
+ */
+import 'reflect-metadata';
+import { openBackend, Runtime } from '../src';
+import { me, Orders } from './orders';
+
+me.name = process.env.WORKER ?? `worker-${process.pid}`;
+
+async function main(): Promise<void> {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set');
+  // A small pool per process: N replicas × poolSize (+1 for LISTEN) must fit max_connections.
+  const backend = await openBackend(url, { postgres: { poolSize: 4 } });
+  const tenant = await backend.openTenant(['examples', 'cluster']);
+  for (const shop of JSON.parse(process.env.SHOPS ?? '[]') as string[])
+    await Runtime.start(Orders, { shop }, { tenant }); // consume: true — this process serves the queue
+  process.on('message', async (m: { op: string }) => {
+    if (m.op !== 'bye') return;
+    await Runtime.stopAll();
+    await backend.close();
+    process.exit(0);
+  });
+  process.on('disconnect', () => process.exit(0)); // the client went away: never linger
+  process.send?.({ op: 'ready' });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,294 @@
+import postgres, { type ReservedSql, type Sql } from 'postgres';
+import { BackendError, isRetryable } from '../../errors';
+import { PrefixTenant } from '../common/prefix-tenant';
+import { checkTenantPath, subtreeRange, tenantPrefix } from '../common/tenant-path';
+import { transactionTimedOut, withinTimeLimit } from '../common/transaction-deadline';
+import { WatchHub } from '../common/watch-hub';
+import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
+import { LIMITS } from '../types';
+import { CommitOutcomeUnknown, isConnectionLoss, translatePgError } from './postgres-errors';
+import {
+  parsePostgresSpec,
+  scrub,
+  type PostgresBackendOptions,
+  type PostgresSettings,
+} from './postgres-options';
+import { PostgresTransaction, type TxHost } from './postgres-transaction';
+import { PostgresWatcher } from './postgres-watcher';
+import { channelOf, ensureSchema, SCHEMA_VERSION, statements, type Statements } from './schema';
+import { resolveUnknownCommit } from './unknown-commit';
+
+type Body<T> = (tx: Transaction) => T | Promise<T>;
+type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
+
+const noop = (): void => undefined;
+/** A lost connection, raw or as the BACKEND_UNAVAILABLE a read turned it into. */
+const lostConnection = (err: unknown): boolean =>
+  isConnectionLoss(err) ||
+  (err instanceof BackendError && err.code === 'BACKEND_UNAVAILABLE' && isConnectionLoss(err.cause));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A session idle inside a transaction longer than this is ended by the server (a client that vanished). */
+const IDLE_IN_TRANSACTION_MS = 2 * LIMITS.transactionMs;
+
+/**
+ * PostgreSQL, for several app processes on several hosts sharing one database. One table
+ * `<schema>.kv (key bytea PRIMARY KEY, value bytea)` holds every tenant's keys (a tenant is a key
+ * prefix); transactions are PostgreSQL's SERIALIZABLE ones (see PostgresTransaction), retried on
+ * serialization failures and on lost connections; watches work across processes through
+ * LISTEN/NOTIFY (see PostgresWatcher).
+ */
+export class PostgresBackend implements Backend {
+  readonly kind = 'postgres' as const;
+  readonly schema: string;
+  private readonly hub = new WatchHub();
+  private readonly watcher: PostgresWatcher;
+  private readonly host: TxHost;
+  private readonly ending = new Set<Promise<void>>();
+  private closed = false;
+
+  private constructor(
+    private readonly settings: PostgresSettings,
+    private readonly sql: Sql,
+    clientOptions: ClientOptions,
+  ) {
+    this.schema = settings.schema;
+    const st = statements(settings.schema);
+    this.watcher = new PostgresWatcher(
+      settings.url,
+      clientOptions,
+      channelOf(settings.schema),
+      this.hub,
+      (keys) => this.readMany(st, keys),
+    );
+    this.host = {
+      st,
+      hub: this.hub,
+      channel: channelOf(settings.schema),
+      notifications: () => this.watcher.notifications,
+      recheck: (keys) => this.watcher.recheck(keys),
+      translate: (err) => this.translate(err),
+    };
+  }
+
+  /**
+   * Connects to the server at `url` (`postgres://user:password@host:port/database` or
+   * `postgresql://…`) and creates the schema if needed. BAD_BACKEND_SPEC for a malformed URL,
+   * BACKEND_UNAVAILABLE (with the reason, never the password) when the server cannot be reached.
+   */
+  static async open(url: string, options: PostgresBackendOptions = {}): Promise<PostgresBackend> {
+    const settings = parsePostgresSpec(url, options);
+    const clientOptions: ClientOptions = {
+      max: settings.poolSize,
+      connect_timeout: settings.connectTimeoutMs / 1000,
+      idle_timeout: 60,
+      fetch_types: false,
+      prepare: true,
+      onnotice: noop,
+      connection: {
+        application_name: 'dgen-ts',
+        statement_timeout: settings.statementTimeoutMs,
+        idle_in_transaction_session_timeout: Math.max(IDLE_IN_TRANSACTION_MS, settings.statementTimeoutMs),
+      },
+    };
+    const sql = postgres(settings.url, clientOptions);
+    try {
+      const version = await ensureSchema(sql, settings.schema);
+      if (version > SCHEMA_VERSION)
+        throw new BackendError(
+          'BACKEND_UNAVAILABLE',
+          `schema "${settings.schema}" has layout version ${version}, newer than this dgen-ts understands (${SCHEMA_VERSION}); upgrade dgen-ts`,
+        );
+    } catch (err) {
+      await sql.end({ timeout: 0 }).catch(noop);
+      const e = translatePgError(err, (s) => scrub(s, settings));
+      if (
+        e instanceof BackendError &&
+        e.code === 'BACKEND_UNAVAILABLE' &&
+        !e.message.includes(settings.safeUrl)
+      )
+        throw new BackendError('BACKEND_UNAVAILABLE', `cannot open ${settings.safeUrl}: ${e.message}`, {
+          cause: err,
+        });
+      throw e;
+    }
+    return new PostgresBackend(settings, sql, clientOptions);
+  }
+
+  async openTenant(path: readonly string[]): Promise<Tenant> {
+    this.open();
+    const checked = checkTenantPath(path);
+    return new PrefixTenant(this, checked, tenantPrefix(checked));
+  }
+
+  async removeTenant(path: readonly string[]): Promise<void> {
+    const { start, end } = subtreeRange(checkTenantPath(path));
+    await this.transactAt(Buffer.alloc(0), (tx) => tx.clearRange(start, end), {});
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.hub.cancelAll();
+    await this.watcher.stop();
+    await Promise.all([...this.ending]);
+    await this.sql.end({ timeout: 5 }).catch(noop);
+  }
+
+  async transactAt<T>(prefix: Buffer, fn: Body<T>, options: TransactOptions): Promise<T> {
+    const maxRetries = options.maxRetries ?? 100;
+    const timeoutMs = options.timeoutMs ?? LIMITS.transactionMs;
+    const extra =
+      timeoutMs + 1000 > IDLE_IN_TRANSACTION_MS
+        ? [`SET LOCAL idle_in_transaction_session_timeout = ${Math.ceil(timeoutMs + 1000)}`]
+        : [];
+    let unavailableSince: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      this.open();
+      let conn: ReservedSql | undefined;
+      let tx: PostgresTransaction | undefined;
+      let result!: T;
+      let committing = false;
+      try {
+        conn = await this.sql.reserve();
+        this.open();
+        tx = new PostgresTransaction(conn, this.host, prefix, false, extra);
+        const body = tx;
+        const started = performance.now();
+        // The limit covers the body; a commit once sent is never abandoned (its outcome would be unknown).
+        result = await withinTimeLimit(
+          (async () => {
+            const value = await fn(body);
+            if (performance.now() - started > timeoutMs) throw transactionTimedOut(timeoutMs);
+            return value;
+          })(),
+          Math.max(0, started + timeoutMs - performance.now()),
+          () => body.finish(),
+          timeoutMs,
+        );
+        committing = true;
+        await tx.commit();
+        this.release(conn, tx, true);
+        await this.committed(tx);
+        return result;
+      } catch (err) {
+        tx?.finish();
+        if (conn) this.release(conn, tx, false);
+        if (err instanceof CommitOutcomeUnknown) {
+          const outcome = await this.outcomeOf(err);
+          if (outcome === 'committed') {
+            await this.committed(tx!);
+            return result;
+          }
+          // 'aborted': nothing was applied, run it again. 'unknown': as FoundationDB's
+          // commit_unknown_result, run it again too (see the README: a non-idempotent body may then
+          // apply twice).
+        }
+        tx?.aborted(err);
+        if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this postgres backend has been closed');
+        const lost = err instanceof CommitOutcomeUnknown || lostConnection(err);
+        if (lost) {
+          unavailableSince ??= Date.now();
+          if (Date.now() - unavailableSince > this.settings.connectTimeoutMs)
+            throw this.unavailable(err instanceof CommitOutcomeUnknown ? err.cause : err);
+          await sleep(Math.min(500, 25 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
+          attempt--; // a lost connection does not count as a conflict
+          continue;
+        }
+        // The body's own errors (and those of its reads, translated already) are rethrown as they are.
+        const e = committing || conn === undefined ? this.translate(err) : err;
+        if (!isRetryable(e) || attempt >= maxRetries) throw e;
+        unavailableSince = undefined;
+      }
+      await sleep(Math.min(100, 2 ** attempt) * Math.random());
+    }
+  }
+
+  async readAt<T>(prefix: Buffer, fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
+    let unavailableSince: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      this.open();
+      let conn: ReservedSql | undefined;
+      let tx: PostgresTransaction | undefined;
+      try {
+        conn = await this.sql.reserve();
+        this.open();
+        tx = new PostgresTransaction(conn, this.host, prefix, true);
+        const t = tx;
+        const result = await fn({ get: (k) => t.get(k), getRange: (s, e, o) => t.getRange(s, e, o) });
+        tx.finish();
+        this.release(conn, tx, false); // a read-only transaction: ROLLBACK without waiting
+        return result;
+      } catch (err) {
+        tx?.finish();
+        if (conn) this.release(conn, tx, false);
+        if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this postgres backend has been closed');
+        const cause = (err as { cause?: unknown }).cause ?? err;
+        if (!lostConnection(err)) throw conn === undefined ? this.translate(err) : err;
+        unavailableSince ??= Date.now();
+        if (Date.now() - unavailableSince > this.settings.connectTimeoutMs) throw this.unavailable(cause);
+        await sleep(Math.min(500, 25 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  /** After a commit: arm the transaction's watches (listening from now on) and resolve its versionstamp. */
+  private async committed(tx: PostgresTransaction): Promise<void> {
+    if (this.closed) {
+      tx.aborted(new BackendError('BACKEND_CLOSED', 'this postgres backend has been closed'));
+      return;
+    }
+    await tx.committed();
+    if (this.hub.size > 0) this.watcher.start();
+  }
+
+  /** Gives the connection back; one left inside a transaction is rolled back first (not awaited). */
+  private release(conn: ReservedSql, tx: PostgresTransaction | undefined, ended: boolean): void {
+    if (ended || !tx?.open) {
+      conn.release();
+      return;
+    }
+    const done = conn
+      .unsafe(this.host.st.rollback)
+      .execute()
+      .then(noop, noop)
+      .finally(() => {
+        conn.release();
+        this.ending.delete(done);
+      });
+    this.ending.add(done);
+  }
+
+  private async outcomeOf(err: CommitOutcomeUnknown): Promise<'committed' | 'aborted' | 'unknown'> {
+    if (err.xid === undefined || this.closed) return 'unknown';
+    return resolveUnknownCommit(this.sql, this.host.st, err.xid, this.settings.connectTimeoutMs);
+  }
+
+  /** The current values of `keys` (hex key → value; missing keys absent), for the watcher. */
+  private async readMany(st: Statements, keys: Buffer[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    const rows = await this.sql.unsafe<Array<{ key: Buffer; value: Buffer }>>(
+      `SELECT key, value FROM ${st.kv} WHERE key IN (SELECT decode(unnest(string_to_array($1, ',')), 'hex'))`,
+      [keys.map((k) => k.toString('hex')).join(',')],
+      { prepare: true },
+    );
+    for (const r of rows) out.set(r.key.toString('hex'), r.value);
+    return out;
+  }
+
+  private translate(err: unknown): unknown {
+    return translatePgError(err, (s) => scrub(s, this.settings));
+  }
+
+  private unavailable(cause: unknown): BackendError {
+    const reason = scrub(cause instanceof Error ? cause.message : String(cause), this.settings);
+    return new BackendError(
+      'BACKEND_UNAVAILABLE',
+      `PostgreSQL at ${this.settings.safeUrl} unreachable for more than ${this.settings.connectTimeoutMs} ms: ${reason}`,
+      { cause },
+    );
+  }
+
+  private open(): void {
+    if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this postgres backend has been closed');
+  }
+}

@@ -1,0 +1,148 @@
+import postgres, { type Sql } from 'postgres';
+import type { WatchHub } from '../common/watch-hub';
+import { keyHash } from './key-hash';
+
+const noop = (): void => undefined;
+
+/**
+ * Makes watches fire for commits made through other connections, in this process or any other.
+ *
+ * Every commit that writes sends `NOTIFY dgen_<schema>, '<key hashes>'` (or '*') inside its
+ * transaction, so a notification exists exactly when the commit does and is delivered only after it
+ * is visible: no polling, and no wake-up lost or early. This watcher LISTENs on a connection of its
+ * own (opened with the first watch) and, for each notification, re-reads the watched keys it names
+ * and fires the watches whose value changed. When that connection is lost it listens again and then
+ * re-reads every watched key, since notifications sent meanwhile are gone.
+ *
+ * NOTIFY was chosen over polling a change counter because it costs nothing while nothing changes and
+ * reaches other hosts within one network hop; its price is that commits which NOTIFY take a
+ * database-wide lock briefly at commit (PostgreSQL orders notifications), which the commit lock
+ * (schema.ts) makes moot for queue traffic.
+ */
+export class PostgresWatcher {
+  private listener: Sql | undefined;
+  private listening = false;
+  private stopped = false;
+  private received = 0;
+  private wanted: Set<string> | '*' | undefined;
+  private scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  private running = false;
+  private relistenTimer: NodeJS.Timeout | undefined;
+  private relistenDelay = 50;
+
+  constructor(
+    private readonly url: string,
+    private readonly options: postgres.Options<Record<string, postgres.PostgresType>>,
+    private readonly channel: string,
+    private readonly hub: WatchHub,
+    private readonly readMany: (keys: Buffer[]) => Promise<Map<string, Buffer>>,
+  ) {}
+
+  /** Notifications received so far (and LISTENs established): see PostgresTransaction.watch. */
+  get notifications(): number {
+    return this.received;
+  }
+
+  /** Starts listening if not yet (called when a commit arms a watch). */
+  start(): void {
+    if (this.listener || this.stopped) return;
+    this.listener = postgres(this.url, {
+      ...this.options,
+      max: 1,
+      idle_timeout: undefined,
+      max_lifetime: null,
+      onnotify: (_channel: string, payload: string) => this.notified(payload),
+      onclose: () => this.lost(),
+    } as postgres.Options<Record<string, postgres.PostgresType>>);
+    void this.listen();
+  }
+
+  /** Re-reads these keys soon (their watches may have missed a notification). */
+  recheck(keys: Buffer[]): void {
+    if (this.wanted !== '*') {
+      const wanted: Set<string> = this.wanted ?? (this.wanted = new Set());
+      for (const k of keys) wanted.add(keyHash(k));
+    }
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.relistenTimer);
+    if (this.scheduled) {
+      clearTimeout(this.scheduled as NodeJS.Timeout);
+      clearImmediate(this.scheduled as NodeJS.Immediate);
+    }
+    this.scheduled = undefined;
+    await this.listener?.end({ timeout: 0 }).catch(noop);
+  }
+
+  private async listen(): Promise<void> {
+    if (this.stopped || !this.listener) return;
+    try {
+      await this.listener.unsafe(`LISTEN "${this.channel}"`);
+      this.listening = true;
+      this.relistenDelay = 50;
+      this.received++;
+      this.notified('*'); // whatever happened before (or while the connection was down)
+    } catch {
+      this.lost();
+    }
+  }
+
+  private lost(): void {
+    this.listening = false;
+    if (this.stopped || this.relistenTimer) return;
+    this.relistenTimer = setTimeout(() => {
+      this.relistenTimer = undefined;
+      void this.listen();
+    }, this.relistenDelay);
+    this.relistenTimer.unref();
+    this.relistenDelay = Math.min(1000, this.relistenDelay * 2);
+  }
+
+  private notified(payload: string): void {
+    this.received++;
+    if (this.hub.size === 0) return;
+    if (payload === '*' || this.wanted === '*') this.wanted = '*';
+    else {
+      const wanted: Set<string> = this.wanted ?? (this.wanted = new Set());
+      for (const h of payload.split(',')) wanted.add(h);
+    }
+    this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (this.scheduled || this.running || this.stopped) return;
+    const run = () => {
+      this.scheduled = undefined;
+      void this.run();
+    };
+    this.scheduled = ms === 0 ? setImmediate(run) : setTimeout(run, ms).unref();
+  }
+
+  /** One pass: read the wanted watched keys and fire the watches whose value changed. */
+  private async run(): Promise<void> {
+    const wanted = this.wanted;
+    this.wanted = undefined;
+    if (!wanted || this.hub.size === 0 || this.stopped) return;
+    this.running = true;
+    let retryMs = 0;
+    try {
+      const pass = this.hub.capture(wanted === '*' ? undefined : (key) => wanted.has(keyHash(key)));
+      if (pass.keys.length > 0) pass.apply(await this.readMany(pass.keys));
+    } catch {
+      // The server is unreachable: look at everything again shortly.
+      this.wanted = '*';
+      retryMs = 100;
+    } finally {
+      this.running = false;
+    }
+    if (this.wanted) this.schedule(retryMs);
+  }
+
+  /** For tests: whether the LISTEN is in place. */
+  get isListening(): boolean {
+    return this.listening;
+  }
+}

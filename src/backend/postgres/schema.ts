@@ -1,0 +1,115 @@
+import type { Sql } from 'postgres';
+
+/** The layout version this code writes; a database with a newer one is refused. */
+export const SCHEMA_VERSION = 1;
+
+/** Every SQL text the backend sends, for one schema (names quoted once here). */
+export function statements(schema: string) {
+  const s = `"${schema}"`;
+  const kv = `${s}.kv`;
+  return {
+    kv,
+    begin: 'BEGIN ISOLATION LEVEL SERIALIZABLE',
+    beginRead: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+    commit: 'COMMIT',
+    rollback: 'ROLLBACK',
+    /**
+     * Taken before the first add or versionstamp of a transaction. A table lock (unlike an advisory
+     * lock, which is a function call in a SELECT) does not fix the transaction's snapshot, so a
+     * transaction that takes it before anything else sees every commit of the previous holder.
+     */
+    commitLock: `LOCK TABLE ${s}.commit_lock IN EXCLUSIVE MODE`,
+    get: `SELECT value FROM ${kv} WHERE key = $1`,
+    range: `SELECT key, value FROM ${kv} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
+    rangeReverse: `SELECT key, value FROM ${kv} WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3`,
+    set: `INSERT INTO ${kv} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    clear: `DELETE FROM ${kv} WHERE key = $1`,
+    clearRange: `DELETE FROM ${kv} WHERE key >= $1 AND key < $2`,
+    add: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, ${s}.add_le(NULL, $2::bigint)) ON CONFLICT (key) DO UPDATE SET value = ${s}.add_le(t.value, $2::bigint)`,
+    /** $1: the key with a placeholder, $2: the 1-based offset of the 10-byte stamp in it. */
+    setStampedKey: `INSERT INTO ${kv} (key, value) VALUES (overlay($1::bytea placing ${s}.stamp() from $2::int for 10), $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    setStampedValue: `INSERT INTO ${kv} (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    /** Last before COMMIT: the transaction id (to learn the outcome of a commit whose reply was lost). */
+    commitInfo: `SELECT pg_current_xact_id()::text AS xid`,
+    commitInfoStamped: `SELECT pg_current_xact_id()::text AS xid, ${s}.stamp() AS stamp`,
+    xactStatus: `SELECT pg_xact_status($1::xid8) AS status`,
+    notify: `SELECT pg_notify($1, $2)`,
+  };
+}
+
+export type Statements = ReturnType<typeof statements>;
+
+/** The LISTEN/NOTIFY channel of a schema. */
+export const channelOf = (schema: string): string => `dgen_${schema}`;
+
+/** The DDL of layout version 1. Idempotent; run under an advisory lock so concurrent openers queue. */
+function ddl(schema: string): string {
+  const s = `"${schema}"`;
+  return `
+CREATE SCHEMA IF NOT EXISTS ${s};
+CREATE TABLE IF NOT EXISTS ${s}.meta (name text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS ${s}.kv (key bytea PRIMARY KEY, value bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS ${s}.commit_lock ();
+CREATE SEQUENCE IF NOT EXISTS ${s}.commit_version;
+-- FoundationDB's ADD: little-endian int64, a missing or short value padded with zeros, wraps at 64 bits.
+CREATE OR REPLACE FUNCTION ${s}.add_le(v bytea, d bigint) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$
+DECLARE
+  n numeric := 0;
+  r bytea := '\\x0000000000000000'::bytea;
+BEGIN
+  FOR i IN REVERSE 7..0 LOOP
+    n := n * 256 + CASE WHEN v IS NOT NULL AND i < length(v) THEN get_byte(v, i) ELSE 0 END;
+  END LOOP;
+  n := mod(n + d + 18446744073709551616, 18446744073709551616);
+  FOR i IN 0..7 LOOP
+    r := set_byte(r, i, mod(n, 256)::int);
+    n := div(n, 256);
+  END LOOP;
+  RETURN r;
+END $f$;
+-- This transaction's 10-byte versionstamp: a commit version drawn once per transaction (under the
+-- commit lock, so versions increase in commit order) and 2 zero bytes.
+CREATE OR REPLACE FUNCTION ${s}.stamp() RETURNS bytea
+LANGUAGE plpgsql VOLATILE AS $f$
+DECLARE
+  v text := current_setting('dgen.stamp', true);
+BEGIN
+  IF v IS NULL OR v = '' THEN
+    v := nextval('${s}.commit_version')::text;
+    PERFORM set_config('dgen.stamp', v, true);
+  END IF;
+  RETURN int8send(v::bigint) || '\\x0000'::bytea;
+END $f$;
+INSERT INTO ${s}.meta (name, value) VALUES ('layout_version', '${SCHEMA_VERSION}') ON CONFLICT (name) DO NOTHING;
+`;
+}
+
+/** A fixed advisory lock key for dgen's DDL (any schema): concurrent openers create it one at a time. */
+const DDL_LOCK = 0x64_67_65_6e; // 'dgen'
+
+/**
+ * Creates the schema if needed and checks its layout version. Safe when several processes open the
+ * same database at once: the DDL runs in one transaction under an advisory lock, and `IF NOT EXISTS`
+ * makes the later ones no-ops.
+ */
+export async function ensureSchema(sql: Sql, schema: string): Promise<number> {
+  const found = await readVersion(sql, schema);
+  if (found !== undefined) return found;
+  await sql.begin(async (tx) => {
+    await tx.unsafe(`SELECT pg_advisory_xact_lock(${DDL_LOCK})`);
+    await tx.unsafe(ddl(schema)).simple();
+  });
+  return (await readVersion(sql, schema)) ?? SCHEMA_VERSION;
+}
+
+async function readVersion(sql: Sql, schema: string): Promise<number | undefined> {
+  const [row] = await sql.unsafe<Array<{ t: string | null }>>(`SELECT to_regclass($1) AS t`, [
+    `"${schema}".meta`,
+  ]);
+  if (!row || row.t === null) return undefined;
+  const [v] = await sql.unsafe<Array<{ value: string }>>(
+    `SELECT value FROM "${schema}".meta WHERE name = 'layout_version'`,
+  );
+  return v ? Number(v.value) : undefined;
+}

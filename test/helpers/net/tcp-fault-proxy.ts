@@ -1,0 +1,164 @@
+import * as net from 'node:net';
+
+interface Link {
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+  stalled: boolean;
+  closed: boolean;
+}
+
+/**
+ * A byte-for-byte TCP proxy of our own between one app process and a server (PostgreSQL here), for
+ * faults on the wire between them: `cut()` closes every connection (FIN), `reset()` aborts them (RST),
+ * `stall()` keeps them open but moves no byte either way (nothing is dropped: the bytes wait in the
+ * kernel's buffers as on a congested link, and flow again on `unstall()`), `refuse()` stops listening.
+ * It knows nothing of the protocol it carries (see ../couch/fault-proxy.ts for the HTTP-aware one).
+ */
+export class TcpFaultProxy {
+  /** Connections accepted so far. */
+  accepted = 0;
+  /** Bytes forwarded, each way. */
+  bytesUp = 0;
+  bytesDown = 0;
+  private readonly links = new Set<Link>();
+  private server?: net.Server;
+  private stallNew = false;
+
+  private constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+    readonly port: number,
+  ) {}
+
+  /** Listens on a free port of 127.0.0.1 and forwards to `targetHost:targetPort`. */
+  static async start(targetHost: string, targetPort: number): Promise<TcpFaultProxy> {
+    const probe = net.createServer();
+    const port = await new Promise<number>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(0, '127.0.0.1', () => resolve((probe.address() as net.AddressInfo).port));
+    });
+    await new Promise<void>((r) => probe.close(() => r()));
+    const proxy = new TcpFaultProxy(targetHost, targetPort, port);
+    await proxy.accept();
+    return proxy;
+  }
+
+  /** Open connections right now. */
+  get open(): number {
+    return this.links.size;
+  }
+
+  get isStalled(): boolean {
+    return this.stallNew;
+  }
+
+  /** Closes every open connection on both sides (FIN); returns how many. */
+  cut(): number {
+    const n = this.links.size;
+    for (const link of [...this.links]) this.drop(link, 'cut');
+    return n;
+  }
+
+  /** Aborts every open connection on both sides (RST), as a router that lost the flow; returns how many. */
+  reset(): number {
+    const n = this.links.size;
+    for (const link of [...this.links]) this.drop(link, 'reset');
+    return n;
+  }
+
+  /** Every connection, open or new, stops forwarding both ways until `unstall()`; returns how many are open. */
+  stall(): number {
+    this.stallNew = true;
+    for (const link of this.links) {
+      link.stalled = true;
+      link.client.pause();
+      link.upstream.pause();
+    }
+    return this.links.size;
+  }
+
+  unstall(): void {
+    this.stallNew = false;
+    for (const link of this.links) {
+      link.stalled = false;
+      link.client.resume();
+      link.upstream.resume();
+    }
+  }
+
+  /** Stops listening: new connections are refused (open ones stay). */
+  async refuse(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server)
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // close() waits for open connections; refusing only needs the listener gone
+        setImmediate(resolve);
+      });
+  }
+
+  /** Listens (again) on the same port. */
+  async accept(): Promise<void> {
+    if (this.server) return;
+    const server = net.createServer((socket) => this.onConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    this.stallNew = false;
+    this.cut();
+    await this.refuse();
+  }
+
+  private onConnection(client: net.Socket): void {
+    this.accepted++;
+    const upstream = net.connect(this.targetPort, this.targetHost);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    const link: Link = { client, upstream, stalled: this.stallNew, closed: false };
+    this.links.add(link);
+    if (link.stalled) {
+      client.pause();
+      upstream.pause();
+    }
+    this.pipe(link, client, upstream, (n) => (this.bytesUp += n));
+    this.pipe(link, upstream, client, (n) => (this.bytesDown += n));
+  }
+
+  /** Forwards `from` to `to` with backpressure; an end or error on either side ends the link. */
+  private pipe(link: Link, from: net.Socket, to: net.Socket, count: (n: number) => void): void {
+    from.on('data', (data: Buffer) => {
+      if (link.closed) return;
+      count(data.length);
+      if (!to.write(data)) {
+        from.pause();
+        to.once('drain', () => {
+          if (!link.stalled && !link.closed) from.resume();
+        });
+      }
+    });
+    from.on('end', () => {
+      if (!link.closed) to.end();
+    });
+    from.on('error', () => this.drop(link, 'reset'));
+    from.on('close', () => this.drop(link, 'graceful'));
+  }
+
+  /** `graceful`: one side closed, the other gets what is still buffered, then FIN. */
+  private drop(link: Link, how: 'graceful' | 'cut' | 'reset'): void {
+    if (link.closed) return;
+    link.closed = true;
+    this.links.delete(link);
+    for (const socket of [link.client, link.upstream]) {
+      if (socket.destroyed) continue;
+      if (how === 'graceful') socket.destroySoon();
+      else if (how === 'reset' && socket.readyState !== 'opening') socket.resetAndDestroy();
+      else socket.destroy();
+    }
+  }
+}
