@@ -56,10 +56,11 @@ describeTargets('follow options', (target) => {
     const before = t.proxy.changesRequests.length;
     const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
-      options: { feed: 'longpoll', heartbeat: 200 }, // not less: a loaded machine misses a 2 × 50 ms window
+      // a wide watchdog window (2 × heartbeat): a machine at load 20 missed one of 2 × 200 ms
+      options: { feed: 'longpoll', heartbeat: 1000 },
     });
     await events.waitCount('change', 2);
-    await sleep(700); // the pending answer now carries heartbeat newlines before its first row
+    await sleep(2300); // the pending answer now carries heartbeat newlines before its first row
     await writeDocs(t.nano.use(db), 'b', 1);
     await events.waitCount('change', 3);
     await writeDocs(t.nano.use(db), 'c', 1);
