@@ -44,6 +44,12 @@ function checkOptions(opts: unknown): FollowerStartOptions {
   if (opts === undefined) return {};
   if (typeof opts !== 'object' || opts === null)
     throw new BadArgumentError('BAD_ARGUMENT', 'start options must be an object such as { name }');
+  const unknown = Object.keys(opts).filter((k) => k !== 'name' && k !== 'callTimeout');
+  if (unknown.length > 0)
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} for a changes follower (it takes { name, callTimeout }${unknown.includes('tenant') ? '; its state lives in memory — checkpoint it with follow(db, state, { checkpoint: { tenant } })' : ''})`,
+    );
   const o = opts as FollowerStartOptions;
   if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length === 0))
     throw new BadArgumentError('BAD_ARGUMENT', 'options.name must be a non-empty string');

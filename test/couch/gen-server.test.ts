@@ -314,6 +314,12 @@ describe('startFollower checks its input', () => {
     await expect(startFollower(defineClass(InitReturns), 'go', { callTimeout: -1 })).rejects.toMatchObject({
       code: 'BAD_ARGUMENT',
     });
+    // a tenant (a durable server's option) or a misspelling names the option
+    for (const opts of [{ tenant: {} }, { nmae: 'x' }]) {
+      const err = await startFollower(defineClass(InitReturns), 'go', opts as never).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'BAD_ARGUMENT' });
+      expect((err as Error).message).toContain(Object.keys(opts)[0]);
+    }
   });
 
   it('a feed failure with nothing listening is handled by @OnError (here: stop)', async () => {
