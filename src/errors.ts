@@ -24,7 +24,6 @@ export type ErrorCode =
   | 'STOPPED'
   | 'ALREADY_REGISTERED'
   | 'NOT_FOUND'
-  | 'BAD_REQUEST'
   | 'FEED_FAILED';
 
 export class DgenError extends Error {

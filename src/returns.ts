@@ -38,7 +38,6 @@ export interface StopReturn<S> {
 }
 
 export type ReturnKind = 'ok' | 'reply' | 'noreply' | 'lock' | 'stop' | 'retry' | 'follow';
-export type Branded = { readonly [BRAND]: ReturnKind };
 export type HandlerReturn<S> =
   OkReturn<S> | ReplyReturn<S> | NoreplyReturn<S> | LockReturn<S> | StopReturn<S>;
 

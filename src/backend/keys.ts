@@ -21,6 +21,3 @@ export function strinc(bytes: Buffer): Buffer {
   out[i]++;
   return out;
 }
-
-/** Compares versionstamps (or any byte strings) in key order. */
-export const compareBytes = (a: Buffer, b: Buffer): number => Buffer.compare(a, b);

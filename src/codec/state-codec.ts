@@ -176,10 +176,6 @@ export class StateStore {
     return result;
   }
 
-  clear(tx: Transaction): void {
-    clearState(tx, this.prefix);
-  }
-
   /** The snapshot remembered for `state`, if any. */
   snapshotOf(state: unknown): StateSnapshot | undefined {
     if (typeof state === 'object' && state !== null) return this.snapshots.get(state);

@@ -35,8 +35,6 @@ export class FeedConnection {
   private complete = false;
   /** True once the watchdog dropped this connection. */
   silent = false;
-  /** Bytes of body read so far. */
-  bytesRead = 0;
 
   constructor(
     private readonly request: FeedRequest,
@@ -72,7 +70,6 @@ export class FeedConnection {
         this.complete = true;
         return null;
       }
-      this.bytesRead += value.byteLength;
       return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     } finally {
       this.stopWaiting();

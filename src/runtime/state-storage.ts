@@ -15,5 +15,4 @@ export interface StateStorage {
   read(tx: ReadTransaction): Promise<StoredState | undefined>;
   /** Writes `next`, given the state as last read or written (`previous`), and stamps a new version. */
   write(tx: Transaction, previous: unknown, next: unknown): void;
-  clear(tx: Transaction): void;
 }
