@@ -55,10 +55,75 @@ export class HandlerError extends DgenError {}
 export class SerializationError extends DgenError {}
 /** The server or follower this ref points to has stopped. */
 export class StoppedError extends DgenError {
-  constructor(what = 'server') {
-    super('STOPPED', `this ${what} has stopped; start it again with Runtime.start`);
+  constructor(what = 'server', message?: string) {
+    super('STOPPED', message ?? `this ${what} has stopped; start it again with Runtime.start`);
   }
 }
+
+/**
+ * The error for `code` with `message`, of the class that code is thrown as everywhere: a failure that
+ * crossed the queue (a queued call's reply record) comes back as the same class as when it is thrown
+ * in this process, so `instanceof StoppedError` does not depend on whether the call was queued.
+ */
+export function errorFromCode(code: string, message: string): DgenError {
+  switch (code as ErrorCode) {
+    case 'STOPPED':
+      return new StoppedError('server', message);
+    case 'CALL_TIMEOUT':
+      return new CallTimeoutError('CALL_TIMEOUT', message);
+    case 'NOT_SERIALIZABLE':
+      return new SerializationError('NOT_SERIALIZABLE', message);
+    case 'BAD_DEFINITION':
+      return new DefinitionError('BAD_DEFINITION', message);
+    case 'BAD_ARGUMENT':
+    case 'BAD_BACKEND_SPEC':
+      return new BadArgumentError(code as ErrorCode, message);
+    case 'TRANSACTION_CONFLICT':
+      return new ConflictError(message);
+    case 'VALUE_TOO_LARGE':
+    case 'KEY_TOO_LARGE':
+    case 'TRANSACTION_TOO_LARGE':
+    case 'TRANSACTION_TIMED_OUT':
+    case 'TRANSACTION_FINISHED':
+    case 'BACKEND_UNAVAILABLE':
+    case 'BACKEND_CLOSED':
+    case 'BAD_KEY':
+      return new BackendError(code as ErrorCode, message);
+    case 'HANDLER_FAILED':
+    case 'BAD_RETURN':
+    case 'NO_HANDLER':
+      return new HandlerError(code as ErrorCode, message);
+    default:
+      return new DgenError(isErrorCode(code) ? code : 'HANDLER_FAILED', message);
+  }
+}
+
+/** Every code, once (a Record, so adding a code to ErrorCode without listing it here does not compile). */
+const CODES: Readonly<Record<ErrorCode, true>> = {
+  BAD_BACKEND_SPEC: true,
+  BACKEND_UNAVAILABLE: true,
+  BACKEND_CLOSED: true,
+  BAD_ARGUMENT: true,
+  BAD_KEY: true,
+  VALUE_TOO_LARGE: true,
+  KEY_TOO_LARGE: true,
+  TRANSACTION_TOO_LARGE: true,
+  TRANSACTION_TIMED_OUT: true,
+  TRANSACTION_CONFLICT: true,
+  TRANSACTION_FINISHED: true,
+  TENANT_REQUIRED: true,
+  CALL_TIMEOUT: true,
+  NO_HANDLER: true,
+  BAD_RETURN: true,
+  BAD_DEFINITION: true,
+  HANDLER_FAILED: true,
+  NOT_SERIALIZABLE: true,
+  STOPPED: true,
+  ALREADY_REGISTERED: true,
+  NOT_FOUND: true,
+  FEED_FAILED: true,
+};
+const isErrorCode = (code: string): code is ErrorCode => Object.prototype.hasOwnProperty.call(CODES, code);
 
 export function isRetryable(err: unknown): boolean {
   return err instanceof DgenError && err.code === 'TRANSACTION_CONFLICT';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ReadTransaction, Transaction, Watch } from '../backend/types';
 import { toChunks } from './chunks';
 import type { ServerKeys } from './server-keys';
-import { DgenError, HandlerError } from '../errors';
+import { DgenError, errorFromCode } from '../errors';
 import { decodeWire, encodeWire, type FromId, type ReplyRecord } from './wire';
 
 const PENDING = Buffer.from('pending');
@@ -86,5 +86,5 @@ export const toRecord = (err: unknown): ReplyRecord => ({
 /** What a caller gets from a reply record: the value, or the failure thrown. */
 export const fromRecord = (rec: ReplyRecord): unknown => {
   if (rec.ok) return rec.value;
-  throw new HandlerError(rec.code as 'HANDLER_FAILED', rec.message);
+  throw errorFromCode(rec.code, rec.message);
 };

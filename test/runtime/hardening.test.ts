@@ -5,8 +5,8 @@ import 'reflect-metadata';
 import { firstValueFrom, filter, take, toArray } from 'rxjs';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast, OnLocked } from '../../src/decorators';
-import { DgenError } from '../../src/errors';
-import { lock, noreply, ok, reply } from '../../src/returns';
+import { DgenError, SerializationError, StoppedError } from '../../src/errors';
+import { lock, noreply, ok, reply, stop } from '../../src/returns';
 import { Runtime } from '../../src/runtime/runtime';
 import type { StartOptions } from '../../src/runtime/options';
 import { runtimeBackends, waitFor } from './backends';
@@ -25,6 +25,9 @@ class Unencodable {
   }
   @OnCall('get') get(_m: unknown, _f: unknown, s: { n: number }) {
     return reply(s.n, s);
+  }
+  @OnCall('quit') quit(_m: unknown, _f: unknown, s: { n: number }) {
+    return stop('normal', s);
   }
   @OnCast('incr') incr(_m: unknown, s: { n: number }) {
     return noreply({ n: s.n + 1 });
@@ -135,6 +138,18 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
     expect(await codeOf(ref.castMany(['incr', big]))).toBe('VALUE_TOO_LARGE');
     expect(await codeOf(ref.call(big, { timeout: 1000 }))).toBe('VALUE_TOO_LARGE');
     expect(await ref.queueLength()).toBe(0);
+  });
+
+  test('a queued call fails with the class its code is thrown as in this process (instanceof works)', async () => {
+    const consumer = await Runtime.start(Unencodable, 0, { tenant, maxAttempts: 1 });
+    const caller = await Runtime.start(Unencodable, 0, { tenant, consume: false });
+    const unencodable = await caller.call('symbol', { timeout: 4000 }).catch((e: unknown) => e);
+    expect(unencodable).toBeInstanceOf(SerializationError);
+    expect(unencodable).toMatchObject({ code: 'NOT_SERIALIZABLE' });
+    // as the inline path throws StoppedError for a call whose handler stopped the server
+    const stopped = await caller.call('quit', { timeout: 4000 }).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(StoppedError);
+    expect(await consumer.done).toBe('normal');
   });
 
   test('castMany([]) on a stopped ref rejects STOPPED', async () => {
