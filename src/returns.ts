@@ -15,9 +15,9 @@ export interface OkReturn<S> {
   readonly state: S;
   readonly tuid?: Tuid;
 }
-export interface ReplyReturn<S> {
+export interface ReplyReturn<S, V = unknown> {
   readonly [BRAND]: 'reply';
-  readonly value: unknown;
+  readonly value: V;
   readonly state: S;
   readonly actions: ReadonlyArray<Action<S>>;
 }
@@ -69,7 +69,11 @@ export function ok<S>(state: S, tuid?: Tuid): OkReturn<S> {
   return Object.freeze(tuid === undefined ? { [BRAND]: 'ok', state } : { [BRAND]: 'ok', state, tuid });
 }
 /** From a call handler: answer `value` and keep `state`. */
-export function reply<S>(value: unknown, state: S, actions?: ReadonlyArray<Action<S>>): ReplyReturn<S> {
+export function reply<S, V = unknown>(
+  value: V,
+  state: S,
+  actions?: ReadonlyArray<Action<S>>,
+): ReplyReturn<S, V> {
   return Object.freeze({ [BRAND]: 'reply', value, state, actions: checkActions(actions) });
 }
 /** Keep `state` and answer nothing (a caller keeps waiting until its timeout, as gen_server). */

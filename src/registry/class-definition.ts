@@ -10,6 +10,8 @@ export interface ClassDefinition {
   readonly name: string;
   readonly init?: string | symbol;
   readonly tables: Readonly<Record<Exclude<HandlerRole, 'init'>, DispatchTable>>;
+  /** The `@OnCall` / `@OnCast` handlers by method name, with their tags (for typed clients). */
+  readonly messageHandlers: ReadonlyMap<string | symbol, { role: 'call' | 'cast'; tag?: string }>;
 }
 
 const cache = new WeakMap<object, ClassDefinition>();
@@ -38,6 +40,7 @@ export function defineClass(ctor: unknown): ClassDefinition {
     error: new DispatchTable(),
   };
   let init: string | symbol | undefined;
+  const messageHandlers = new Map<string | symbol, { role: 'call' | 'cast'; tag?: string }>();
   const where = `class ${ctor.name}`;
   for (const h of getHandlerMeta(ctor)) {
     if (h.misuse) throw new DefinitionError('BAD_DEFINITION', `${where}: ${h.misuse}`);
@@ -62,6 +65,7 @@ export function defineClass(ctor: unknown): ClassDefinition {
         'BAD_DEFINITION',
         `${where} has two @${h.decorator} handlers for ${h.tag === undefined ? 'the fallback (no tag)' : `tag ${JSON.stringify(h.tag)}`}`,
       );
+    if (h.role === 'call' || h.role === 'cast') messageHandlers.set(h.method, { role: h.role, tag: h.tag });
   }
   const def: ClassDefinition = {
     ctor: ctor as new () => object,
@@ -69,6 +73,7 @@ export function defineClass(ctor: unknown): ClassDefinition {
     name: meta.name ?? ctor.name,
     init,
     tables,
+    messageHandlers,
   };
   cache.set(ctor, def);
   return def;

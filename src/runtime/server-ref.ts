@@ -4,6 +4,7 @@ import type { Tuid } from '../returns';
 import type { ServerEvent } from './events';
 import type { ServerProcess } from './server-process';
 import type { DeadLetter } from './wire';
+import { makeClient, type Client, type UntypedClient } from './typed-client';
 
 export interface CallOptions {
   /** Milliseconds to wait for the reply (the start option `callTimeout`, 5000 by default); `Infinity` waits for ever. */
@@ -14,6 +15,12 @@ export interface CallOptions {
 export interface ServerRef<S = unknown> {
   /** The server's identity: ['dgen_server', name] unless `@Init` returned `ok(state, tuid)`. */
   readonly tuid: Tuid;
+  /**
+   * The server's `@OnCall`/`@OnCast` methods by name: `await ref.client.get()` is `ref.call('get')`,
+   * `ref.client.add({ type: 'add', by: 2 })` a cast. Typed from the class on the refs that
+   * `Runtime.start(Class, …)` infers (TypedServerRef).
+   */
+  readonly client: UntypedClient;
   /** What this process does for the server (handled, committed, lock-acquired, …, stopped). */
   readonly events$: Observable<ServerEvent>;
   /** Resolves with the exit reason: `stop(reason, s)`'s reason, `'normal'` for `ref.stop()`, `kill(r)`'s r. */
@@ -41,6 +48,11 @@ export interface ServerRef<S = unknown> {
   deadLetters(): Promise<DeadLetter[]>;
 }
 
+/** A ref whose class the compiler knows: its `client` has the class's handler methods, typed. */
+export interface TypedServerRef<S, T> extends Omit<ServerRef<S>, 'client'> {
+  readonly client: Client<T>;
+}
+
 function timeoutOf(options: CallOptions | undefined, dflt: number): number {
   const t = options?.timeout ?? dflt;
   if (typeof t !== 'number' || !(t > 0))
@@ -66,6 +78,10 @@ class DurableServerRef<S> implements ServerRef<S> {
     this.tuid = p.tuid;
     this.done = p.done;
     Object.freeze(this);
+  }
+
+  get client(): UntypedClient {
+    return makeClient<unknown>(this.p.def, this);
   }
 
   get events$(): Observable<ServerEvent> {

@@ -2,7 +2,7 @@ import type { FollowReturn } from '../couch/returns';
 import type { FollowerRef, FollowerStartOptions } from '../couch/follower-ref';
 import type { OkReturn } from '../returns';
 import type { StartOptions } from './options';
-import type { ServerRef } from './server-ref';
+import type { TypedServerRef } from './server-ref';
 
 /**
  * What `Runtime.start` infers from a class, so mistakes fail to compile: a `@ChangesFollower` is a
@@ -38,4 +38,5 @@ export type StartOptionsArgs<C> =
   IsFollower<C> extends true ? [options?: FollowerStartOptions] : [options: StartOptions];
 
 /** What `Runtime.start(C, …)` resolves with. */
-export type RefOf<C> = IsFollower<C> extends true ? FollowerRef<StateOf<C>> : ServerRef<StateOf<C>>;
+export type RefOf<C> =
+  IsFollower<C> extends true ? FollowerRef<StateOf<C>> : TypedServerRef<StateOf<C>, InstanceOf<C>>;

@@ -6,8 +6,8 @@ import 'reflect-metadata';
 import type { Tenant } from '../../src/backend/types';
 import { ChangesFollower, follow, OnChange } from '../../src/couch';
 import type { FollowerRef } from '../../src/couch';
-import { DurableServer, Init, OnCall } from '../../src/decorators';
-import { ok, reply } from '../../src/returns';
+import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
+import { noreply, ok, reply } from '../../src/returns';
 import { Runtime } from '../../src/runtime/runtime';
 import type { ServerRef } from '../../src/runtime/server-ref';
 
@@ -18,6 +18,12 @@ class Counter {
   }
   @OnCall('get') get(_m: unknown, _f: unknown, n: number) {
     return reply(n, n);
+  }
+  @OnCall('label') label(m: { type: 'label'; prefix: string }, _f: unknown, n: number) {
+    return reply(`${m.prefix}${n}`, n);
+  }
+  @OnCast('add') add(m: { type: 'add'; by: number }, n: number) {
+    return noreply(n + m.by);
   }
 }
 
@@ -58,9 +64,26 @@ export async function typeTests(tenant: Tenant): Promise<void> {
   // @ts-expect-error a follower ref is not a durable server ref
   const wrong: ServerRef<{ seen: number }> = f;
 
+  // ref.client: the class's handlers as typed methods.
+  const got: number = await ref.client.get();
+  const labelled: string = await ref.client.label({ type: 'label', prefix: '#' }, { timeout: 1000 });
+  const added: void = await ref.client.add({ type: 'add', by: 2 });
+  // @ts-expect-error the reply of get is a number
+  const notString: string = await ref.client.get();
+  // @ts-expect-error add's message needs `by`
+  await ref.client.add({ type: 'add' });
+  // @ts-expect-error label needs its message
+  await ref.client.label();
+  // @ts-expect-error init is not a message handler
+  await ref.client.init(0);
+  // @ts-expect-error no such handler
+  await ref.client.nope();
+  const untyped: ServerRef<number> = ref; // a typed ref is a ServerRef
+  void untyped.client.anything;
+
   // The state type given by hand still works for both kinds.
   const byHand = await Runtime.start<number>(Counter, 0, { tenant });
   const m: number = await byHand.readState();
   const followerByHand = await Runtime.start<{ seen: number }>(Follower, 'http://127.0.0.1:5984/db');
-  void [asServer, n, s, asFollower, seen, wrong, m, followerByHand];
+  void [asServer, n, s, asFollower, seen, wrong, m, followerByHand, got, labelled, added, notString];
 }
