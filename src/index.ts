@@ -18,6 +18,7 @@ export {
   OnCast,
   OnInfo,
   OnLocked,
+  OnTerminate,
   type DurableServerOptions,
 } from './decorators';
 export {

@@ -15,7 +15,8 @@ export type ReconnectReason =
   | 'retry';
 
 /** Where an error reported on `events$` came from. */
-export type ErrorSource = 'feed' | 'change' | 'call' | 'cast' | 'info' | 'action' | 'checkpoint';
+export type ErrorSource =
+  'feed' | 'change' | 'call' | 'cast' | 'info' | 'action' | 'checkpoint' | 'terminate';
 
 /** What a follower reports on `events$`. */
 export type FollowerEvent =

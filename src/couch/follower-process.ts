@@ -1,6 +1,7 @@
 import { Subject, type Observable } from 'rxjs';
 import { getHandlerMeta } from '../decorators/metadata';
 import { BadArgumentError, CallTimeoutError, DgenError, HandlerError, StoppedError } from '../errors';
+import { runTerminate } from '../kernel/terminate';
 import type { ClassDefinition } from '../registry/class-definition';
 import { describeMessage } from '../registry/dispatch-table';
 import {
@@ -281,6 +282,13 @@ export class FollowerProcess<S> {
     this.finished = true;
     for (const id of [...this.calls.keys()]) this.failCall(id, new StoppedError('follower'));
     this.mailbox.clear();
+    await runTerminate(
+      this.def,
+      this.instance,
+      reason,
+      () => this.state,
+      (error) => this.emit({ type: 'error', error, during: 'terminate' }),
+    );
     this.emit({ type: 'stopped', reason });
     this.subject.complete();
     this.resolveDone(reason);

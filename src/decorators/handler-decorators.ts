@@ -28,5 +28,12 @@ export const OnCall = (tag?: string): MethodDecorator => handlerDecorator('call'
 export const OnCast = (tag?: string): MethodDecorator => handlerDecorator('cast', 'OnCast', tag);
 /** Handles `send` messages: `(msg, state) => noreply(...) | stop(...)`. */
 export const OnInfo = (tag?: string): MethodDecorator => handlerDecorator('info', 'OnInfo', tag);
+/**
+ * Called once when this process's part of a server or follower stops (a `stop(...)` return,
+ * `ref.stop()`, `Runtime.stopAll()`, a fatal error, a closed backend): `(reason, state) => unknown`.
+ * Not on `kill` (the state is gone). What it returns is ignored; what it throws is reported on
+ * `events$` and does not change the exit reason. As gen_server's terminate/2.
+ */
+export const OnTerminate = (): MethodDecorator => handlerDecorator('terminate', 'OnTerminate');
 /** Runs outside a transaction after a handler returned `lock(state)`: `(ev, msg, state) => reply | noreply | stop`. */
 export const OnLocked = (tag?: string): MethodDecorator => handlerDecorator('locked', 'OnLocked', tag);

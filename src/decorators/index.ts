@@ -1,5 +1,5 @@
 export { DurableServer, type DurableServerOptions } from './durable-server';
-export { Init, OnCall, OnCast, OnInfo, OnLocked, handlerDecorator } from './handler-decorators';
+export { Init, OnCall, OnCast, OnInfo, OnLocked, OnTerminate, handlerDecorator } from './handler-decorators';
 export {
   getClassMeta,
   getHandlerMeta,

@@ -7,7 +7,7 @@ export interface ClassMeta {
   name?: string;
 }
 
-export type HandlerRole = 'init' | 'call' | 'cast' | 'info' | 'locked' | 'change' | 'error';
+export type HandlerRole = 'init' | 'call' | 'cast' | 'info' | 'locked' | 'change' | 'error' | 'terminate';
 
 /** What a method decorator records: one handler, its role and its tag (undefined = fallback). */
 export interface HandlerMeta {

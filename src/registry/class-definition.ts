@@ -9,7 +9,9 @@ export interface ClassDefinition {
   /** The name the default identity uses: `@DurableServer({ name })` or the class name. */
   readonly name: string;
   readonly init?: string | symbol;
-  readonly tables: Readonly<Record<Exclude<HandlerRole, 'init'>, DispatchTable>>;
+  /** The `@OnTerminate` method, if any. */
+  readonly terminate?: string | symbol;
+  readonly tables: Readonly<Record<Exclude<HandlerRole, 'init' | 'terminate'>, DispatchTable>>;
   /** The `@OnCall` / `@OnCast` handlers by method name, with their tags (for typed clients). */
   readonly messageHandlers: ReadonlyMap<string | symbol, { role: 'call' | 'cast'; tag?: string }>;
 }
@@ -40,6 +42,7 @@ export function defineClass(ctor: unknown): ClassDefinition {
     error: new DispatchTable(),
   };
   let init: string | symbol | undefined;
+  let terminate: string | symbol | undefined;
   const messageHandlers = new Map<string | symbol, { role: 'call' | 'cast'; tag?: string }>();
   const where = `class ${ctor.name}`;
   for (const h of getHandlerMeta(ctor)) {
@@ -51,6 +54,15 @@ export function defineClass(ctor: unknown): ClassDefinition {
           `${where} has two @Init methods (${String(init)} and ${String(h.method)})`,
         );
       init = h.method;
+      continue;
+    }
+    if (h.role === 'terminate') {
+      if (terminate !== undefined && terminate !== h.method)
+        throw new DefinitionError(
+          'BAD_DEFINITION',
+          `${where} has two @OnTerminate methods (${String(terminate)} and ${String(h.method)})`,
+        );
+      terminate = h.method;
       continue;
     }
     if (meta.kind === 'server' && (h.role === 'change' || h.role === 'error'))
@@ -72,6 +84,7 @@ export function defineClass(ctor: unknown): ClassDefinition {
     meta,
     name: meta.name ?? ctor.name,
     init,
+    terminate,
     tables,
     messageHandlers,
   };

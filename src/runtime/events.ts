@@ -12,4 +12,6 @@ export type ServerEvent =
   | { type: 'dead-lettered'; msg: unknown }
   | { type: 'info-dropped'; msg: unknown }
   | { type: 'consumer-error'; error: unknown }
+  /** `@OnTerminate` threw (the exit reason stays what it was). */
+  | { type: 'terminate-failed'; error: unknown }
   | { type: 'stopped'; reason: unknown };

@@ -50,6 +50,12 @@ export class Handling {
     this.cached = undefined;
   }
 
+  /** The state this process last saw (its cache), else as stored now; undefined if it cannot be read. */
+  async lastKnownState(read: () => Promise<StoredState | undefined>): Promise<unknown> {
+    if (this.cached) return this.cached.state;
+    return (await read().catch(() => undefined))?.state;
+  }
+
   /** Runs one handler inside `tx` and writes its effects; the caller commits and then calls `finish`. */
   async handle(
     tx: Transaction,

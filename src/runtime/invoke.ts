@@ -12,6 +12,7 @@ const ALLOWED: Record<HandlerRole, readonly ReturnKind[]> = {
   locked: ['reply', 'noreply', 'stop'],
   change: ['ok', 'stop'],
   error: ['retry', 'stop'],
+  terminate: [],
 };
 
 const HINT: Record<HandlerRole, string> = {
@@ -22,6 +23,7 @@ const HINT: Record<HandlerRole, string> = {
   locked: 'reply(value, state), noreply(state) or stop(reason, state)',
   change: 'ok(state) or stop(reason, state)',
   error: 'retry(state, waitMs?) or stop(reason, state)',
+  terminate: 'anything (it is ignored)',
 };
 
 export class NoHandlerError extends DgenError {
@@ -34,7 +36,11 @@ export class NoHandlerError extends DgenError {
 }
 
 /** The method that handles `msg` in `role`, or undefined. */
-export function findHandler(def: ClassDefinition, role: Exclude<HandlerRole, 'init'>, msg: unknown) {
+export function findHandler(
+  def: ClassDefinition,
+  role: Exclude<HandlerRole, 'init' | 'terminate'>,
+  msg: unknown,
+) {
   return def.tables[role].match(msg);
 }
 

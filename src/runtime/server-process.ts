@@ -12,6 +12,7 @@ import { deepFreeze } from './freeze';
 import { Handling, type Outcome } from './handling';
 import { findHandler } from './invoke';
 import { holdProcessOpen } from './keep-alive';
+import { runTerminate } from '../kernel/terminate';
 import { LockRecords } from './lock-record';
 import type { ResolvedOptions } from './options';
 import { awaitDurableReply } from './reply-wait';
@@ -75,11 +76,13 @@ export class ServerProcess implements ServerContext {
     deepFreeze(initial);
     const stamp = await this.tenant.transact(async (tx) => {
       const existing = await this.state.read(tx);
-      if (existing && !this.opts.reset) return {};
+      if (existing && !this.opts.reset) return { existing };
       this.state.write(tx, existing?.state, initial);
       return { stamp: this.handling.stampOf(tx) }; // wrapped: a returned promise would be awaited inside the transaction
     });
     if (stamp.stamp) this.handling.remember(initial, await stamp.stamp);
+    // The stored state, as read: the first message then needs only its version, not the state.
+    else if (stamp.existing) this.handling.remember(deepFreeze(stamp.existing.state), stamp.existing.version);
     if (this.opts.consume) {
       this.release = holdProcessOpen();
       this.consumer = new Consumer(this, this.handling);
@@ -213,13 +216,23 @@ export class ServerProcess implements ServerContext {
 
   // ---- stopping ---------------------------------------------------------------------------------
 
-  async stop(reason: unknown = 'normal'): Promise<void> {
+  async stop(reason: unknown = 'normal', terminate = true): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.consumer?.halt();
     this.release?.();
     for (const cancel of this.pendingCalls ?? []) cancel();
     while (this.inFlight?.size) await Promise.all(this.inFlight);
+    // Not after kill, nor when another process killed the server: its state is gone.
+    const gone = reason instanceof DgenError && reason.code === 'NOT_FOUND';
+    if (terminate && !gone)
+      await runTerminate(
+        this.def,
+        this.instance,
+        reason,
+        () => this.handling.lastKnownState(() => this.tenant.read((tx) => this.state.read(tx))),
+        (error) => this.emit({ type: 'terminate-failed', error }),
+      );
     this.emit({ type: 'stopped', reason });
     this.events$.complete();
     this.resolveDone(reason);
@@ -229,7 +242,7 @@ export class ServerProcess implements ServerContext {
     this.live();
     await this.tenant.transact((tx) => tx.clearRange(this.keys.all.start, this.keys.all.end));
     this.handling.forget();
-    await this.stop(reason);
+    await this.stop(reason, false);
   }
 
   // ---- helpers ----------------------------------------------------------------------------------
