@@ -39,7 +39,7 @@
  * figures take BENCH_CODEC_IDLIST_RUNS runs each (default 50, after 5 warm-up runs).
  */
 import type { Transaction } from '../src/backend/types';
-import { deepFreeze } from '../src/runtime/freeze';
+import { deepFreeze } from '../src/kernel/freeze';
 import { cborSerializer, encodeState, StateStore, writeState } from '../src/codec';
 
 const RUNS = Number(process.env.BENCH_CODEC_RUNS ?? 300);

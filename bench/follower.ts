@@ -80,9 +80,8 @@ class Counter {
     return follow(arg.url, { n: 0, bytes: 0 }, { includeDocs: true, since: 0, ...arg.options });
   }
   @OnChange() change(row: ChangeRow, s: { n: number; bytes: number }) {
-    s.n++;
-    if (row.doc) s.bytes += (row.doc.payload as string).length;
-    return s.n >= this.target ? stop('done', s) : ok(s);
+    const next = { n: s.n + 1, bytes: s.bytes + (row.doc ? (row.doc.payload as string).length : 0) };
+    return next.n >= this.target ? stop('done', next) : ok(next);
   }
 }
 

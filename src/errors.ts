@@ -51,6 +51,12 @@ export class CallTimeoutError extends DgenError {}
 export class DefinitionError extends DgenError {}
 /** A handler threw or returned something it must not. */
 export class HandlerError extends DgenError {}
+/** A message no handler takes (NO_HANDLER): a call rejects with it, a cast is dead-lettered. */
+export class NoHandlerError extends HandlerError {
+  constructor(message: string) {
+    super('NO_HANDLER', message);
+  }
+}
 /** A value cannot be stored faithfully. */
 export class SerializationError extends DgenError {}
 /** The server or follower this ref points to has stopped. */
@@ -89,9 +95,10 @@ export function errorFromCode(code: string, message: string): DgenError {
     case 'BACKEND_CLOSED':
     case 'BAD_KEY':
       return new BackendError(code as ErrorCode, message);
+    case 'NO_HANDLER':
+      return new NoHandlerError(message);
     case 'HANDLER_FAILED':
     case 'BAD_RETURN':
-    case 'NO_HANDLER':
       return new HandlerError(code as ErrorCode, message);
     default:
       return new DgenError(isErrorCode(code) ? code : 'HANDLER_FAILED', message);

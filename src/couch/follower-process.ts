@@ -1,6 +1,9 @@
 import { Subject, type Observable } from 'rxjs';
 import { getHandlerMeta } from '../decorators/metadata';
 import { BadArgumentError, CallTimeoutError, DgenError, HandlerError, StoppedError } from '../errors';
+import { runActions } from '../kernel/actions';
+import { deepFreeze } from '../kernel/freeze';
+import { noHandler } from '../kernel/no-handler';
 import { runTerminate } from '../kernel/terminate';
 import type { ClassDefinition } from '../registry/class-definition';
 import { describeMessage } from '../registry/dispatch-table';
@@ -130,7 +133,7 @@ export class FollowerProcess<S> {
   constructor(setup: FollowerSetup<S>) {
     this.def = setup.def;
     this.instance = setup.instance;
-    this.state = setup.state;
+    this.state = deepFreeze(setup.state);
     this.db = setup.db;
     this.options = setup.options;
     this.since = setup.since;
@@ -210,9 +213,9 @@ export class FollowerProcess<S> {
     this.mailbox.push({ kind: 'info', msg: info });
   }
 
+  /** Idempotent, as a durable server's: a second stop (or one after the end) resolves once stopped. */
   private stop(reason: unknown = 'normal'): Promise<void> {
-    if (this.finished) return Promise.reject(new StoppedError('follower'));
-    if (!this.stopRequest) this.stopRequest = { reason };
+    if (!this.stopRequest && !this.finished) this.stopRequest = { reason };
     this.mailbox.notify();
     return this.done.then(() => undefined);
   }
@@ -476,7 +479,7 @@ export class FollowerProcess<S> {
   private changeHandled(method: string | symbol, row: ChangeRow, result: unknown): undefined {
     const kind = returnKind(result);
     if (kind === 'ok' || kind === 'stop') {
-      this.state = (result as OkReturn<S> | StopReturn<S>).state;
+      this.state = deepFreeze((result as OkReturn<S> | StopReturn<S>).state);
       this.advance(row.seq);
       this.lastRow = row;
       if (this.subject.observed) this.emit({ type: 'change', seq: row.seq, id: row.id, row });
@@ -528,7 +531,7 @@ export class FollowerProcess<S> {
       this.emit({ type: 'error', error: err, during: 'feed' });
       throw new StopSignal(e); // @Init threw, or returned stop(...): as it would at Runtime.start
     }
-    this.state = fresh.state;
+    this.state = deepFreeze(fresh.state);
     this.since = fresh.since;
     this.lastGoodSeq = this.lastRow = this.resumedMark = undefined;
     this.dirty = false;
@@ -579,13 +582,13 @@ export class FollowerProcess<S> {
     const kind = returnKind(result);
     if (kind === 'retry') {
       const r = result as RetryReturn<S>;
-      this.state = r.state;
+      this.state = deepFreeze(r.state);
       const waitMs =
         r.waitMs === undefined ? this.jitter() : r.waitMs === Infinity ? Infinity : r.waitMs + this.jitter();
       return { reason: 'retry', waitMs };
     }
     if (kind === 'stop') {
-      this.state = (result as StopReturn<S>).state;
+      this.state = deepFreeze((result as StopReturn<S>).state);
       throw new StopSignal((result as StopReturn<S>).reason);
     }
     throw new StopSignal(
@@ -659,13 +662,7 @@ export class FollowerProcess<S> {
   private async handleCall(msg: unknown, from: CallFrom): Promise<void> {
     const method = this.def.tables.call.match(msg);
     if (method === undefined) {
-      this.failCall(
-        from.id,
-        new HandlerError(
-          'NO_HANDLER',
-          `${this.def.name} has no @OnCall handler for ${describeMessage(msg)}; add @OnCall(tag) or an untagged @OnCall()`,
-        ),
-      );
+      this.failCall(from.id, noHandler(this.def.name, 'call', msg));
       return;
     }
     let result: unknown;
@@ -685,21 +682,21 @@ export class FollowerProcess<S> {
     switch (returnKind(result)) {
       case 'reply': {
         const r = result as ReplyReturn<S>;
-        this.state = r.state;
+        this.state = deepFreeze(r.state);
         this.reply(from.id, r.value);
-        this.runActions(r.actions);
+        await this.runActions(r.actions);
         return;
       }
       case 'noreply': {
         const r = result as NoreplyReturn<S>;
-        this.state = r.state;
-        this.runActions(r.actions);
+        this.state = deepFreeze(r.state);
+        await this.runActions(r.actions);
         return;
       }
       case 'stop': {
         const r = result as StopReturn<S>;
-        this.state = r.state;
-        this.runActions(r.actions);
+        this.state = deepFreeze(r.state);
+        await this.runActions(r.actions);
         throw new StopSignal(r.reason);
       }
       default: {
@@ -730,8 +727,8 @@ export class FollowerProcess<S> {
     const k = returnKind(result);
     if (k === 'noreply' || k === 'stop') {
       const r = result as NoreplyReturn<S> | StopReturn<S>;
-      this.state = r.state;
-      this.runActions(r.actions);
+      this.state = deepFreeze(r.state);
+      await this.runActions(r.actions);
       if (k === 'stop') throw new StopSignal((r as StopReturn<S>).reason);
       return;
     }
@@ -745,24 +742,9 @@ export class FollowerProcess<S> {
     });
   }
 
-  /** Runs a handler's actions in order with the new state; 'halt' or a throw ends the rest. */
-  private runActions(actions: ReadonlyArray<Action<S>>): void {
-    for (const action of actions) {
-      let out: unknown;
-      try {
-        out = action(this.state);
-      } catch (err) {
-        this.emit({ type: 'error', error: err, during: 'action' });
-        return;
-      }
-      if (isThenable(out)) {
-        Promise.resolve(out).catch((err: unknown) =>
-          this.emit({ type: 'error', error: err, during: 'action' }),
-        );
-        continue;
-      }
-      if (out === 'halt') return;
-    }
+  /** A handler's actions, awaited in order with the new state, as a durable server's ('halt' or a throw ends the rest). */
+  private runActions(actions: ReadonlyArray<Action<S>>): Promise<void> {
+    return runActions(actions, this.state, (error) => this.emit({ type: 'error', error, during: 'action' }));
   }
 
   /** Stores the last handled seq and the state, when they changed since the last checkpoint. */

@@ -24,7 +24,7 @@ export interface FollowerRef<S = unknown> {
   cast(msg: unknown): Promise<void>;
   /** Queued for `@OnInfo`. */
   send(info: unknown): void;
-  /** Stops after the handler that is running; resolves once stopped (`done` gives `reason`, default 'normal'). */
+  /** Stops after the handler that is running; resolves once stopped (`done` gives `reason`, default 'normal'); idempotent. */
   stop(reason?: unknown): Promise<void>;
   /** Ends any wait before the next connection attempt (after a failure or `retry(s, Infinity)`). */
   retryNow(): void;

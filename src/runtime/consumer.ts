@@ -7,7 +7,8 @@ import { BATCH_MS, BatchWindow, type HeadItem } from './batch-window';
 import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { Handling, Outcome, ReplyTo } from './handling';
-import { findHandler, NoHandlerError } from './invoke';
+import { findHandler } from './invoke';
+import { noHandler } from '../kernel/no-handler';
 import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
 import { decodeWire, encodeWire, type DeadLetter, type QueueItem } from './wire';
@@ -223,7 +224,7 @@ export class Consumer {
       const { key, item } = items[i];
       const method = findHandler(this.ctx.def, item.kind, item.msg);
       if (!method) {
-        steps.push({ key, item, skipped: new NoHandlerError(this.ctx.def.ctor.name, item.kind, item.msg) });
+        steps.push({ key, item, skipped: noHandler(this.ctx.def.ctor.name, item.kind, item.msg) });
         continue;
       }
       const replyTo: ReplyTo = item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };

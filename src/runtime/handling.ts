@@ -1,12 +1,13 @@
 import type { ReadTransaction, Transaction } from '../backend/types';
 import { CallTimeoutError, DgenError, HandlerError, StoppedError } from '../errors';
 import type { Action, HandlerReturn, NoreplyReturn, ReplyReturn, StopReturn } from '../returns';
-import { runActions } from './actions';
+import { runActions } from '../kernel/actions';
 import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { HandledKind } from './events';
-import { deepFreeze } from './freeze';
-import { findHandler, invokeHandler, NoHandlerError } from './invoke';
+import { deepFreeze } from '../kernel/freeze';
+import { findHandler, invokeHandler } from './invoke';
+import { noHandler } from '../kernel/no-handler';
 import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
 import type { StoredState } from './state-storage';
@@ -65,7 +66,7 @@ export class Handling {
     kind: HandledKind,
   ): Promise<Outcome> {
     const method = findHandler(this.ctx.def, role, msg);
-    if (!method) throw new NoHandlerError(this.ctx.def.ctor.name, role, msg);
+    if (!method) throw noHandler(this.ctx.def.ctor.name, role, msg);
     const current = await this.load(tx);
     const o = await this.runHandler(tx, role, method, msg, replyTo, kind, current.state);
     o.stamp = this.applyResult(tx, current.state, o.result);
@@ -213,7 +214,7 @@ export class Handling {
       let failure: Error | undefined;
       const started = performance.now();
       try {
-        if (!method) throw new NoHandlerError(this.ctx.def.ctor.name, 'locked', o.msg);
+        if (!method) throw noHandler(this.ctx.def.ctor.name, 'locked', o.msg);
         result = await invokeHandler(this.ctx.def, this.ctx.instance, 'locked', method, [
           ev,
           o.msg,

@@ -1,7 +1,6 @@
 import type { HandlerRole } from '../decorators/metadata';
 import { DgenError, HandlerError } from '../errors';
 import type { ClassDefinition } from '../registry/class-definition';
-import { describeMessage } from '../registry/dispatch-table';
 import { returnKind, type ReturnKind } from '../returns';
 
 const ALLOWED: Record<HandlerRole, readonly ReturnKind[]> = {
@@ -25,15 +24,6 @@ const HINT: Record<HandlerRole, string> = {
   error: 'retry(state, waitMs?) or stop(reason, state)',
   terminate: 'anything (it is ignored)',
 };
-
-export class NoHandlerError extends DgenError {
-  constructor(className: string, role: HandlerRole, msg: unknown) {
-    super(
-      'NO_HANDLER',
-      `${className} has no @On${role[0].toUpperCase()}${role.slice(1)} handler for message ${describeMessage(msg)}; add one tagged with its type, or an untagged fallback`,
-    );
-  }
-}
 
 /** The method that handles `msg` in `role`, or undefined. */
 export function findHandler(

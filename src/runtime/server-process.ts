@@ -8,7 +8,7 @@ import { CallChannel } from './call-channel';
 import { Consumer } from './consumer';
 import { DurableQueue } from './durable-queue';
 import type { ServerEvent } from './events';
-import { deepFreeze } from './freeze';
+import { deepFreeze } from '../kernel/freeze';
 import { Handling, type Outcome } from './handling';
 import { findHandler } from './invoke';
 import { holdProcessOpen } from './keep-alive';

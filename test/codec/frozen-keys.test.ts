@@ -1,7 +1,7 @@
 import { MemoryBackend } from '../../src/backend/memory/memory-backend';
 import { StateStore } from '../../src/codec';
 import { ownKeys, REMEMBER_KEYS_FROM } from '../../src/codec/frozen-keys';
-import { deepFreeze } from '../../src/runtime/freeze';
+import { deepFreeze } from '../../src/kernel/freeze';
 
 /** The key lists the runtime's deepFreeze hands the codec's diff (src/codec/frozen-keys.ts). */
 const big = (n: number, extra: Record<string, unknown> = {}) => {

@@ -10,7 +10,7 @@ import {
   type StateOp,
   type StateSnapshot,
 } from '../../src/codec';
-import { deepFreeze } from '../../src/runtime/freeze';
+import { deepFreeze } from '../../src/kernel/freeze';
 import { KeyMap, opCounts } from './arbitraries';
 
 // The id-list diff walks the old and the new list in parallel from both ends: a position holding

@@ -18,7 +18,7 @@ import {
   type StateOp,
   type StateSnapshot,
 } from '../../src/codec';
-import { deepFreeze } from '../../src/runtime/freeze';
+import { deepFreeze } from '../../src/kernel/freeze';
 import { equateInvalidDates, KeyMap, opCounts, stateValue } from './arbitraries';
 
 equateInvalidDates(); // a decoded invalid Date is another invalid Date, not a different value

@@ -41,9 +41,8 @@ class CheckpointedIndexer {
   }
   @OnChange() change(row: ChangeRow, s: IndexState) {
     const type = String(row.doc?.kind ?? 'none');
-    s.byType.set(type, (s.byType.get(type) ?? 0) + 1);
-    s.ids.push(row.id);
-    return ok(s);
+    const byType = new Map(s.byType).set(type, (s.byType.get(type) ?? 0) + 1);
+    return ok({ ...s, byType, ids: [...s.ids, row.id] });
   }
 }
 
@@ -194,8 +193,7 @@ describeTargets('checkpoints', (target) => {
         );
       }
       @OnChange() change(_row: ChangeRow, s: { fn: unknown }) {
-        s.fn = Symbol('not storable');
-        return ok(s);
+        return ok({ ...s, fn: Symbol('not storable') });
       }
     }
     const { ref, events } = await startRecorded(Unstorable, { db: t.dbTarget(db), tenant });

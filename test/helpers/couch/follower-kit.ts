@@ -122,10 +122,7 @@ export class BareProbe {
       if (out && typeof (out as Promise<unknown>).then === 'function') out = await out;
       if (out !== undefined) return out;
     }
-    s.ids.push(row.id);
-    s.seqs.push(row.seq);
-    s.docs.push(row.doc);
-    return ok(s);
+    return ok({ ...s, ids: [...s.ids, row.id], seqs: [...s.seqs, row.seq], docs: [...s.docs, row.doc] });
   }
 
   @OnCall('state') state(_m: unknown, _f: unknown, s: ProbeState) {
@@ -137,8 +134,8 @@ export class BareProbe {
 @ChangesFollower()
 export class Probe extends BareProbe {
   @OnError() error(err: unknown, s: ProbeState) {
-    s.errors++;
-    return this.arg.onError ? this.arg.onError(err, s) : retry(s);
+    const next = { ...s, errors: s.errors + 1 };
+    return this.arg.onError ? this.arg.onError(err, next) : retry(next);
   }
 }
 
