@@ -214,6 +214,7 @@ export class ServerProcess implements ServerContext {
     this.consumer?.halt();
     for (const cancel of this.pendingCalls ?? []) cancel();
     while (this.inFlight?.size) await Promise.all(this.inFlight);
+    await this.consumer?.release();
     this.emit({ type: 'stopped', reason });
     this.events$.complete();
     this.resolveDone(reason);

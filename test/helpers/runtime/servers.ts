@@ -73,5 +73,25 @@ export class Counter {
   }
 }
 
-export const SERVERS = { Ledger, Counter } as const;
+/** A state with thousands of ids (an id-list), as a catalogue: costly to read whole after a cache miss. */
+export interface CatalogState {
+  count: number;
+  items: Array<{ id: string; n: number }>;
+}
+
+@DurableServer({ name: 'mp-catalog' })
+export class Catalog {
+  @Init() init(arg: { ids?: number } | undefined) {
+    const items = Array.from({ length: arg?.ids ?? 3500 }, (_, i) => ({ id: `item-${i}`, n: 0 }));
+    return ok<CatalogState>({ count: 0, items });
+  }
+  @OnCast('bump') bump(_m: unknown, s: CatalogState) {
+    return noreply<CatalogState>({ ...s, count: s.count + 1 });
+  }
+  @OnCall('count') countOf(_m: unknown, _from: unknown, s: CatalogState) {
+    return reply(s.count, s);
+  }
+}
+
+export const SERVERS = { Ledger, Counter, Catalog } as const;
 export type ServerName = keyof typeof SERVERS;
