@@ -93,5 +93,17 @@ export class Catalog {
   }
 }
 
-export const SERVERS = { Ledger, Counter, Catalog } as const;
+/** A server whose cast handler takes `ms` (slow work in a handler, as a neighbour that hogs nothing). */
+@DurableServer({ name: 'mp-sloth' })
+export class Sloth {
+  @Init() init() {
+    return ok(0);
+  }
+  @OnCast('nap') async nap(m: { type: 'nap'; ms: number }, n: number) {
+    await new Promise((r) => setTimeout(r, m.ms));
+    return noreply(n + 1);
+  }
+}
+
+export const SERVERS = { Ledger, Counter, Catalog, Sloth } as const;
 export type ServerName = keyof typeof SERVERS;
