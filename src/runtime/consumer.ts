@@ -22,8 +22,6 @@ interface Plan {
     | { key: Buffer; item: QueueItem; skipped: Error }
     | { key: Buffer; item: QueueItem; outcome: Outcome; state: unknown }
   >;
-  /** Every item read was planned (no lock, stop, failure or time cut ended the batch early). */
-  whole: boolean;
 }
 
 type Step = { type: 'handled' } | { type: 'wait'; watch?: Watch; retryAt?: number };
@@ -213,7 +211,7 @@ export class Consumer {
     const steps: Plan['steps'] = [];
     const started = performance.now();
     for (let i = 0; i < items.length; i++) {
-      if (i > 0 && performance.now() - started >= BATCH_MS) return { steps, whole: false };
+      if (i > 0 && performance.now() - started >= BATCH_MS) return { steps };
       const { key, item } = items[i];
       const method = findHandler(this.ctx.def, item.kind, item.msg);
       if (!method) {
@@ -227,14 +225,14 @@ export class Consumer {
         if (outcome.ms > LIMITS.transactionMs) throw transactionTimedOut(LIMITS.transactionMs);
       } catch (error) {
         if (!isItemFault(error) || this.ctx.isStopped) throw error;
-        return i === 0 ? { fault: error } : { steps, whole: false };
+        return i === 0 ? { fault: error } : { steps };
       }
       state = outcome.result.state;
       steps.push({ key, item, outcome, state });
       const k = returnKindOf(outcome.result);
-      if (k === 'lock' || k === 'stop') return { steps, whole: false };
+      if (k === 'lock' || k === 'stop') return { steps };
     }
-    return { steps, whole: true };
+    return { steps };
   }
 
   /**
