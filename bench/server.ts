@@ -15,6 +15,7 @@
  * - bench/server-xproc.ts: cross-process calls (latency, commits per call, ratios) and concurrency
  * - bench/server-contention.ts: a slow neighbour server, several consumer processes of one server
  * - server.idle_baseline_rss_mb       RSS of a child with the library loaded, before starting servers
+ *                                     (this child and its figures run at synchronous=NORMAL)
  * - server.idle_10k_rss_mb            RSS of that child with 10,000 started idle servers (goal ≤ 200)
  * - server.idle_10k_start_s           how long starting those 10,000 servers took
  * - server.sqlite.casts_per_s_alone / _among_10k_idle
@@ -243,7 +244,9 @@ async function idleRss(file: (n: string) => string, script: string): Promise<Rec
       tenant: ['bench'],
       script,
       nodeArgs: ['--expose-gc'],
-      env: { DGEN_SYNCHRONOUS: 'full' },
+      // Memory and what idle neighbours cost, not fsyncs: 10,000 sequential starts at 'full' would
+      // take minutes of disk flushes here.
+      env: { DGEN_SYNCHRONOUS: 'normal' },
     });
     // Load everything a server needs (and let start-up garbage go) before the baseline.
     await child.rpc('start', { ref: 'warm', server: 'Counter', arg: { id: 'warm' }, opts: {} });
