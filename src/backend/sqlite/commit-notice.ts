@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 
 const ONE = Buffer.from([1]);
 /** Commits closer together than this share a notice (ms): a `pwrite` costs ~20 µs on some disks. */
-const MIN_GAP_MS = 0.25;
+const MIN_GAP_MS = 1;
 
 /**
  * Tells the other processes on a SQLite file that this one committed. After every commit that wrote,
