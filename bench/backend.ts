@@ -1,5 +1,6 @@
 /**
- * Storage backend benchmarks (SQLite, default durability: synchronous=NORMAL in WAL).
+ * Storage backend benchmarks (SQLite at synchronous=NORMAL in WAL, on both sides: what the contract
+ * costs over raw SQLite, without the disk flush that synchronous=FULL, the default, adds to both).
  *
  *   npx ts-node --transpile-only bench/backend.ts        (or through bench/index.ts: npm run bench)
  *
@@ -77,7 +78,7 @@ async function compare(a: Loop, b: Loop, totalMs: number): Promise<[number, numb
 /** The baseline (bench/raw-queue.ts), in a file of its own. */
 function rawPushPop(): Loop {
   const { file, dispose } = tempFile('raw.sqlite');
-  const raw = rawQueueLoop(file, MESSAGE);
+  const raw = rawQueueLoop(file, MESSAGE, 'NORMAL');
   return {
     step: raw.step,
     close: async () => {

@@ -1,5 +1,6 @@
 /**
- * Durable server benchmarks on the SQLite backend (default durability, synchronous=NORMAL in WAL).
+ * Durable server benchmarks on the SQLite backend, at its default durability, synchronous=FULL (every
+ * commit fsync'ed; the raw baselines too) unless a figure's name says `normal`.
  *
  *   npm run bench -- --only server [--json]     (or alone: npx ts-node --transpile-only bench/server.ts)
  *   BENCH_MS=… sets how long each throughput side runs (3000 ms by default).
@@ -10,9 +11,11 @@
  * - server.sqlite.cast_ratio          casts_per_s ÷ raw_msgs_per_s (goal ≥ 0.5)
  * - server.sqlite.call_inline_p50_ms  a call on a consuming ref with an empty queue (handled inline)
  * - server.sqlite.call_p50_ms         a call through the durable queue: a consume:false caller and a
- *                                     consumer in the same process (goal ≤ 1 ms)
- * - server.sqlite.call_xproc_p50_ms   the same with caller and consumer in two processes (goal ≤ 10 ms)
+ *                                     consumer in the same process (goal ≤ 1 ms); _normal_ms at 'normal'
+ * - bench/server-xproc.ts: cross-process calls (latency, commits per call, ratios) and concurrency
+ * - bench/server-contention.ts: a slow neighbour server, several consumer processes of one server
  * - server.idle_baseline_rss_mb       RSS of a child with the library loaded, before starting servers
+ *                                     (this child and its figures run at synchronous=NORMAL)
  * - server.idle_10k_rss_mb            RSS of that child with 10,000 started idle servers (goal ≤ 200)
  * - server.idle_10k_start_s           how long starting those 10,000 servers took
  * - server.sqlite.casts_per_s_alone / _among_10k_idle
@@ -36,6 +39,8 @@ import { Counter } from '../test/helpers/runtime/servers';
 import { openSqlite } from '../test/helpers/runtime/sqlite';
 import { Workers } from '../test/helpers/runtime/workers';
 import { rawQueueLoop } from './raw-queue';
+import { contentionFigures } from './server-contention';
+import { xprocFigures } from './server-xproc';
 
 const ROOT = path.resolve(__dirname, '..');
 /** Milliseconds each throughput side runs, in total. */
@@ -93,8 +98,12 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
   }
 }
 
-async function withSqlite<T>(file: string, fn: (tenant: Tenant, backend: Backend) => Promise<T>): Promise<T> {
-  const backend = await openSqlite(file);
+async function withSqlite<T>(
+  file: string,
+  fn: (tenant: Tenant, backend: Backend) => Promise<T>,
+  synchronous: 'full' | 'normal' = 'full',
+): Promise<T> {
+  const backend = await openSqlite(file, synchronous);
   try {
     return await fn(await backend.openTenant(['bench']), backend);
   } finally {
@@ -124,7 +133,7 @@ async function castSlice(pub: ServerRef, handled: { readonly n: number }, ms: nu
 async function castRatio(file: (n: string) => string): Promise<Record<string, number>> {
   // In a directory of its own: the server's file watcher need not hear about the raw loop's writes.
   fs.mkdirSync(file('raw'));
-  const raw = rawQueueLoop(file(path.join('raw', 'raw.sqlite')), MESSAGE);
+  const raw = rawQueueLoop(file(path.join('raw', 'raw.sqlite')), MESSAGE, 'FULL');
   try {
     return await withSqlite(file('casts.sqlite'), async (tenant) => {
       const consumer = await Runtime.start(Counter, undefined, { tenant });
@@ -168,18 +177,29 @@ async function callTimes(ref: ServerRef, n: number, maxMs: number): Promise<numb
 }
 
 async function callLatency(file: (n: string) => string): Promise<Record<string, number>> {
-  return withSqlite(file('calls.sqlite'), async (tenant) => {
+  const full = await withSqlite(file('calls.sqlite'), async (tenant) => {
     const consumer = await Runtime.start(Counter, undefined, { tenant });
     const caller = await Runtime.start(Counter, undefined, { tenant, consume: false });
-    await callTimes(consumer, 200, RUN_MS);
+    await callTimes(consumer, 50, RUN_MS);
     const inline = await callTimes(consumer, 2000, RUN_MS / 2);
-    await callTimes(caller, 200, RUN_MS);
+    await callTimes(caller, 50, RUN_MS);
     const queued = await callTimes(caller, 2000, RUN_MS / 2);
     return {
       'server.sqlite.call_inline_p50_ms': round(median(inline)),
       'server.sqlite.call_p50_ms': round(median(queued)),
     };
   });
+  const normal = await withSqlite(
+    file('calls-normal.sqlite'),
+    async (tenant) => {
+      await Runtime.start(Counter, undefined, { tenant });
+      const caller = await Runtime.start(Counter, undefined, { tenant, consume: false });
+      await callTimes(caller, 200, RUN_MS);
+      return { 'server.sqlite.call_p50_normal_ms': round(median(await callTimes(caller, 2000, RUN_MS / 2))) };
+    },
+    'normal',
+  );
+  return { ...full, ...normal };
 }
 
 // ---- child processes ----------------------------------------------------------------------------
@@ -215,29 +235,19 @@ function transpiledWorker(): string {
   return path.join(out, 'test', 'helpers', 'runtime', 'worker.js');
 }
 
-async function xprocCall(file: (n: string) => string, script: string): Promise<Record<string, number>> {
-  const db = file('xproc.sqlite');
-  const workers = new Workers();
-  try {
-    return await withSqlite(db, async (tenant) => {
-      const child = await workers.spawn({ db, tenant: ['bench'], script });
-      await child.rpc('start', { ref: 'c', server: 'Counter', opts: {} });
-      const caller = await Runtime.start(Counter, undefined, { tenant, consume: false });
-      await callTimes(caller, 50, RUN_MS);
-      const times = await callTimes(caller, 500, RUN_MS);
-      await child.exit();
-      return { 'server.sqlite.call_xproc_p50_ms': round(median(times)) };
-    });
-  } finally {
-    await workers.killAll();
-  }
-}
-
 async function idleRss(file: (n: string) => string, script: string): Promise<Record<string, number>> {
   const db = file('idle.sqlite');
   const workers = new Workers();
   try {
-    const child = await workers.spawn({ db, tenant: ['bench'], script, nodeArgs: ['--expose-gc'] });
+    const child = await workers.spawn({
+      db,
+      tenant: ['bench'],
+      script,
+      nodeArgs: ['--expose-gc'],
+      // Memory and what idle neighbours cost, not fsyncs: 10,000 sequential starts at 'full' would
+      // take minutes of disk flushes here.
+      env: { DGEN_SYNCHRONOUS: 'normal' },
+    });
     // Load everything a server needs (and let start-up garbage go) before the baseline.
     await child.rpc('start', { ref: 'warm', server: 'Counter', arg: { id: 'warm' }, opts: {} });
     const baseline = await child.rpc<number>('rss');
@@ -321,7 +331,8 @@ export async function benchServer(): Promise<Record<string, number>> {
     return {
       ...(await castRatio(tmp.file)),
       ...(await callLatency(tmp.file)),
-      ...(await xprocCall(tmp.file, script)),
+      ...(await xprocFigures(tmp.file, script)),
+      ...(await contentionFigures(tmp.file, script)),
       ...(await idleRss(tmp.file, script)),
       ...(await queueDepth(tmp.file)),
     };

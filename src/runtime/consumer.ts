@@ -9,6 +9,7 @@ import { DurableQueue } from './durable-queue';
 import type { Handling, Outcome, ReplyTo } from './handling';
 import { findHandler } from './invoke';
 import { noHandler } from '../kernel/no-handler';
+import { ConsumerLease } from './consumer-lease';
 import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
 import { decodeWire, encodeWire, type DeadLetter, type QueueItem } from './wire';
@@ -22,11 +23,9 @@ interface Plan {
     | { key: Buffer; item: QueueItem; skipped: Error }
     | { key: Buffer; item: QueueItem; outcome: Outcome; state: unknown }
   >;
-  /** Every item read was planned (no lock, stop, failure or time cut ended the batch early). */
-  whole: boolean;
 }
 
-type Step = { type: 'handled' } | { type: 'wait'; watch: Watch; retryAt?: number };
+type Step = { type: 'handled' } | { type: 'wait'; watch?: Watch; retryAt?: number };
 
 /** What a consumer transaction leaves: handled messages (and a watch if it emptied the queue), or a watch. */
 type StepResult =
@@ -78,6 +77,8 @@ export class Consumer {
   private armed?: { watch?: Watch; timer?: NodeJS.Timeout };
   private readonly window: BatchWindow;
   private lastSweep = 0;
+  /** This consumer has taken the consumer lease at some point (so stopping releases it). */
+  private leaseHeld = false;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -133,11 +134,15 @@ export class Consumer {
   private async step(): Promise<Step> {
     const keys = this.ctx.keys;
     const seen = await this.ctx.tenant.read(async (tx) => {
+      const lease = await ConsumerLease.read(tx, keys);
+      const standBy = ConsumerLease.heldByOther(lease, this.ctx.owner);
+      if (standBy !== undefined) return { standBy, items: undefined };
       const lockRec = await LockRecords.read(tx, keys);
       if (lockRec && lockRec.leaseUntil > Date.now()) return undefined;
       const items = await this.window.take(tx);
       return items.length === 0 ? undefined : { items, loaded: await this.handling.load(tx) };
     });
+    if (seen && seen.items === undefined) return this.standBy();
     if (!seen) return this.idle();
     const plan = await this.planBatch(seen.items, seen.loaded.state);
     if ('fault' in plan) {
@@ -152,6 +157,8 @@ export class Consumer {
       r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | 'stale'> => {
         blame = 0;
         writing = false;
+        const lease = await ConsumerLease.read(tx, keys);
+        if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
         const lockRec = await LockRecords.read(tx, keys);
         if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
         // One key past the batch: whether it empties the queue, as of this transaction.
@@ -162,6 +169,7 @@ export class Consumer {
         if (!version || !version.equals(seen.loaded.version)) return 'stale';
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
+        ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
         tx.clear(keys.attempts);
         this.sweepAbandonedCalls(tx);
         writing = true;
@@ -206,6 +214,7 @@ export class Consumer {
       return { type: 'handled' };
     }
     if (r === 'stale') return { type: 'handled' };
+    this.leaseHeld = true;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
     return this.finish(r);
   }
@@ -220,7 +229,7 @@ export class Consumer {
     const steps: Plan['steps'] = [];
     const started = performance.now();
     for (let i = 0; i < items.length; i++) {
-      if (i > 0 && performance.now() - started >= BATCH_MS) return { steps, whole: false };
+      if (i > 0 && performance.now() - started >= BATCH_MS) return { steps };
       const { key, item } = items[i];
       const method = findHandler(this.ctx.def, item.kind, item.msg);
       if (!method) {
@@ -235,14 +244,37 @@ export class Consumer {
       } catch (error) {
         const fault = itemFault(error);
         if (!fault || this.ctx.isStopped) throw error;
-        return i === 0 ? { fault } : { steps, whole: false };
+        return i === 0 ? { fault } : { steps };
       }
       state = outcome.result.state;
       steps.push({ key, item, outcome, state });
       const k = returnKindOf(outcome.result);
-      if (k === 'lock' || k === 'stop') return { steps, whole: false };
+      if (k === 'lock' || k === 'stop') return { steps };
     }
-    return { steps, whole: true };
+    return { steps };
+  }
+
+  /**
+   * Another consumer is active: wait until its lease changes (renewed, released) or would run out.
+   * While it works that is about once a second (it renews at half its lease), a read-only transaction.
+   */
+  private async standBy(): Promise<Step> {
+    const r = await this.ctx.tenant.transact(async (tx) => {
+      const until = ConsumerLease.heldByOther(await ConsumerLease.read(tx, this.ctx.keys), this.ctx.owner);
+      return until === undefined ? undefined : { watch: tx.watch(this.ctx.keys.consumerLease), until };
+    });
+    return r ? { type: 'wait', watch: r.watch, retryAt: r.until + 1 } : { type: 'handled' };
+  }
+
+  /** Stepping down (the server stops here): another consumer may take over at once. */
+  async release(): Promise<void> {
+    if (!this.leaseHeld) return;
+    await this.ctx.tenant
+      .transact(async (tx) => {
+        const lease = await ConsumerLease.read(tx, this.ctx.keys);
+        if (lease?.owner === this.ctx.owner) tx.clear(this.ctx.keys.consumerLease);
+      })
+      .catch(() => undefined); // the backend is closed, or the server was killed: nothing to hand over
   }
 
   /** Nothing to handle as read: in a transaction, wait for the lock or a push — or go again if one came. */
@@ -320,10 +352,10 @@ export class Consumer {
     );
   }
 
-  private arm(watch: Watch, retryAt?: number): void {
+  private arm(watch: Watch | undefined, retryAt?: number): void {
     this.disarm();
-    if (this.ctx.isStopped) return watch.cancel(); // a handler of the last batch stopped the server
-    const armed: { watch: Watch; timer?: NodeJS.Timeout; fired?: boolean } = { watch };
+    if (this.ctx.isStopped) return watch?.cancel(); // a handler of the last batch stopped the server
+    const armed: { watch?: Watch; timer?: NodeJS.Timeout; fired?: boolean } = { watch };
     const fire = () => {
       if (armed.fired || this.ctx.isStopped) return;
       armed.fired = true;
@@ -332,7 +364,7 @@ export class Consumer {
     };
     // A watch that ends unchanged while still armed was cancelled under us (the backend closed): look
     // again, so the consumer finds BACKEND_CLOSED and stops instead of waiting for ever.
-    watch.changed.then((changed) => (changed || this.armed === armed) && fire());
+    watch?.changed.then((changed) => (changed || this.armed === armed) && fire());
     if (retryAt !== undefined) armed.timer = setTimeout(fire, Math.max(0, retryAt - Date.now()));
     this.armed = armed;
   }

@@ -2,6 +2,8 @@ import type { ReadTransaction, Transaction } from '../backend/types';
 import { CallTimeoutError, DgenError, HandlerError, StoppedError } from '../errors';
 import type { Action, HandlerReturn, NoreplyReturn, ReplyReturn, StopReturn } from '../returns';
 import { runActions } from '../kernel/actions';
+import { transactionTimedOut } from '../backend/common/transaction-deadline';
+import { LIMITS } from '../backend/types';
 import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { HandledKind } from './events';
@@ -57,38 +59,47 @@ export class Handling {
     return (await read().catch(() => undefined))?.state;
   }
 
-  /** Runs one handler inside `tx` and writes its effects; the caller commits and then calls `finish`. */
-  async handle(
-    tx: Transaction,
+  /**
+   * Handles one message outside the write lock, as the consumer does with a batch: reads the state from
+   * a snapshot, runs the handler, then in a transaction checks that the state version is unchanged and
+   * writes the effects (else starts over). With `guard`, the message may only be handled while
+   * `guard(tx)` holds (checked in both); when it does not, `otherwise(tx)` runs in the transaction
+   * instead. The caller calls `finish` on the outcome.
+   */
+  handleOutside(role: Role, msg: unknown, replyTo: ReplyTo, kind: HandledKind): Promise<{ outcome: Outcome }>;
+  handleOutside<F>(
     role: Role,
     msg: unknown,
     replyTo: ReplyTo,
     kind: HandledKind,
-  ): Promise<Outcome> {
+    guard: { holds: (tx: ReadTransaction) => Promise<boolean>; otherwise: (tx: Transaction) => F },
+  ): Promise<{ outcome: Outcome } | { otherwise: F }>;
+  async handleOutside<F>(
+    role: Role,
+    msg: unknown,
+    replyTo: ReplyTo,
+    kind: HandledKind,
+    guard?: { holds: (tx: ReadTransaction) => Promise<boolean>; otherwise: (tx: Transaction) => F },
+  ): Promise<{ outcome: Outcome } | { otherwise: F }> {
     const method = findHandler(this.ctx.def, role, msg);
     if (!method) throw noHandler(this.ctx.def.ctor.name, role, msg);
-    const current = await this.load(tx);
-    const o = await this.runHandler(tx, role, method, msg, replyTo, kind, current.state);
-    o.stamp = this.applyResult(tx, current.state, o.result);
-    return o;
-  }
-
-  /**
-   * Runs `method`, the handler `findHandler` chose for `msg`, on `state` inside `tx`, writing its lock
-   * and reply but not its state.
-   */
-  async runHandler(
-    tx: Transaction,
-    role: Role,
-    method: string | symbol,
-    msg: unknown,
-    replyTo: ReplyTo,
-    kind: HandledKind,
-    state: unknown,
-  ): Promise<Outcome> {
-    const o = await this.compute(role, method, msg, replyTo, kind, state);
-    o.replyBytes = await this.writeEffects(tx, o);
-    return o;
+    for (;;) {
+      const seen = await this.ctx.tenant.read(async (tx) =>
+        guard && !(await guard.holds(tx)) ? undefined : this.load(tx),
+      );
+      const o = seen && (await this.compute(role, method, msg, replyTo, kind, seen.state));
+      if (o && o.ms > LIMITS.transactionMs) throw transactionTimedOut(LIMITS.transactionMs);
+      const r = await this.ctx.tenant.transact(async (tx) => {
+        if (guard && !(await guard.holds(tx))) return { otherwise: guard.otherwise(tx) };
+        if (!seen || !o) return 'stale' as const;
+        const version = await this.ctx.state.readVersion(tx);
+        if (!version || !version.equals(seen.version)) return 'stale' as const;
+        o.replyBytes = await this.writeEffects(tx, o);
+        o.stamp = this.applyResult(tx, seen.state, o.result);
+        return { outcome: o };
+      });
+      if (r !== 'stale') return r;
+    }
   }
 
   /** Runs `method` on `state`, outside any transaction: the outcome, whose effects are not written yet. */

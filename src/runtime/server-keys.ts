@@ -10,6 +10,7 @@ import type { FromId } from './wire';
  *   k           the lock record
  *   w,<from>,…  waiting callers (from = [deadline ms, uuid]): a pending marker and the chunked reply
  *   a           failed attempts of the message at the queue head
+ *   c           the consumer lease: which consumer process handles the queue
  *   d,<vs>      dead letters
  */
 export class ServerKeys {
@@ -19,6 +20,7 @@ export class ServerKeys {
   readonly popCounter: Buffer;
   readonly lock: Buffer;
   readonly attempts: Buffer;
+  readonly consumerLease: Buffer;
   readonly queueItems: { start: Buffer; end: Buffer };
 
   constructor(tuid: Tuid) {
@@ -27,11 +29,20 @@ export class ServerKeys {
     // The keys every consumer step touches, packed into one allocation: an idle server holds
     // thousands of these, and one ArrayBuffer per key costs more than the keys themselves.
     const items = prefixRange([...tuid, 'q', 'i']);
-    [this.pushCounter, this.popCounter, this.lock, this.attempts, items.start, items.end] = sharedBuffers([
+    [
+      this.pushCounter,
+      this.popCounter,
+      this.lock,
+      this.attempts,
+      this.consumerLease,
+      items.start,
+      items.end,
+    ] = sharedBuffers([
       pack([...tuid, 'q', 'push']),
       pack([...tuid, 'q', 'pop']),
       pack([...tuid, 'k']),
       pack([...tuid, 'a']),
+      pack([...tuid, 'c']),
       items.start,
       items.end,
     ]);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Subject } from 'rxjs';
-import type { Tenant, Transaction, Watch } from '../backend/types';
+import type { ReadTransaction, Tenant, Transaction, Watch } from '../backend/types';
 import { DgenError, StoppedError } from '../errors';
 import type { ClassDefinition } from '../registry/class-definition';
 import type { Tuid } from '../returns';
@@ -110,21 +110,24 @@ export class ServerProcess implements ServerContext {
     this.live();
     const from = CallChannel.newFrom(timeout);
     const local = `local:${randomUUID()}`;
-    const tryInline = this.opts.consume;
     const spent = this.takeSpent();
-    const pushed = await this.guard(() =>
-      this.tenant.transact(async (tx): Promise<{ watch: Watch } | { outcome: Outcome }> => {
-        this.clearSpent(tx, spent);
-        if (tryInline && (await DurableQueue.length(tx, this.keys)) === 0 && !(await this.lockHeld(tx))) {
-          return {
-            outcome: await this.handling.handle(tx, 'call', msg, { kind: 'local', from: local }, 'call'),
-          };
-        }
-        const watch = CallChannel.open(tx, this.keys, from);
-        DurableQueue.push(tx, this.keys, [{ kind: 'call', msg, from }]);
-        return { watch };
-      }),
-    );
+    const push = (tx: Transaction): { watch: Watch } => {
+      this.clearSpent(tx, spent);
+      const watch = CallChannel.open(tx, this.keys, from);
+      DurableQueue.push(tx, this.keys, [{ kind: 'call', msg, from }]);
+      return { watch };
+    };
+    // A consuming ref handles the call itself while the queue is empty and the server unlocked.
+    const pushed = await this.guard(async (): Promise<{ watch: Watch } | { outcome: Outcome }> => {
+      if (!this.opts.consume) return this.tenant.transact(push);
+      const r = await this.handling.handleOutside('call', msg, { kind: 'local', from: local }, 'call', {
+        holds: async (tx) => (await DurableQueue.length(tx, this.keys)) === 0 && !(await this.lockHeld(tx)),
+        otherwise: push,
+      });
+      if ('otherwise' in r) return r.otherwise;
+      if (spent) (this.spent ??= []).push(...spent); // not cleared: the next push will
+      return r;
+    });
     if ('outcome' in pushed) return this.handling.finishLocal(pushed.outcome, timeout);
     return awaitDurableReply(
       this.tenant,
@@ -157,18 +160,16 @@ export class ServerProcess implements ServerContext {
   async priorityCall(msg: unknown, timeout: number): Promise<unknown> {
     this.live();
     const local = `local:${randomUUID()}`;
-    const outcome = await this.guard(() =>
-      this.tenant.transact((tx) =>
-        this.handling.handle(tx, 'call', msg, { kind: 'local', from: local }, 'priority-call'),
-      ),
+    const { outcome } = await this.guard(() =>
+      this.handling.handleOutside('call', msg, { kind: 'local', from: local }, 'priority-call'),
     );
     return this.handling.finishLocal(outcome, timeout);
   }
 
   async priorityCast(msg: unknown): Promise<void> {
     this.live();
-    const outcome = await this.guard(() =>
-      this.tenant.transact((tx) => this.handling.handle(tx, 'cast', msg, { kind: 'none' }, 'priority-cast')),
+    const { outcome } = await this.guard(() =>
+      this.handling.handleOutside('cast', msg, { kind: 'none' }, 'priority-cast'),
     );
     await this.handling.finish(outcome);
   }
@@ -179,10 +180,8 @@ export class ServerProcess implements ServerContext {
       this.emit({ type: 'info-dropped', msg });
       return;
     }
-    const run = this.guard(() =>
-      this.tenant.transact((tx) => this.handling.handle(tx, 'info', msg, { kind: 'none' }, 'info')),
-    ).then(
-      (o) => this.handling.finish(o),
+    const run = this.guard(() => this.handling.handleOutside('info', msg, { kind: 'none' }, 'info')).then(
+      ({ outcome }) => this.handling.finish(outcome),
       (error) => this.emit({ type: 'handler-failed', error, attempt: 1 }),
     );
     this.track(run);
@@ -223,6 +222,7 @@ export class ServerProcess implements ServerContext {
     this.release?.();
     for (const cancel of this.pendingCalls ?? []) cancel();
     while (this.inFlight?.size) await Promise.all(this.inFlight);
+    await this.consumer?.release();
     // Not after kill, nor when another process killed the server: its state is gone.
     const gone = reason instanceof DgenError && reason.code === 'NOT_FOUND';
     if (terminate && !gone)
@@ -247,7 +247,7 @@ export class ServerProcess implements ServerContext {
 
   // ---- helpers ----------------------------------------------------------------------------------
 
-  private async lockHeld(tx: Transaction): Promise<boolean> {
+  private async lockHeld(tx: ReadTransaction): Promise<boolean> {
     const rec = await LockRecords.read(tx, this.keys);
     return rec !== undefined && rec.leaseUntil > Date.now();
   }

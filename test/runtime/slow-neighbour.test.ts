@@ -20,6 +20,11 @@ class Sloth {
     await new Promise((r) => setTimeout(r, m.ms));
     return noreply(n + 1);
   }
+  @OnCall('nap') async napCall(m: { ms: number }, _f: unknown, n: number) {
+    napsBegun++;
+    await new Promise((r) => setTimeout(r, m.ms));
+    return reply('rested', n + 1);
+  }
   @OnCall('get') get(_m: unknown, _f: unknown, n: number) {
     return reply(n, n);
   }
@@ -63,5 +68,26 @@ describe.each(runtimeBackends)('a slow handler on %s', (_name, make) => {
     expect(Math.max(...times)).toBeLessThan(1000);
     await waitFor(async () => (await sloth.readState()) === 1, 10_000);
     expect(napsBegun).toBe(1); // nothing conflicted: it ran once
+  }, 30_000);
+
+  test('so do they while a slow handler runs inline (a call on a consuming ref) and as a priority cast', async () => {
+    const sloth = await Runtime.start(Sloth, undefined, { tenant });
+    const fast = await Runtime.start(Counter, {}, { tenant });
+    const inline = sloth.call({ type: 'nap', ms: 2000 }, { timeout: 10_000 }); // the queue is empty: inline
+    const priority = sloth.priorityCast({ type: 'nap', ms: 2000 });
+    await waitFor(() => napsBegun === 2);
+    const started = Date.now();
+    const times: number[] = [];
+    while (Date.now() - started < 1000) {
+      const t0 = Date.now();
+      await fast.call({ type: 'incr' }); // inline too, on another server
+      times.push(Date.now() - t0);
+    }
+    expect(Math.max(...times)).toBeLessThan(500);
+    expect(await inline).toBe('rested');
+    await priority;
+    // Both naps read state 0; the second to commit found it changed and ran again on the new state.
+    expect(await sloth.readState()).toBe(2);
+    expect(napsBegun).toBe(3);
   }, 30_000);
 });

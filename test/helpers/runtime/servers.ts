@@ -73,5 +73,37 @@ export class Counter {
   }
 }
 
-export const SERVERS = { Ledger, Counter } as const;
+/** A state with thousands of ids (an id-list), as a catalogue: costly to read whole after a cache miss. */
+export interface CatalogState {
+  count: number;
+  items: Array<{ id: string; n: number }>;
+}
+
+@DurableServer({ name: 'mp-catalog' })
+export class Catalog {
+  @Init() init(arg: { ids?: number } | undefined) {
+    const items = Array.from({ length: arg?.ids ?? 3500 }, (_, i) => ({ id: `item-${i}`, n: 0 }));
+    return ok<CatalogState>({ count: 0, items });
+  }
+  @OnCast('bump') bump(_m: unknown, s: CatalogState) {
+    return noreply<CatalogState>({ ...s, count: s.count + 1 });
+  }
+  @OnCall('count') countOf(_m: unknown, _from: unknown, s: CatalogState) {
+    return reply(s.count, s);
+  }
+}
+
+/** A server whose cast handler takes `ms` (slow work in a handler, as a neighbour that hogs nothing). */
+@DurableServer({ name: 'mp-sloth' })
+export class Sloth {
+  @Init() init() {
+    return ok(0);
+  }
+  @OnCast('nap') async nap(m: { type: 'nap'; ms: number }, n: number) {
+    await new Promise((r) => setTimeout(r, m.ms));
+    return noreply(n + 1);
+  }
+}
+
+export const SERVERS = { Ledger, Counter, Catalog, Sloth } as const;
 export type ServerName = keyof typeof SERVERS;

@@ -11,7 +11,7 @@
  *
  * Misbehaviour on purpose (see `hooks` in servers.ts):
  * - DGEN_STALL_FROM=n: the first `rec` cast with i >= n this process handles says `{ type: 'stalling', i }`
- *   and then waits inside its transaction (holding SQLite's write lock) so the parent can kill -9 it there.
+ *   and then waits inside its handler (its batch not yet committed) so the parent can kill -9 it there.
  * - DGEN_HANG_LOCKED=1: @OnLocked says `{ type: 'locked' }` and never returns (until killed).
  * DGEN_COUNT_COMMITS=1 wraps its backends in a CountingBackend; `commits` answers their counts.
  */

@@ -1,0 +1,36 @@
+import type { ReadTransaction, Transaction } from '../backend/types';
+import type { ServerKeys } from './server-keys';
+import { decodeWire, encodeWire, type LockRecord } from './wire';
+
+/** How long the active consumer of a server keeps the role without handling anything (ms). */
+export const CONSUMER_LEASE_MS = 2000;
+
+/**
+ * Which consumer of a server handles its queue: the "active consumer" lease. Consumers of one server in
+ * several processes would otherwise all run every batch, and all but one find at commit that another
+ * got there first — re-reading a large state after every such loss. The consumer that commits a batch
+ * holds the lease (renewed, inside the batch's own transaction, once half of it has run); the others
+ * stand by, looking again when it would expire, and take over once it has (its holder stopped or died).
+ */
+export const ConsumerLease = {
+  async read(tx: ReadTransaction, keys: ServerKeys): Promise<LockRecord | undefined> {
+    const raw = await tx.get(keys.consumerLease);
+    return raw && decodeWire<LockRecord>(raw);
+  },
+
+  /** Held by another consumer and not run out: when to look again; else undefined (ours to take). */
+  heldByOther(lease: LockRecord | undefined, owner: string): number | undefined {
+    if (!lease || lease.owner === owner || lease.leaseUntil <= Date.now()) return undefined;
+    return lease.leaseUntil;
+  },
+
+  /** Takes or renews the lease in the transaction that handles a batch (only once half has run). */
+  hold(tx: Transaction, keys: ServerKeys, lease: LockRecord | undefined, owner: string): void {
+    const now = Date.now();
+    if (lease && lease.owner === owner && lease.leaseUntil - now > CONSUMER_LEASE_MS / 2) return;
+    tx.set(
+      keys.consumerLease,
+      encodeWire({ owner, leaseUntil: now + CONSUMER_LEASE_MS } satisfies LockRecord),
+    );
+  },
+};
