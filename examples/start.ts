@@ -118,9 +118,7 @@ async function main(): Promise<void> {
   line(
     `   [main] bob's balance went from $${before} to $${bob} (+$${total}): every deposit handled exactly once,`,
   );
-  line(
-    '   by the teller holding the consumer lease; the other stands by and takes over if that one dies.',
-  );
+  line('   by the teller holding the consumer lease; the other stands by and takes over if that one dies.');
   line(`   The queue is now empty: ${await sender.queueLength()} messages waiting.`);
   line();
 
