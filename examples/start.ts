@@ -4,7 +4,7 @@
  *   1. State that outlives the process: a run counter kept by a durable bank server in ./data.
  *   2. A process killed with kill -9 loses nothing: a new process sees the same account.
  *   3. Two consumer processes serve one server: deposits cast into its durable queue are each handled
- *      exactly once, by whichever teller gets there first.
+ *      exactly once, by the teller holding the server's consumer lease (the other stands by).
  *
  * Delete ./data to start from scratch.
  */
@@ -111,16 +111,14 @@ async function main(): Promise<void> {
   for (let i = 1; i <= 8; i++) {
     await sender.cast({ type: 'deposit', who: 'bob', amount: i });
     total += i;
-    await new Promise((r) => setTimeout(r, 40)); // give both tellers a chance to race for each one
+    await new Promise((r) => setTimeout(r, 40)); // one at a time, so each line shows who handled it
   }
   const bob = await sender.call<number>({ type: 'balance', who: 'bob' });
   await new Promise((r) => setTimeout(r, 50)); // let the tellers' last lines reach the terminal first
   line(
     `   [main] bob's balance went from $${before} to $${bob} (+$${total}): every deposit handled exactly once,`,
   );
-  line(
-    '   by whichever teller won the race for it; the tellers coordinate only through database transactions.',
-  );
+  line('   by the teller holding the consumer lease; the other stands by and takes over if that one dies.');
   line(`   The queue is now empty: ${await sender.queueLength()} messages waiting.`);
   line();
 

@@ -79,10 +79,11 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * The embedded durable backend: one SQLite file (WAL) that several processes on one machine share.
  *
  * - Writes: one connection per backend; a transaction is `BEGIN IMMEDIATE … COMMIT`, which SQLite
- *   serializes across processes. Concurrent transactions of this process share one commit (one fsync
- *   at `synchronous: 'full'`), each in a savepoint (group commit, see LockingBackend). The busy timeout is 0 and a busy `BEGIN` is retried from the event
- *   loop, so Node never blocks while another process holds the lock; LockFairness keeps a process
- *   that writes back to back from locking the others out.
+ *   serializes across processes. At `synchronous: 'full'`, concurrent transactions of this process
+ *   share one commit and its fsync, each in a savepoint (group commit, see LockingBackend). The busy
+ *   timeout is 0 and a busy `BEGIN` is retried from the event loop, so Node never blocks while another
+ *   process holds the lock; LockFairness keeps a process that writes back to back from locking the
+ *   others out.
  * - Versionstamps: commit versions come from a counter row in the same file (see CommitVersions), so
  *   they increase strictly in commit order across all processes.
  * - Snapshot reads: a second connection in a deferred read transaction (WAL readers never wait).
@@ -186,18 +187,22 @@ export class SqliteBackend extends LockingBackend {
         versions.rolledBack();
         if (this.writer.inTransaction) this.sql.rollback.run();
       },
-      // Group commit: each transaction of a group is a savepoint, undone alone if it fails.
-      savepoint: () => {
-        versions.savepoint();
-        this.sql.savepoint.run();
-      },
-      releaseSavepoint: () => this.sql.release.run(),
-      rollbackToSavepoint: () => {
-        versions.rolledBackToSavepoint();
-        this.sql.rollbackTo.run();
-        this.sql.release.run();
-      },
     };
+    // Group commit where a commit costs an fsync ('full'): each transaction of a group is a savepoint,
+    // undone alone if it fails. At 'normal' a commit is cheaper than the event-loop turn a group waits.
+    if (synchronous === 'full')
+      Object.assign(this.session, {
+        savepoint: () => {
+          versions.savepoint();
+          this.sql.savepoint.run();
+        },
+        releaseSavepoint: () => this.sql.release.run(),
+        rollbackToSavepoint: () => {
+          versions.rolledBackToSavepoint();
+          this.sql.rollbackTo.run();
+          this.sql.release.run();
+        },
+      } satisfies Partial<LockSession>);
   }
 
   protected begin(): LockSession | Promise<LockSession> {
