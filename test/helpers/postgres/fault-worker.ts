@@ -2,7 +2,8 @@
  * One app process of the fault test, run as
  *   node -r ts-node/register/transpile-only test/helpers/postgres/fault-worker.ts
  * (forked by test/helpers/runtime/workers.ts). It opens DGEN_BACKEND (with the JSON options in
- * DGEN_BACKEND_OPTIONS), consumes DGEN_SERVERS Tally servers, says `{ type: 'ready' }`, then serves
+ * DGEN_BACKEND_OPTIONS), consumes DGEN_SERVERS Tally servers under load plus one without (the
+ * lock server, id DGEN_SERVERS), says `{ type: 'ready' }`, then serves
  * requests `{ id, op }` from the parent and answers `{ id, ok, value | code, message }`.
  *
  * Load (`load`): for each server, one producer casting `rec` and one caller calling `add`, each
@@ -67,7 +68,7 @@ async function serve(req: Request): Promise<unknown> {
       if (loading) return false;
       loading = true;
       const pauseMs = Number(req.pauseMs ?? 0);
-      refs.forEach((ref, s) => {
+      refs.slice(0, SERVERS).forEach((ref, s) => {
         loops.push(produce(ref, 'cast', `${NAME}/s${s}/cast`, pauseMs));
         loops.push(produce(ref, 'call', `${NAME}/s${s}/call`, pauseMs));
       });
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
   backend = await openBackend(spec, JSON.parse(process.env.DGEN_BACKEND_OPTIONS ?? '{}'));
   const tenant = await backend.openTenant(['fault']);
   const lockLeaseMs = Number(process.env.DGEN_LEASE_MS ?? 2000);
-  for (let id = 0; id < SERVERS; id++) {
+  for (let id = 0; id <= SERVERS; id++) {
     const ref = await Runtime.start<TallyState>(Tally, { id }, { tenant, lockLeaseMs, callTimeout: 4000 });
     ref.events$.subscribe((e) => {
       if (e.type === 'consumer-error') consumerErrors++;
