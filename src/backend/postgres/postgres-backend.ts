@@ -81,7 +81,10 @@ export class PostgresBackend implements Backend {
       max: settings.poolSize,
       connect_timeout: settings.connectTimeoutMs / 1000,
       idle_timeout: 60,
-      fetch_types: false,
+      // Left on: besides fetching array types, its first query is what lets reserve() get a freshly
+      // (re)connected connection (postgres 3.4.9: with fetch_types off, reserve() on a pool with no
+      // open connection never resolves).
+      fetch_types: true,
       prepare: true,
       onnotice: noop,
       connection: {
@@ -243,6 +246,8 @@ export class PostgresBackend implements Backend {
 
   /** Gives the connection back; one left inside a transaction is rolled back first (not awaited). */
   private release(conn: ReservedSql, tx: PostgresTransaction | undefined, ended: boolean): void {
+    tx?.detach();
+    if (tx && !tx.reusable) return; // closed: the client reconnects it when it is next needed
     if (ended || !tx?.open) {
       conn.release();
       return;

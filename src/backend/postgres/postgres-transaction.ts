@@ -66,6 +66,12 @@ export class PostgresTransaction implements Transaction {
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
+  /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
+  private connection: { onclose?: ((err: unknown) => void) | null } | undefined;
+  private lostWith: unknown;
+  private loseConnection!: (err: unknown) => void;
+  /** Rejects when the connection closes: statements the client queued but never sent would wait for ever. */
+  private readonly lost = new Promise<never>((_, reject) => (this.loseConnection = reject));
 
   constructor(
     private readonly conn: ReservedSql,
@@ -74,11 +80,27 @@ export class PostgresTransaction implements Transaction {
     private readonly readOnly: boolean,
     /** Extra statements after BEGIN (e.g. a longer idle_in_transaction_session_timeout). */
     private readonly beginExtra: readonly string[] = [],
-  ) {}
+  ) {
+    this.lost.catch(noop);
+  }
 
   /** True once BEGIN was sent: the connection needs COMMIT or ROLLBACK before it is reused. */
   get open(): boolean {
     return this.begun;
+  }
+
+  /**
+   * False once the connection closed under this transaction. The client then keeps it in its pool of
+   * closed connections (to reconnect on demand), so it must not be released, and nothing more may be
+   * sent on it: a reconnected session would run the rest of the transaction outside any transaction.
+   */
+  get reusable(): boolean {
+    return this.lostWith === undefined;
+  }
+
+  /** Forgets the connection's close hook (the connection goes back to the pool). */
+  detach(): void {
+    if (this.connection) this.connection.onclose = null;
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -268,14 +290,33 @@ export class PostgresTransaction implements Transaction {
     }
     batch.push(...this.pending, ...tail);
     this.pending = [];
-    return batch.map((s) => {
+    if (this.lostWith !== undefined) {
+      const lost = Promise.reject(this.lostWith);
+      lost.catch(noop);
+      return batch.map(() => lost);
+    }
+    return batch.map((s, i) => {
+      // BEGIN (no parameters, so sent at once) tells us the connection object, to hear of its closing.
+      const options =
+        i === 0 && !this.connection ? { prepare: true, onexecute: this.onFirstExecute } : { prepare: true };
       const q = this.conn
-        .unsafe(s.text, s.params as never[], { prepare: true })
+        .unsafe(s.text, s.params as never[], options as never)
         .execute() as unknown as Promise<Row[]>;
-      q.catch(noop); // every outcome is collected by allSettled
-      return q;
+      const settled = Promise.race([q, this.lost]);
+      settled.catch(noop); // every outcome is collected by allSettled
+      return settled;
     });
   }
+
+  /** The client calls this with its connection object as it sends our first statement. */
+  private readonly onFirstExecute = (connection: { onclose?: ((err: unknown) => void) | null }): boolean => {
+    this.connection = connection;
+    connection.onclose = (err) => {
+      this.lostWith = err ?? Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
+      this.loseConnection(this.lostWith);
+    };
+    return true; // true: the connection may take more statements now (pipelining)
+  };
 
   private write(text: string, params: unknown[], key?: Buffer): void {
     this.pending.push({ text, params });
