@@ -6,6 +6,7 @@ import { transactionTimedOut, withinTimeLimit } from '../common/transaction-dead
 import { WatchHub } from '../common/watch-hub';
 import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
 import { LIMITS } from '../types';
+import { postgresCounters } from './counters';
 import { CommitOutcomeUnknown, isConnectionLoss, translatePgError } from './postgres-errors';
 import {
   parsePostgresSpec,
@@ -170,6 +171,7 @@ export class PostgresBackend implements Backend {
         );
         committing = true;
         await tx.commit();
+        postgresCounters.commits++;
         this.release(conn, tx, true);
         await this.committed(tx);
         return result;
@@ -179,6 +181,7 @@ export class PostgresBackend implements Backend {
         if (err instanceof CommitOutcomeUnknown) {
           const outcome = await this.outcomeOf(err);
           if (outcome === 'committed') {
+            postgresCounters.commits++;
             await this.committed(tx!);
             return result;
           }
@@ -195,11 +198,13 @@ export class PostgresBackend implements Backend {
             throw this.unavailable(err instanceof CommitOutcomeUnknown ? err.cause : err);
           await sleep(Math.min(500, 25 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
           attempt--; // a lost connection does not count as a conflict
+          postgresCounters.connectionRetries++;
           continue;
         }
         // The body's own errors (and those of its reads, translated already) are rethrown as they are.
         const e = committing || conn === undefined ? this.translate(err) : err;
         if (!isRetryable(e) || attempt >= maxRetries) throw e;
+        postgresCounters.conflictRetries++;
         unavailableSince = undefined;
       }
       await sleep(Math.min(100, 2 ** attempt) * Math.random());

@@ -6,6 +6,7 @@ import type { WatchHub } from '../common/watch-hub';
 import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
 import { CommitOutcomeUnknown, isConnectionLoss } from './postgres-errors';
 import type { Statements } from './schema';
+import { postgresCounters } from './counters';
 import { keyHash } from './key-hash';
 
 const EMPTY = Buffer.alloc(0);
@@ -290,6 +291,7 @@ export class PostgresTransaction implements Transaction {
     }
     batch.push(...this.pending, ...tail);
     this.pending = [];
+    postgresCounters.roundTrips++;
     if (this.lostWith !== undefined) {
       const lost = Promise.reject(this.lostWith);
       lost.catch(noop);
