@@ -66,6 +66,12 @@ export class LoadBook {
     this.killed.add(name);
   }
 
+  /** `producer#i` was being sent when the load stopped and never settled: its outcome is unknown. */
+  markPending(message: string): void {
+    const [p, i] = message.split('#');
+    this.entry(this.failed, p.endsWith('/cast') ? 'cast' : 'call', p).add(Number(i));
+  }
+
   /** Acknowledgements `name` received in [from, to). */
   acksBetween(name: string, from: number, to = Infinity): number {
     return (this.ackTimes.get(name) ?? []).filter((t) => t >= from && t < to).length;

@@ -39,8 +39,13 @@ const acks: Ack[] = [];
 const fails: Fail[] = [];
 const loops: Promise<void>[] = [];
 let loading = false;
+/** Messages being sent now: producer → [kind, i, since]. */
+const inFlight = new Map<string, [kind: 'cast' | 'call', i: number, since: number]>();
 let consumerErrors = 0;
 let handled = 0;
+
+const pendingNow = () =>
+  [...inFlight].map(([p, [kind, i, since]]) => `${kind} ${p}#${i} pending for ${Date.now() - since} ms`);
 
 function flush(): void {
   if (acks.length === 0 && fails.length === 0) return;
@@ -50,12 +55,15 @@ function flush(): void {
 /** Sends `kind` messages 1, 2, 3, … to `ref`, each awaited, until the load stops. */
 async function produce(ref: ServerRef<TallyState>, kind: 'cast' | 'call', p: string, pauseMs: number) {
   for (let i = 1; loading; i++) {
+    inFlight.set(p, [kind, i, Date.now()]);
     try {
       if (kind === 'cast') await ref.cast({ type: 'rec', p, i });
       else await ref.call({ type: 'add', p, i }, { timeout: 4000 });
+      inFlight.delete(p);
       acks.push([kind, p, i, Date.now()]);
       if (pauseMs > 0) await sleep(pauseMs);
     } catch (e) {
+      inFlight.delete(p);
       fails.push([kind, p, i, String((e as { code?: string }).code ?? (e as Error).message), Date.now()]);
       await sleep(100);
     }
@@ -74,11 +82,21 @@ async function serve(req: Request): Promise<unknown> {
       });
       return true;
     }
-    case 'stopLoad':
+    case 'stopLoad': {
+      // Every producer ends after the message it is sending; one that never settles is reported.
       loading = false;
-      await Promise.all(loops.splice(0));
+      const all = Promise.all(loops.splice(0));
+      const done = await Promise.race([
+        all.then(() => true),
+        sleep(Number(req.withinMs ?? 15_000)).then(() => false),
+      ]);
       flush();
-      return true;
+      return done
+        ? []
+        : [...inFlight].map(
+            ([p, [kind, i, since]]) => `${kind} ${p}#${i} pending for ${Date.now() - since} ms`,
+          );
+    }
     case 'armTxStall': {
       let fired = false;
       faultHooks.inTransaction = async (m) => {
@@ -104,7 +122,7 @@ async function serve(req: Request): Promise<unknown> {
     case 'get':
       return refs[Number(req.server)].call('get', { timeout: Number(req.timeout ?? 5000) });
     case 'stats':
-      return { consumerErrors, handled };
+      return { consumerErrors, handled, pending: pendingNow() };
     case 'exit':
       loading = false;
       await Promise.all(loops.splice(0));
