@@ -11,7 +11,9 @@ import { openBackend } from '../../src/backend/open-backend';
 import { pack, prefixRange, unboundVersionstamp, unpack } from '../../src/backend/keys';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { PostgresBackend } from '../../src/backend/postgres/postgres-backend';
+import { tenantPrefix } from '../../src/backend/common/tenant-path';
 import { dropSchema, freshSchema, sleep } from '../helpers/backend/factories';
+import { TcpFaultProxy } from '../helpers/net/tcp-fault-proxy';
 
 const URL = process.env.DGEN_TEST_POSTGRES_URL;
 const b = (s: string) => Buffer.from(s);
@@ -222,6 +224,53 @@ suite('postgres backend', () => {
     });
     expect(result).toBe(2);
     expect((await tenant.read((tx) => tx.get(k('a'))))!.toString()).toBe('+');
+  });
+
+  test('a connection cut while the commit waits on the server: the outcome is looked up, the push applies once', async () => {
+    const schema = freshSchema();
+    await (await open(schema)).close(); // creates the schema
+    const target = new globalThis.URL(url);
+    const proxy = await TcpFaultProxy.start(target.hostname, Number(target.port));
+    try {
+      target.host = `127.0.0.1:${proxy.port}`;
+      const backend = (await openBackend(target.toString(), {
+        postgres: { schema, poolSize: 2 },
+      })) as Backend;
+      opened.push(backend);
+      const tenant = await backend.openTenant(['t']);
+      await tenant.transact((tx) => tx.set(k('warm'), b('1')));
+      // Hold the row lock of the counter, so that the push's pipeline waits on the server after its
+      // transaction id was answered, then cut the wire under it.
+      await tenant.transact((tx) => tx.add(k('pushed'), 0));
+      const counterKey = Buffer.concat([tenantPrefix(['t']), k('pushed')]);
+      const holder = await admin.reserve();
+      try {
+        await holder.unsafe('BEGIN');
+        await holder.unsafe(`SELECT 1 FROM "${schema}".kv WHERE key = $1 FOR UPDATE`, [counterKey]);
+        let runs = 0;
+        const pushing = tenant.transact((tx) => {
+          runs++;
+          tx.setVersionstampedKey(['item', unboundVersionstamp()], b('x'));
+          tx.add(k('pushed'), 1);
+        });
+        await sleep(300);
+        expect(proxy.cut()).toBeGreaterThan(0);
+        await sleep(200);
+        await holder.unsafe('ROLLBACK');
+        await pushing;
+        const { start, end } = prefixRange(['item']);
+        const rows = await tenant.read((tx) => tx.getRange(start, end));
+        const pushed = await tenant.read((tx) => tx.get(k('pushed')));
+        // Applied once whatever the server did after the cut: found committed (1 run) or aborted (run again).
+        expect(rows).toHaveLength(1);
+        expect(pushed!.readBigInt64LE(0)).toBe(1n);
+        expect(runs).toBeLessThanOrEqual(2);
+      } finally {
+        holder.release();
+      }
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('close() leaves no connection of the backend on the server', async () => {

@@ -67,6 +67,8 @@ export class PostgresTransaction implements Transaction {
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
+  /** How many buffered writes the last batch sent. */
+  private pendingSent = 0;
   /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
   private connection: { onclose?: ((err: unknown) => void) | null } | undefined;
   private lostWith: unknown;
@@ -223,29 +225,34 @@ export class PostgresTransaction implements Transaction {
     const wrote = this.pending.length > 0 || this.stampWanted;
     if (!this.begun && !wrote) return; // nothing was read or written: nothing to commit
     if (this.watches) await Promise.all(this.watches.map((w) => w.baseline)); // their errors first
-    const tail: Stmt[] = [];
-    if (wrote) {
-      tail.push({
-        text: this.stampWanted ? this.host.st.commitInfoStamped : this.host.st.commitInfo,
-        params: [],
-      });
-      // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
-      if (this.touched !== undefined)
-        tail.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
+    if (!wrote) {
+      const [done] = await Promise.allSettled(this.send([{ text: this.host.st.commit, params: [] }]));
+      if (done.status === 'rejected') throw done.reason;
+      return;
     }
-    const commit = { text: this.host.st.commit, params: [] };
-    const sent = this.send([...tail, commit]);
-    const infoAt = sent.length - tail.length - 1;
+    // The transaction id goes before the writes (which may wait for row locks), so that its reply is
+    // most likely in hand if the connection is lost later: it tells whether COMMIT happened.
+    const head: Stmt[] = [{ text: this.host.st.xid, params: [] }];
+    const tail: Stmt[] = [];
+    if (this.stampWanted) tail.push({ text: this.host.st.stamp, params: [] });
+    // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
+    if (this.touched !== undefined)
+      tail.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
+    tail.push({ text: this.host.st.commit, params: [] });
+    const sent = this.send(tail, head);
     const settled = await Promise.allSettled(sent);
-    const info =
-      wrote && settled[infoAt].status === 'fulfilled' ? (settled[infoAt].value as Row[])[0] : undefined;
-    if (info?.stamp) this.stamp = info.stamp as Buffer;
+    const rowOf = (at: number): Row | undefined => {
+      const s = settled[at];
+      return s.status === 'fulfilled' ? (s.value as Row[])[0] : undefined;
+    };
+    const xidAt = sent.length - tail.length - this.pendingSent - 1;
+    const xid = rowOf(xidAt)?.xid as string | undefined;
+    if (this.stampWanted) this.stamp = rowOf(sent.length - tail.length)?.stamp as Buffer | undefined;
     const failure = settled.find((s) => s.status === 'rejected');
     if (!failure) return;
     // A server error means the transaction was aborted there. A lost connection may have lost only the
     // replies: the server may have run everything up to and including COMMIT.
-    if (wrote && isConnectionLoss(failure.reason))
-      throw new CommitOutcomeUnknown(info?.xid as string | undefined, this.stamp, failure.reason);
+    if (isConnectionLoss(failure.reason)) throw new CommitOutcomeUnknown(xid, this.stamp, failure.reason);
     throw failure.reason;
   }
 
@@ -278,7 +285,7 @@ export class PostgresTransaction implements Transaction {
   }
 
   /** Sends BEGIN (first time), the commit lock (when first wanted), pending writes, then `tail`. */
-  private send(tail: Stmt[]): Array<Promise<Row[]>> {
+  private send(tail: Stmt[], head: Stmt[] = []): Array<Promise<Row[]>> {
     const batch: Stmt[] = [];
     if (!this.begun) {
       this.begun = true;
@@ -289,6 +296,8 @@ export class PostgresTransaction implements Transaction {
       this.locked = true;
       batch.push({ text: this.host.st.commitLock, params: [] });
     }
+    batch.push(...head); // after the lock: any SELECT fixes the snapshot
+    this.pendingSent = this.pending.length;
     batch.push(...this.pending, ...tail);
     this.pending = [];
     postgresCounters.roundTrips++;
