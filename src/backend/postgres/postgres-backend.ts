@@ -28,6 +28,8 @@ const lostConnection = (err: unknown): boolean =>
   isConnectionLoss(err) ||
   (err instanceof BackendError && err.code === 'BACKEND_UNAVAILABLE' && isConnectionLoss(err.cause));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long a transaction waits for a pool connection before asking again (see `reserve`). */
+const RESERVE_WAIT_MS = 2000;
 /** A session idle inside a transaction longer than this is ended by the server (a client that vanished). */
 const IDLE_IN_TRANSACTION_MS = 2 * LIMITS.transactionMs;
 
@@ -82,6 +84,9 @@ export class PostgresBackend implements Backend {
       max: settings.poolSize,
       connect_timeout: settings.connectTimeoutMs / 1000,
       idle_timeout: 60,
+      // Seconds before reconnecting after a failed attempt: the client's default grows to 20 s, too
+      // slow to be back within a few seconds of a restarted server.
+      backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
       // Left on: besides fetching array types, its first query is what lets reserve() get a freshly
       // (re)connected connection (postgres 3.4.9: with fetch_types off, reserve() on a pool with no
       // open connection never resolves).
@@ -153,7 +158,7 @@ export class PostgresBackend implements Backend {
       let result!: T;
       let committing = false;
       try {
-        conn = await this.sql.reserve();
+        conn = await this.reserve();
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, false, extra);
         const body = tx;
@@ -218,7 +223,7 @@ export class PostgresBackend implements Backend {
       let conn: ReservedSql | undefined;
       let tx: PostgresTransaction | undefined;
       try {
-        conn = await this.sql.reserve();
+        conn = await this.reserve();
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, true);
         const t = tx;
@@ -247,6 +252,36 @@ export class PostgresBackend implements Backend {
     }
     await tx.committed();
     if (this.hub.size > 0) this.watcher.start();
+  }
+
+  /**
+   * A pool connection for one transaction. postgres 3.4.9 can lose a reserve() request queued while
+   * its connections are being reset and re-established (it then never resolves; seen in the fault
+   * test): past RESERVE_WAIT_MS we stop waiting and try again (a connection the lost request gets
+   * later is given straight back), as after a lost connection.
+   */
+  private async reserve(): Promise<ReservedSql> {
+    const pending = this.sql.reserve();
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            Object.assign(new Error(`no pool connection within ${RESERVE_WAIT_MS} ms`), {
+              code: 'CONNECTION_WAIT',
+            }),
+          ),
+        RESERVE_WAIT_MS,
+      );
+    });
+    try {
+      return await Promise.race([pending, waited]);
+    } catch (err) {
+      pending.then((c) => c.release(), noop);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Gives the connection back; one left inside a transaction is rolled back first (not awaited). */
