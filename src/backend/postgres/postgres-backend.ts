@@ -161,6 +161,7 @@ export class PostgresBackend implements Backend {
         conn = await this.reserve();
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, false, extra);
+        tx.start();
         const body = tx;
         const started = performance.now();
         // The limit covers the body; a commit once sent is never abandoned (its outcome would be unknown).
@@ -175,9 +176,9 @@ export class PostgresBackend implements Backend {
           timeoutMs,
         );
         committing = true;
-        await tx.commit();
+        const ended = await tx.commit();
         postgresCounters.commits++;
-        this.release(conn, tx, true);
+        this.release(conn, tx, ended);
         await this.committed(tx);
         return result;
       } catch (err) {
@@ -226,6 +227,7 @@ export class PostgresBackend implements Backend {
         conn = await this.reserve();
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, true);
+        tx.start();
         const t = tx;
         const result = await fn({ get: (k) => t.get(k), getRange: (s, e, o) => t.getRange(s, e, o) });
         tx.finish();
@@ -286,21 +288,14 @@ export class PostgresBackend implements Backend {
 
   /** Gives the connection back; one left inside a transaction is rolled back first (not awaited). */
   private release(conn: ReservedSql, tx: PostgresTransaction | undefined, ended: boolean): void {
-    tx?.detach();
-    if (tx && !tx.reusable) return; // closed: the client reconnects it when it is next needed
-    if (ended || !tx?.open) {
+    if (!tx) {
       conn.release();
       return;
     }
-    const done = conn
-      .unsafe(this.host.st.rollback)
-      .execute()
-      .then(noop, noop)
-      .finally(() => {
-        conn.release();
-        this.ending.delete(done);
-      });
-    this.ending.add(done);
+    const done = tx.release(!ended && tx.open);
+    if (!done) return;
+    const tracked = done.finally(() => this.ending.delete(tracked));
+    this.ending.add(tracked);
   }
 
   private async outcomeOf(err: CommitOutcomeUnknown): Promise<'committed' | 'aborted' | 'unknown'> {

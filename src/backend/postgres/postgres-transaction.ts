@@ -67,6 +67,10 @@ export class PostgresTransaction implements Transaction {
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
+  /** BEGIN's reply, not yet looked at. */
+  private started: Array<Promise<Row[]>> = [];
+  /** Whether a statement of the body reached the server. */
+  private used = false;
   /** How many buffered writes the last batch sent. */
   private pendingSent = 0;
   /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
@@ -101,9 +105,28 @@ export class PostgresTransaction implements Transaction {
     return this.lostWith === undefined;
   }
 
-  /** Forgets the connection's close hook (the connection goes back to the pool). */
-  detach(): void {
-    if (this.connection) this.connection.onclose = null;
+  /**
+   * Gives the connection back to the pool, after a ROLLBACK (not awaited by the caller) if it is still
+   * inside a transaction. Never a closed connection: releasing one would put it among the open ones,
+   * and the client would then write to its missing socket.
+   */
+  release(rollback: boolean): Promise<void> | undefined {
+    const detach = () => {
+      if (this.connection) this.connection.onclose = null;
+    };
+    if (this.lostWith !== undefined) return void detach();
+    if (!rollback) {
+      detach();
+      this.conn.release();
+      return undefined;
+    }
+    const q = this.conn.unsafe(this.host.st.rollback).execute() as unknown as Promise<unknown>;
+    return Promise.race([q, this.lost])
+      .then(noop, noop)
+      .finally(() => {
+        detach();
+        if (this.lostWith === undefined) this.conn.release();
+      });
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -210,6 +233,15 @@ export class PostgresTransaction implements Transaction {
     return watch;
   }
 
+  /**
+   * Sends BEGIN at once, before the body runs: the connection was open when the pool handed it over,
+   * and nothing can close it before this call (no I/O in between), so from here on its closing is
+   * heard (see `onFirstExecute`). Its reply is collected with the next batch, in the same round trip.
+   */
+  start(): void {
+    this.started = this.send([]);
+  }
+
   /** Stops every later operation: called when the body returns, throws or times out. */
   finish(): void {
     this.finished = true;
@@ -220,15 +252,17 @@ export class PostgresTransaction implements Transaction {
    * COMMIT went out rejects with the connection error (nothing was committed); after, with
    * CommitOutcomeUnknown.
    */
-  async commit(): Promise<void> {
+  /** Commits; resolves whether COMMIT was sent (else the connection still needs a ROLLBACK). */
+  async commit(): Promise<boolean> {
     this.finished = true;
     const wrote = this.pending.length > 0 || this.stampWanted;
-    if (!this.begun && !wrote) return; // nothing was read or written: nothing to commit
+    if (!this.used && !wrote) return false; // nothing was read or written: nothing to commit
     if (this.watches) await Promise.all(this.watches.map((w) => w.baseline)); // their errors first
     if (!wrote) {
-      const [done] = await Promise.allSettled(this.send([{ text: this.host.st.commit, params: [] }]));
-      if (done.status === 'rejected') throw done.reason;
-      return;
+      const settled = await Promise.allSettled(this.batch([{ text: this.host.st.commit, params: [] }]));
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      return true;
     }
     // The transaction id goes before the writes (which may wait for row locks), so that its reply is
     // most likely in hand if the connection is lost later: it tells whether COMMIT happened.
@@ -239,7 +273,7 @@ export class PostgresTransaction implements Transaction {
     if (this.touched !== undefined)
       tail.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
     tail.push({ text: this.host.st.commit, params: [] });
-    const sent = this.send(tail, head);
+    const sent = this.batch(tail, head);
     const settled = await Promise.allSettled(sent);
     const rowOf = (at: number): Row | undefined => {
       const s = settled[at];
@@ -249,7 +283,7 @@ export class PostgresTransaction implements Transaction {
     const xid = rowOf(xidAt)?.xid as string | undefined;
     if (this.stampWanted) this.stamp = rowOf(sent.length - tail.length)?.stamp as Buffer | undefined;
     const failure = settled.find((s) => s.status === 'rejected');
-    if (!failure) return;
+    if (!failure) return true;
     // A server error means the transaction was aborted there. A lost connection may have lost only the
     // replies: the server may have run everything up to and including COMMIT.
     if (isConnectionLoss(failure.reason)) throw new CommitOutcomeUnknown(xid, this.stamp, failure.reason);
@@ -276,8 +310,17 @@ export class PostgresTransaction implements Transaction {
   }
 
   /** Flushes pending writes with `stmt` and resolves with its rows (or the first error of the batch). */
+  /** BEGIN's reply (the first time), then what `send` sends. */
+  private batch(tail: Stmt[], head: Stmt[] = []): Array<Promise<Row[]>> {
+    this.used = true;
+    postgresCounters.roundTrips++;
+    const started = this.started;
+    this.started = [];
+    return [...started, ...this.send(tail, head)];
+  }
+
   private async query(stmt: Stmt): Promise<Row[]> {
-    const sent = this.send([stmt]);
+    const sent = this.batch([stmt]);
     const settled = await Promise.allSettled(sent);
     const failure = settled.find((s) => s.status === 'rejected');
     if (failure) throw this.host.translate(failure.reason);
@@ -300,7 +343,6 @@ export class PostgresTransaction implements Transaction {
     this.pendingSent = this.pending.length;
     batch.push(...this.pending, ...tail);
     this.pending = [];
-    postgresCounters.roundTrips++;
     if (this.lostWith !== undefined) {
       const lost = Promise.reject(this.lostWith);
       lost.catch(noop);
