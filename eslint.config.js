@@ -3,7 +3,7 @@ const js = require('@eslint/js');
 const tseslint = require('typescript-eslint');
 
 module.exports = tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'data/', '.bench-tmp/', '.prof/', '*.js'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'data/', '.bench-tmp/', '.test-tmp/', '.prof/', '*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

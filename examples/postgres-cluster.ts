@@ -68,22 +68,42 @@ interface Worker {
   gone: Promise<void>;
 }
 
-function forkWorker(name: string, url: string): Promise<Worker> {
+/** Forks a worker now (it takes a moment to load); `start(url)` then resolves once it serves. */
+function forkWorker(name: string): { start: (url: string) => Promise<Worker> } {
   const child = fork(path.join(__dirname, 'postgres-worker.ts'), [], {
     execArgv: ['-r', 'ts-node/register/transpile-only'],
-    env: { ...process.env, WORKER: name, DATABASE_URL: url, SHOPS: JSON.stringify(SHOPS) },
+    env: { ...process.env, WORKER: name, SHOPS: JSON.stringify(SHOPS) },
   });
   const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    child.once('message', () => resolve({ name, child, gone }));
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)));
-  });
+  const said = (op: string) =>
+    new Promise<void>((resolve, reject) => {
+      const onMessage = (m: { op?: string }) => {
+        if (m.op !== op) return;
+        child.off('message', onMessage);
+        resolve();
+      };
+      child.on('message', onMessage);
+      gone.then(() => reject(new Error(`${name} exited before it was ${op}`)));
+    });
+  const booted = said('booted');
+  booted.catch(() => undefined);
+  return {
+    start: async (url) => {
+      await booted;
+      const ready = said('ready');
+      child.send({ op: 'start', url });
+      await ready;
+      return { name, child, gone };
+    },
+  };
 }
 
 async function main(): Promise<void> {
   line(
     'dgen-ts on PostgreSQL: three worker processes and a client share durable servers through one database.',
   );
+  // The workers load while PostgreSQL starts
+  const forked = ['worker-1', 'worker-2', 'worker-3'].map((n) => forkWorker(n));
   let url = process.env.DATABASE_URL;
   let stopPostgres = async (): Promise<void> => undefined;
   if (url) line(`1. Using the PostgreSQL at DATABASE_URL.`);
@@ -96,7 +116,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const workers = await Promise.all(['worker-1', 'worker-2', 'worker-3'].map((n) => forkWorker(n, url)));
+  const workers = await Promise.all(forked.map((w) => w.start(url)));
   line(`2. ${workers.map((w) => `${w.name} (pid ${w.child.pid})`).join(', ')}`);
   line(`   each serve the Orders servers of ${SHOPS.join(', ')}; they coordinate only through PostgreSQL.`);
 

@@ -1,7 +1,8 @@
 /**
  * A worker of the PostgreSQL cluster example (examples/postgres-cluster.ts forks three): an app
  * process, as one replica of a service would be, that serves every shop's Orders server from the
- * shared database. It says `ready` over IPC and stops cleanly on `bye`.
+ * shared database. It says `booted`, waits for `{ op: 'start', url }`, says `ready` once it serves,
+ * and stops cleanly on `bye`.
  */
 import 'reflect-metadata';
 import { openBackend, Runtime } from '../src';
@@ -9,9 +10,7 @@ import { me, Orders } from './orders';
 
 me.name = process.env.WORKER ?? `worker-${process.pid}`;
 
-async function main(): Promise<void> {
-  const url = process.env.DATABASE_URL;
-  if (!url) throw new Error('DATABASE_URL is not set');
+async function serve(url: string): Promise<void> {
   // A small pool per process: N replicas × poolSize (+1 for LISTEN) must fit max_connections.
   const backend = await openBackend(url, { postgres: { poolSize: 4 } });
   const tenant = await backend.openTenant(['examples', 'cluster']);
@@ -23,8 +22,19 @@ async function main(): Promise<void> {
     await backend.close();
     process.exit(0);
   });
-  process.on('disconnect', () => process.exit(0)); // the client went away: never linger
   process.send?.({ op: 'ready' });
+}
+
+async function main(): Promise<void> {
+  process.on('disconnect', () => process.exit(0)); // the client went away: never linger
+  // The client forks us while PostgreSQL starts, and sends its URL when it is up.
+  process.once('message', (m: { op: string; url: string }) => {
+    serve(m.url).catch((err) => {
+      console.error(err);
+      process.exit(1);
+    });
+  });
+  process.send?.({ op: 'booted' });
 }
 
 main().catch((err) => {

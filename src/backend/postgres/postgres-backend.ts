@@ -6,6 +6,7 @@ import { transactionTimedOut, withinTimeLimit } from '../common/transaction-dead
 import { WatchHub } from '../common/watch-hub';
 import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
 import { LIMITS } from '../types';
+import { postgresCounters } from './counters';
 import { CommitOutcomeUnknown, isConnectionLoss, translatePgError } from './postgres-errors';
 import {
   parsePostgresSpec,
@@ -27,6 +28,8 @@ const lostConnection = (err: unknown): boolean =>
   isConnectionLoss(err) ||
   (err instanceof BackendError && err.code === 'BACKEND_UNAVAILABLE' && isConnectionLoss(err.cause));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long a transaction waits for a pool connection before asking again (see `reserve`). */
+const RESERVE_WAIT_MS = 2000;
 /** A session idle inside a transaction longer than this is ended by the server (a client that vanished). */
 const IDLE_IN_TRANSACTION_MS = 2 * LIMITS.transactionMs;
 
@@ -81,7 +84,13 @@ export class PostgresBackend implements Backend {
       max: settings.poolSize,
       connect_timeout: settings.connectTimeoutMs / 1000,
       idle_timeout: 60,
-      fetch_types: false,
+      // Seconds before reconnecting after a failed attempt: the client's default grows to 20 s, too
+      // slow to be back within a few seconds of a restarted server.
+      backoff: (retries: number) => Math.min(0.5, 0.05 * 2 ** retries) * (0.5 + Math.random() / 2),
+      // Left on: besides fetching array types, its first query is what lets reserve() get a freshly
+      // (re)connected connection (postgres 3.4.9: with fetch_types off, reserve() on a pool with no
+      // open connection never resolves).
+      fetch_types: true,
       prepare: true,
       onnotice: noop,
       connection: {
@@ -149,9 +158,10 @@ export class PostgresBackend implements Backend {
       let result!: T;
       let committing = false;
       try {
-        conn = await this.sql.reserve();
+        conn = await this.reserve();
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, false, extra);
+        tx.start();
         const body = tx;
         const started = performance.now();
         // The limit covers the body; a commit once sent is never abandoned (its outcome would be unknown).
@@ -166,8 +176,9 @@ export class PostgresBackend implements Backend {
           timeoutMs,
         );
         committing = true;
-        await tx.commit();
-        this.release(conn, tx, true);
+        const ended = await tx.commit();
+        postgresCounters.commits++;
+        this.release(conn, tx, ended);
         await this.committed(tx);
         return result;
       } catch (err) {
@@ -176,6 +187,7 @@ export class PostgresBackend implements Backend {
         if (err instanceof CommitOutcomeUnknown) {
           const outcome = await this.outcomeOf(err);
           if (outcome === 'committed') {
+            postgresCounters.commits++;
             await this.committed(tx!);
             return result;
           }
@@ -192,11 +204,13 @@ export class PostgresBackend implements Backend {
             throw this.unavailable(err instanceof CommitOutcomeUnknown ? err.cause : err);
           await sleep(Math.min(500, 25 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random()));
           attempt--; // a lost connection does not count as a conflict
+          postgresCounters.connectionRetries++;
           continue;
         }
         // The body's own errors (and those of its reads, translated already) are rethrown as they are.
         const e = committing || conn === undefined ? this.translate(err) : err;
         if (!isRetryable(e) || attempt >= maxRetries) throw e;
+        postgresCounters.conflictRetries++;
         unavailableSince = undefined;
       }
       await sleep(Math.min(100, 2 ** attempt) * Math.random());
@@ -210,9 +224,10 @@ export class PostgresBackend implements Backend {
       let conn: ReservedSql | undefined;
       let tx: PostgresTransaction | undefined;
       try {
-        conn = await this.sql.reserve();
+        conn = await this.reserve();
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, true);
+        tx.start();
         const t = tx;
         const result = await fn({ get: (k) => t.get(k), getRange: (s, e, o) => t.getRange(s, e, o) });
         tx.finish();
@@ -241,21 +256,46 @@ export class PostgresBackend implements Backend {
     if (this.hub.size > 0) this.watcher.start();
   }
 
+  /**
+   * A pool connection for one transaction. postgres 3.4.9 can lose a reserve() request queued while
+   * its connections are being reset and re-established (it then never resolves; seen in the fault
+   * test): past RESERVE_WAIT_MS we stop waiting and try again (a connection the lost request gets
+   * later is given straight back), as after a lost connection.
+   */
+  private async reserve(): Promise<ReservedSql> {
+    const pending = this.sql.reserve();
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            Object.assign(new Error(`no pool connection within ${RESERVE_WAIT_MS} ms`), {
+              code: 'CONNECTION_WAIT',
+            }),
+          ),
+        RESERVE_WAIT_MS,
+      );
+    });
+    try {
+      return await Promise.race([pending, waited]);
+    } catch (err) {
+      pending.then((c) => c.release(), noop);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Gives the connection back; one left inside a transaction is rolled back first (not awaited). */
   private release(conn: ReservedSql, tx: PostgresTransaction | undefined, ended: boolean): void {
-    if (ended || !tx?.open) {
+    if (!tx) {
       conn.release();
       return;
     }
-    const done = conn
-      .unsafe(this.host.st.rollback)
-      .execute()
-      .then(noop, noop)
-      .finally(() => {
-        conn.release();
-        this.ending.delete(done);
-      });
-    this.ending.add(done);
+    const done = tx.release(!ended && tx.open);
+    if (!done) return;
+    const tracked = done.finally(() => this.ending.delete(tracked));
+    this.ending.add(tracked);
   }
 
   private async outcomeOf(err: CommitOutcomeUnknown): Promise<'committed' | 'aborted' | 'unknown'> {

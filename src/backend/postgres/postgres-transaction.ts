@@ -6,6 +6,7 @@ import type { WatchHub } from '../common/watch-hub';
 import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
 import { CommitOutcomeUnknown, isConnectionLoss } from './postgres-errors';
 import type { Statements } from './schema';
+import { postgresCounters } from './counters';
 import { keyHash } from './key-hash';
 
 const EMPTY = Buffer.alloc(0);
@@ -66,6 +67,18 @@ export class PostgresTransaction implements Transaction {
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
+  /** BEGIN's reply, not yet looked at. */
+  private started: Array<Promise<Row[]>> = [];
+  /** Whether a statement of the body reached the server. */
+  private used = false;
+  /** How many buffered writes the last batch sent. */
+  private pendingSent = 0;
+  /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
+  private connection: { onclose?: ((err: unknown) => void) | null } | undefined;
+  private lostWith: unknown;
+  private loseConnection!: (err: unknown) => void;
+  /** Rejects when the connection closes: statements the client queued but never sent would wait for ever. */
+  private readonly lost = new Promise<never>((_, reject) => (this.loseConnection = reject));
 
   constructor(
     private readonly conn: ReservedSql,
@@ -74,11 +87,46 @@ export class PostgresTransaction implements Transaction {
     private readonly readOnly: boolean,
     /** Extra statements after BEGIN (e.g. a longer idle_in_transaction_session_timeout). */
     private readonly beginExtra: readonly string[] = [],
-  ) {}
+  ) {
+    this.lost.catch(noop);
+  }
 
   /** True once BEGIN was sent: the connection needs COMMIT or ROLLBACK before it is reused. */
   get open(): boolean {
     return this.begun;
+  }
+
+  /**
+   * False once the connection closed under this transaction. The client then keeps it in its pool of
+   * closed connections (to reconnect on demand), so it must not be released, and nothing more may be
+   * sent on it: a reconnected session would run the rest of the transaction outside any transaction.
+   */
+  get reusable(): boolean {
+    return this.lostWith === undefined;
+  }
+
+  /**
+   * Gives the connection back to the pool, after a ROLLBACK (not awaited by the caller) if it is still
+   * inside a transaction. Never a closed connection: releasing one would put it among the open ones,
+   * and the client would then write to its missing socket.
+   */
+  release(rollback: boolean): Promise<void> | undefined {
+    const detach = () => {
+      if (this.connection) this.connection.onclose = null;
+    };
+    if (this.lostWith !== undefined) return void detach();
+    if (!rollback) {
+      detach();
+      this.conn.release();
+      return undefined;
+    }
+    const q = this.conn.unsafe(this.host.st.rollback).execute() as unknown as Promise<unknown>;
+    return Promise.race([q, this.lost])
+      .then(noop, noop)
+      .finally(() => {
+        detach();
+        if (this.lostWith === undefined) this.conn.release();
+      });
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -185,6 +233,15 @@ export class PostgresTransaction implements Transaction {
     return watch;
   }
 
+  /**
+   * Sends BEGIN at once, before the body runs: the connection was open when the pool handed it over,
+   * and nothing can close it before this call (no I/O in between), so from here on its closing is
+   * heard (see `onFirstExecute`). Its reply is collected with the next batch, in the same round trip.
+   */
+  start(): void {
+    this.started = this.send([]);
+  }
+
   /** Stops every later operation: called when the body returns, throws or times out. */
   finish(): void {
     this.finished = true;
@@ -195,34 +252,41 @@ export class PostgresTransaction implements Transaction {
    * COMMIT went out rejects with the connection error (nothing was committed); after, with
    * CommitOutcomeUnknown.
    */
-  async commit(): Promise<void> {
+  /** Commits; resolves whether COMMIT was sent (else the connection still needs a ROLLBACK). */
+  async commit(): Promise<boolean> {
     this.finished = true;
     const wrote = this.pending.length > 0 || this.stampWanted;
-    if (!this.begun && !wrote) return; // nothing was read or written: nothing to commit
+    if (!this.used && !wrote) return false; // nothing was read or written: nothing to commit
     if (this.watches) await Promise.all(this.watches.map((w) => w.baseline)); // their errors first
-    const tail: Stmt[] = [];
-    if (wrote) {
-      tail.push({
-        text: this.stampWanted ? this.host.st.commitInfoStamped : this.host.st.commitInfo,
-        params: [],
-      });
-      // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
-      if (this.touched !== undefined)
-        tail.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
+    if (!wrote) {
+      const settled = await Promise.allSettled(this.batch([{ text: this.host.st.commit, params: [] }]));
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      return true;
     }
-    const commit = { text: this.host.st.commit, params: [] };
-    const sent = this.send([...tail, commit]);
-    const infoAt = sent.length - tail.length - 1;
+    // The transaction id goes before the writes (which may wait for row locks), so that its reply is
+    // most likely in hand if the connection is lost later: it tells whether COMMIT happened.
+    const head: Stmt[] = [{ text: this.host.st.xid, params: [] }];
+    const tail: Stmt[] = [];
+    if (this.stampWanted) tail.push({ text: this.host.st.stamp, params: [] });
+    // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
+    if (this.touched !== undefined)
+      tail.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
+    tail.push({ text: this.host.st.commit, params: [] });
+    const sent = this.batch(tail, head);
     const settled = await Promise.allSettled(sent);
-    const info =
-      wrote && settled[infoAt].status === 'fulfilled' ? (settled[infoAt].value as Row[])[0] : undefined;
-    if (info?.stamp) this.stamp = info.stamp as Buffer;
+    const rowOf = (at: number): Row | undefined => {
+      const s = settled[at];
+      return s.status === 'fulfilled' ? (s.value as Row[])[0] : undefined;
+    };
+    const xidAt = sent.length - tail.length - this.pendingSent - 1;
+    const xid = rowOf(xidAt)?.xid as string | undefined;
+    if (this.stampWanted) this.stamp = rowOf(sent.length - tail.length)?.stamp as Buffer | undefined;
     const failure = settled.find((s) => s.status === 'rejected');
-    if (!failure) return;
+    if (!failure) return true;
     // A server error means the transaction was aborted there. A lost connection may have lost only the
     // replies: the server may have run everything up to and including COMMIT.
-    if (wrote && isConnectionLoss(failure.reason))
-      throw new CommitOutcomeUnknown(info?.xid as string | undefined, this.stamp, failure.reason);
+    if (isConnectionLoss(failure.reason)) throw new CommitOutcomeUnknown(xid, this.stamp, failure.reason);
     throw failure.reason;
   }
 
@@ -246,8 +310,17 @@ export class PostgresTransaction implements Transaction {
   }
 
   /** Flushes pending writes with `stmt` and resolves with its rows (or the first error of the batch). */
+  /** BEGIN's reply (the first time), then what `send` sends. */
+  private batch(tail: Stmt[], head: Stmt[] = []): Array<Promise<Row[]>> {
+    this.used = true;
+    postgresCounters.roundTrips++;
+    const started = this.started;
+    this.started = [];
+    return [...started, ...this.send(tail, head)];
+  }
+
   private async query(stmt: Stmt): Promise<Row[]> {
-    const sent = this.send([stmt]);
+    const sent = this.batch([stmt]);
     const settled = await Promise.allSettled(sent);
     const failure = settled.find((s) => s.status === 'rejected');
     if (failure) throw this.host.translate(failure.reason);
@@ -255,7 +328,7 @@ export class PostgresTransaction implements Transaction {
   }
 
   /** Sends BEGIN (first time), the commit lock (when first wanted), pending writes, then `tail`. */
-  private send(tail: Stmt[]): Array<Promise<Row[]>> {
+  private send(tail: Stmt[], head: Stmt[] = []): Array<Promise<Row[]>> {
     const batch: Stmt[] = [];
     if (!this.begun) {
       this.begun = true;
@@ -266,16 +339,37 @@ export class PostgresTransaction implements Transaction {
       this.locked = true;
       batch.push({ text: this.host.st.commitLock, params: [] });
     }
+    batch.push(...head); // after the lock: any SELECT fixes the snapshot
+    this.pendingSent = this.pending.length;
     batch.push(...this.pending, ...tail);
     this.pending = [];
-    return batch.map((s) => {
+    if (this.lostWith !== undefined) {
+      const lost = Promise.reject(this.lostWith);
+      lost.catch(noop);
+      return batch.map(() => lost);
+    }
+    return batch.map((s, i) => {
+      // BEGIN (no parameters, so sent at once) tells us the connection object, to hear of its closing.
+      const options =
+        i === 0 && !this.connection ? { prepare: true, onexecute: this.onFirstExecute } : { prepare: true };
       const q = this.conn
-        .unsafe(s.text, s.params as never[], { prepare: true })
+        .unsafe(s.text, s.params as never[], options as never)
         .execute() as unknown as Promise<Row[]>;
-      q.catch(noop); // every outcome is collected by allSettled
-      return q;
+      const settled = Promise.race([q, this.lost]);
+      settled.catch(noop); // every outcome is collected by allSettled
+      return settled;
     });
   }
+
+  /** The client calls this with its connection object as it sends our first statement. */
+  private readonly onFirstExecute = (connection: { onclose?: ((err: unknown) => void) | null }): boolean => {
+    this.connection = connection;
+    connection.onclose = (err) => {
+      this.lostWith = err ?? Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
+      this.loseConnection(this.lostWith);
+    };
+    return true; // true: the connection may take more statements now (pipelining)
+  };
 
   private write(text: string, params: unknown[], key?: Buffer): void {
     this.pending.push({ text, params });

@@ -29,9 +29,10 @@ export function statements(schema: string) {
     /** $1: the key with a placeholder, $2: the 1-based offset of the 10-byte stamp in it. */
     setStampedKey: `INSERT INTO ${kv} (key, value) VALUES (overlay($1::bytea placing ${s}.stamp() from $2::int for 10), $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     setStampedValue: `INSERT INTO ${kv} (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    /** Last before COMMIT: the transaction id (to learn the outcome of a commit whose reply was lost). */
-    commitInfo: `SELECT pg_current_xact_id()::text AS xid`,
-    commitInfoStamped: `SELECT pg_current_xact_id()::text AS xid, ${s}.stamp() AS stamp`,
+    /** The transaction id, to learn the outcome of a commit whose reply was lost. */
+    xid: `SELECT pg_current_xact_id()::text AS xid`,
+    /** This transaction's versionstamp (drawn under the commit lock). */
+    stamp: `SELECT ${s}.stamp() AS stamp`,
     xactStatus: `SELECT pg_xact_status($1::xid8) AS status`,
     notify: `SELECT pg_notify($1, $2)`,
   };

@@ -36,12 +36,15 @@ export class LoadBook {
   /** Worker name → times (ms) of its acknowledgements. */
   private readonly ackTimes = new Map<string, number[]>();
   private readonly failCodes: Record<string, number> = {};
+  /** Worker name → its failures: [code, time]. */
+  private readonly failTimes = new Map<string, [string, number][]>();
   /** Workers killed with kill -9: their last reports may never have arrived. */
   private readonly killed = new Set<string>();
 
   /** Starts recording what `worker` (named `name`) reports. */
   follow(worker: Worker, name: string): void {
     this.ackTimes.set(name, this.ackTimes.get(name) ?? []);
+    this.failTimes.set(name, this.failTimes.get(name) ?? []);
     worker.child.on('message', (m: { type?: string }) => {
       if (m.type !== 'acks') return;
       const { acks, fails } = m as AckMsg;
@@ -50,8 +53,9 @@ export class LoadBook {
         this.entry(this.acked, kind, p).add(i);
         times.push(t);
       }
-      for (const [kind, p, i, code] of fails) {
+      for (const [kind, p, i, code, t] of fails) {
         this.entry(this.failed, kind, p).add(i);
+        this.failTimes.get(name)?.push([code, t]);
         this.failCodes[code] = (this.failCodes[code] ?? 0) + 1;
       }
     });
@@ -62,9 +66,22 @@ export class LoadBook {
     this.killed.add(name);
   }
 
+  /** `producer#i` was being sent when the load stopped and never settled: its outcome is unknown. */
+  markPending(message: string): void {
+    const [p, i] = message.split('#');
+    this.entry(this.failed, p.endsWith('/cast') ? 'cast' : 'call', p).add(Number(i));
+  }
+
   /** Acknowledgements `name` received in [from, to). */
   acksBetween(name: string, from: number, to = Infinity): number {
     return (this.ackTimes.get(name) ?? []).filter((t) => t >= from && t < to).length;
+  }
+
+  /** How `name`'s messages failed since `from`: code → count. */
+  failuresOf(name: string, from = 0): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [code, t] of this.failTimes.get(name) ?? []) if (t >= from) out[code] = (out[code] ?? 0) + 1;
+    return out;
   }
 
   /** The time of `name`'s first acknowledgement at or after `from`, if any. */

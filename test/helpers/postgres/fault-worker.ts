@@ -2,7 +2,8 @@
  * One app process of the fault test, run as
  *   node -r ts-node/register/transpile-only test/helpers/postgres/fault-worker.ts
  * (forked by test/helpers/runtime/workers.ts). It opens DGEN_BACKEND (with the JSON options in
- * DGEN_BACKEND_OPTIONS), consumes DGEN_SERVERS Tally servers, says `{ type: 'ready' }`, then serves
+ * DGEN_BACKEND_OPTIONS), consumes DGEN_SERVERS Tally servers under load plus one without (the
+ * lock server, id DGEN_SERVERS), says `{ type: 'ready' }`, then serves
  * requests `{ id, op }` from the parent and answers `{ id, ok, value | code, message }`.
  *
  * Load (`load`): for each server, one producer casting `rec` and one caller calling `add`, each
@@ -38,8 +39,13 @@ const acks: Ack[] = [];
 const fails: Fail[] = [];
 const loops: Promise<void>[] = [];
 let loading = false;
+/** Messages being sent now: producer → [kind, i, since]. */
+const inFlight = new Map<string, [kind: 'cast' | 'call', i: number, since: number]>();
 let consumerErrors = 0;
 let handled = 0;
+
+const pendingNow = () =>
+  [...inFlight].map(([p, [kind, i, since]]) => `${kind} ${p}#${i} pending for ${Date.now() - since} ms`);
 
 function flush(): void {
   if (acks.length === 0 && fails.length === 0) return;
@@ -49,12 +55,15 @@ function flush(): void {
 /** Sends `kind` messages 1, 2, 3, … to `ref`, each awaited, until the load stops. */
 async function produce(ref: ServerRef<TallyState>, kind: 'cast' | 'call', p: string, pauseMs: number) {
   for (let i = 1; loading; i++) {
+    inFlight.set(p, [kind, i, Date.now()]);
     try {
       if (kind === 'cast') await ref.cast({ type: 'rec', p, i });
       else await ref.call({ type: 'add', p, i }, { timeout: 4000 });
+      inFlight.delete(p);
       acks.push([kind, p, i, Date.now()]);
       if (pauseMs > 0) await sleep(pauseMs);
     } catch (e) {
+      inFlight.delete(p);
       fails.push([kind, p, i, String((e as { code?: string }).code ?? (e as Error).message), Date.now()]);
       await sleep(100);
     }
@@ -67,17 +76,27 @@ async function serve(req: Request): Promise<unknown> {
       if (loading) return false;
       loading = true;
       const pauseMs = Number(req.pauseMs ?? 0);
-      refs.forEach((ref, s) => {
+      refs.slice(0, SERVERS).forEach((ref, s) => {
         loops.push(produce(ref, 'cast', `${NAME}/s${s}/cast`, pauseMs));
         loops.push(produce(ref, 'call', `${NAME}/s${s}/call`, pauseMs));
       });
       return true;
     }
-    case 'stopLoad':
+    case 'stopLoad': {
+      // Every producer ends after the message it is sending; one that never settles is reported.
       loading = false;
-      await Promise.all(loops.splice(0));
+      const all = Promise.all(loops.splice(0));
+      const done = await Promise.race([
+        all.then(() => true),
+        sleep(Number(req.withinMs ?? 15_000)).then(() => false),
+      ]);
       flush();
-      return true;
+      return done
+        ? []
+        : [...inFlight].map(
+            ([p, [kind, i, since]]) => `${kind} ${p}#${i} pending for ${Date.now() - since} ms`,
+          );
+    }
     case 'armTxStall': {
       let fired = false;
       faultHooks.inTransaction = async (m) => {
@@ -103,7 +122,7 @@ async function serve(req: Request): Promise<unknown> {
     case 'get':
       return refs[Number(req.server)].call('get', { timeout: Number(req.timeout ?? 5000) });
     case 'stats':
-      return { consumerErrors, handled };
+      return { consumerErrors, handled, pending: pendingNow() };
     case 'exit':
       loading = false;
       await Promise.all(loops.splice(0));
@@ -123,7 +142,7 @@ async function main(): Promise<void> {
   backend = await openBackend(spec, JSON.parse(process.env.DGEN_BACKEND_OPTIONS ?? '{}'));
   const tenant = await backend.openTenant(['fault']);
   const lockLeaseMs = Number(process.env.DGEN_LEASE_MS ?? 2000);
-  for (let id = 0; id < SERVERS; id++) {
+  for (let id = 0; id <= SERVERS; id++) {
     const ref = await Runtime.start<TallyState>(Tally, { id }, { tenant, lockLeaseMs, callTimeout: 4000 });
     ref.events$.subscribe((e) => {
       if (e.type === 'consumer-error') consumerErrors++;

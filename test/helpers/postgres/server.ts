@@ -121,8 +121,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Starts a real PostgreSQL (18, from npm) listening on 127.0.0.1 only (no Unix socket), with
- * `synchronous_commit=on`. A watchdog shell stops it if this process dies without calling
- * `destroy()` (its stdin is a pipe from us: our death closes it), so no postgres is orphaned.
+ * `synchronous_commit=on`. A watchdog shell stops it and deletes its files if this process dies
+ * without calling `destroy()`, also between stop() and restart(), so no postgres is orphaned.
  */
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const bin = binaries();
@@ -169,7 +169,6 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   for (const [k, v] of Object.entries(settings)) args.push('-c', `${k}=${v}`);
 
   let child: ChildProcess | undefined;
-  let watchdog: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let starts = 0;
 
@@ -184,40 +183,39 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     child = proc;
     exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     proc.unref();
-    const pid = proc.pid as number;
-    // our death closes its stdin: fast shutdown, immediate one after 10 s, then delete the files
-    const script =
-      `read _; kill -INT ${pid} 2>/dev/null; i=0; ` +
-      `while kill -0 ${pid} 2>/dev/null && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done; ` +
-      `[ $i -ge 50 ] && kill -QUIT ${pid} 2>/dev/null; sleep 1; rm -rf '${root}'`;
-    const dog = spawn('sh', ['-c', script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
-    dog.unref();
-    (dog.stdin as unknown as { unref(): void }).unref();
-    watchdog = dog;
     const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
       const text = fs.readFileSync(logFile, 'utf8');
       if (text.includes('database system is ready to accept connections')) return;
       if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > deadline) {
-        retire();
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGQUIT');
         throw new Error(`PostgreSQL did not start on port ${port}:\n${text}`);
       }
       await sleep(25);
     }
   };
 
-  /** Ends the watchdog without letting it signal (the server is stopped or being stopped by us). */
+  /**
+   * One watchdog for the server's whole life (across stop/restart): our death closes its stdin, and it
+   * then stops whichever postmaster runs on the data directory now (its pid from postmaster.pid, checked
+   * against /proc), fast shutdown then immediate after 10 s, and deletes the files. `destroy()` ends
+   * it without letting it act.
+   */
+  const script =
+    `read _; D='${dataDir}'; P=$(head -1 "$D/postmaster.pid" 2>/dev/null); ` +
+    `if [ -n "$P" ] && grep -qa "$D" /proc/$P/cmdline 2>/dev/null; then kill -INT $P; i=0; ` +
+    `while kill -0 $P 2>/dev/null && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done; ` +
+    `[ $i -ge 50 ] && kill -QUIT $P; sleep 1; fi; rm -rf '${root}'`;
+  const watchdog = spawn('sh', ['-c', script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref(): void }).unref();
   const retire = (): void => {
-    if (watchdog && watchdog.exitCode === null) watchdog.kill('SIGKILL');
-    watchdog = undefined;
+    if (watchdog.exitCode === null) watchdog.kill('SIGKILL');
   };
 
   const stop = async (mode: 'fast' | 'immediate' = 'fast'): Promise<void> => {
     const proc = child;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) {
-      retire();
-      return;
-    }
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     try {
       process.kill(-(proc.pid as number), 'SIGCONT'); // a paused server cannot shut down
     } catch {
@@ -227,7 +225,6 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     const timer = setTimeout(() => proc.kill('SIGQUIT'), STOP_TIMEOUT_MS);
     await exited;
     clearTimeout(timer);
-    retire();
     child = undefined;
   };
 
@@ -235,7 +232,13 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     if (child?.pid) process.kill(-child.pid, signal);
   };
 
-  await start();
+  try {
+    await start();
+  } catch (e) {
+    retire();
+    fs.rmSync(root, { recursive: true, force: true });
+    throw e;
+  }
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     port,
@@ -254,6 +257,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     resume: () => signalGroup('SIGCONT'),
     async destroy() {
       await stop();
+      retire();
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
