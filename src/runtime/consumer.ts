@@ -8,7 +8,8 @@ import type { Handling, Outcome, ReplyTo } from './handling';
 import { findHandler, NoHandlerError } from './invoke';
 import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
-import { decodeWire, encodeWire, type DeadLetter, type QueueItem } from './wire';
+import { decodeWire, encodeWire, type QueueItem } from './wire';
+import { deadLetterIn } from '../ops/on-dead-letter';
 
 /** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
 type Skipped = { skipped: Error; msg: unknown; call: boolean };
@@ -134,7 +135,14 @@ export class Consumer {
             const err = new NoHandlerError(this.ctx.def.ctor.name, item.kind, item.msg);
             if (replyTo.kind === 'durable')
               await CallChannel.answer(tx, this.ctx.keys, replyTo.from, toRecord(err));
-            else this.deadLetter(tx, item.msg, err, 0);
+            else
+              // ops hook: store the letter and run @OnDeadLetter on the batch's state
+              state = await deadLetterIn(
+                tx,
+                this.ctx,
+                { msg: item.msg, error: err.message, attempts: 0 },
+                { state },
+              );
             done.push({ skipped: err, msg: item.msg, call: item.kind === 'call' });
             continue;
           }
@@ -154,9 +162,10 @@ export class Consumer {
           const k = returnKindOf(o.result);
           if (k === 'lock' || k === 'stop') break;
         }
-        if (last && state !== initial.state) {
+        if (state !== initial.state) {
           this.ctx.state.write(tx, initial.state, state);
-          last.stamp = this.handling.stampOf(tx);
+          // (an @OnDeadLetter after the last handler changed the state: the cache just misses)
+          if (last && last.result.state === state) last.stamp = this.handling.stampOf(tx);
         }
         handling = false;
         return { done };
@@ -202,7 +211,7 @@ export class Consumer {
       }
       DurableQueue.pop(tx, this.ctx.keys, key);
       tx.clear(this.ctx.keys.attempts);
-      this.deadLetter(tx, item.msg, error, n);
+      await deadLetterIn(tx, this.ctx, { msg: item.msg, error: error.message, attempts: n }); // ops hook
       if (item.kind === 'call') await CallChannel.answer(tx, this.ctx.keys, item.from, toRecord(error));
       return n;
     });
@@ -215,14 +224,6 @@ export class Consumer {
     if (Date.now() - this.lastSweep < SWEEP_MS) return;
     this.lastSweep = Date.now();
     CallChannel.sweep(tx, this.ctx.keys);
-  }
-
-  private deadLetter(tx: Transaction, msg: unknown, error: Error, attempts: number): void {
-    const letter: DeadLetter = { msg, error: error.message, attempts };
-    tx.setVersionstampedKey(
-      this.ctx.keys.deadLetterTuple({ type: 'unbound versionstamp' }),
-      encodeWire(letter),
-    );
   }
 
   private arm(watch: Watch, retryAt?: number): void {

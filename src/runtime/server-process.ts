@@ -19,6 +19,7 @@ import type { ServerContext } from './server-context';
 import { ServerKeys } from './server-keys';
 import type { StateStorage } from './state-storage';
 import { decodeWire, type DeadLetter } from './wire';
+import { forgetServer, recordServer, registerTenant } from '../ops/server-index';
 
 /** Lock owner ids: one random id per process, then a counter (a flat string, cheaper than a UUID each). */
 const PROCESS_ID = randomUUID();
@@ -68,7 +69,9 @@ export class ServerProcess implements ServerContext {
   /** Writes the initial state unless one is stored (or `reset`), then starts consuming. */
   async init(initial: unknown): Promise<void> {
     deepFreeze(initial);
+    await registerTenant(this.tenant); // ops hook: the server index (src/ops/server-index.ts)
     const stamp = await this.tenant.transact(async (tx) => {
+      await recordServer(tx, this.tuid, this.def.ctor.name); // ops hook
       const existing = await this.state.read(tx);
       if (existing && !this.opts.reset) return {};
       this.state.write(tx, existing?.state, initial);
@@ -196,7 +199,10 @@ export class ServerProcess implements ServerContext {
 
   async kill(reason: unknown): Promise<void> {
     this.live();
-    await this.tenant.transact((tx) => tx.clearRange(this.keys.all.start, this.keys.all.end));
+    await this.tenant.transact((tx) => {
+      tx.clearRange(this.keys.all.start, this.keys.all.end);
+      forgetServer(tx, this.tuid); // ops hook: the server index
+    });
     this.handling.forget();
     await this.stop(reason);
   }

@@ -1,9 +1,14 @@
 import type { Observable } from 'rxjs';
-import { BadArgumentError } from '../errors';
+import { BadArgumentError, StoppedError } from '../errors';
+import {
+  purgeDeadLetters,
+  readDeadLetters,
+  requeueDeadLetters,
+  type IdentifiedDeadLetter,
+} from '../ops/dead-letters';
 import type { Tuid } from '../returns';
 import type { ServerEvent } from './events';
 import type { ServerProcess } from './server-process';
-import type { DeadLetter } from './wire';
 
 export interface CallOptions {
   /** Milliseconds to wait for the reply (the start option `callTimeout`, 5000 by default); `Infinity` waits for ever. */
@@ -37,8 +42,12 @@ export interface ServerRef<S = unknown> {
   /** A snapshot read of the stored state. */
   readState(): Promise<S>;
   queueLength(): Promise<number>;
-  /** Messages whose handler failed `maxAttempts` times. */
-  deadLetters(): Promise<DeadLetter[]>;
+  /** Messages whose handler failed `maxAttempts` times (or that no cast handler took), oldest first, each with its `id`. */
+  deadLetters(): Promise<IdentifiedDeadLetter[]>;
+  /** Puts the dead letters `ids` names (all when absent) back at the end of the queue, in one transaction; resolves with how many. */
+  requeueDeadLetters(ids?: readonly string[]): Promise<number>;
+  /** Deletes the dead letters `ids` names (all when absent); resolves with how many. */
+  purgeDeadLetters(ids?: readonly string[]): Promise<number>;
 }
 
 function timeoutOf(options: CallOptions | undefined, dflt: number): number {
@@ -114,8 +123,23 @@ class DurableServerRef<S> implements ServerRef<S> {
     return this.p.queueLength();
   }
 
-  deadLetters(): Promise<DeadLetter[]> {
-    return this.p.deadLetters();
+  async deadLetters(): Promise<IdentifiedDeadLetter[]> {
+    this.live();
+    return this.p.tenant.read((tx) => readDeadLetters(tx, this.p.keys));
+  }
+
+  async requeueDeadLetters(ids?: readonly string[]): Promise<number> {
+    this.live();
+    return requeueDeadLetters(this.p.tenant, this.tuid, ids);
+  }
+
+  async purgeDeadLetters(ids?: readonly string[]): Promise<number> {
+    this.live();
+    return purgeDeadLetters(this.p.tenant, this.tuid, ids);
+  }
+
+  private live(): void {
+    if (this.p.isStopped) throw new StoppedError();
   }
 }
 
