@@ -10,6 +10,7 @@ import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
 import { decodeWire, encodeWire, type QueueItem } from './wire';
 import { deadLetterIn } from '../ops/on-dead-letter';
+import { traceBatch, traceFailure } from '../telemetry/spans';
 
 /** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
 type Skipped = { skipped: Error; msg: unknown; call: boolean };
@@ -100,6 +101,7 @@ export class Consumer {
     let expired: { owner: string } | undefined;
     let committed = false;
     let handling = false; // inside the body, past reading the head: an error there is the message's
+    const began = Date.now(); // ops: the start of the handle spans
     try {
       const r = await this.ctx.tenant.transact(async (tx) => {
         items = [];
@@ -173,6 +175,7 @@ export class Consumer {
       committed = true;
       if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
       if ('wait' in r && r.wait) return { type: 'wait', watch: r.wait, retryAt: r.retryAt };
+      if (r.done) traceBatch(this.ctx, began, items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
       for (const d of r.done ?? []) {
         if ('result' in d) await this.handling.finish(d);
         else {
@@ -216,6 +219,7 @@ export class Consumer {
       return n;
     });
     this.ctx.emit({ type: 'handler-failed', error, attempt });
+    traceFailure(this.ctx, item, error, attempt, attempt >= this.ctx.opts.maxAttempts); // ops hook: telemetry
     if (attempt >= this.ctx.opts.maxAttempts) this.ctx.emit({ type: 'dead-lettered', msg: item.msg });
   }
 

@@ -7,6 +7,7 @@ import {
   type IdentifiedDeadLetter,
 } from '../ops/dead-letters';
 import type { Tuid } from '../returns';
+import { traceSend } from '../telemetry/spans';
 import type { ServerEvent } from './events';
 import type { ServerProcess } from './server-process';
 
@@ -82,17 +83,18 @@ class DurableServerRef<S> implements ServerRef<S> {
   }
 
   async call<R>(msg: unknown, o?: CallOptions): Promise<R> {
-    return (await this.p.call(msg, timeoutOf(o, this.callTimeout))) as R;
+    const timeout = timeoutOf(o, this.callTimeout);
+    return (await traceSend('call', this.p, [msg], () => this.p.call(msg, timeout))) as R; // ops: telemetry
   }
 
   cast(msg: unknown): Promise<void> {
-    return this.p.cast([msg]);
+    return traceSend('cast', this.p, [msg], () => this.p.cast([msg])); // ops: telemetry
   }
 
   async castMany(msgs: readonly unknown[]): Promise<void> {
     if (!Array.isArray(msgs))
       throw new BadArgumentError('BAD_ARGUMENT', 'castMany takes an array of messages');
-    await this.p.cast(msgs); // an empty batch commits nothing, but a stopped ref still says STOPPED
+    await traceSend('cast', this.p, msgs, () => this.p.cast(msgs)); // an empty batch commits nothing, but a stopped ref still says STOPPED
   }
 
   async priorityCall<R>(msg: unknown, o?: CallOptions): Promise<R> {
