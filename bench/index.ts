@@ -29,6 +29,7 @@ const MODULES: Array<{ name: string; file: string; fn: string }> = [
   { name: 'codec', file: 'codec', fn: 'benchCodec' },
   { name: 'server', file: 'server', fn: 'benchServer' },
   { name: 'follower', file: 'follower', fn: 'benchFollower' },
+  { name: 'ops', file: 'ops', fn: 'benchOps' },
 ];
 
 function exists(file: string): boolean {

@@ -24,11 +24,29 @@ export function messageTag(msg: unknown): string {
   return typeof t === 'string' ? t : typeof msg;
 }
 
-const baseAttributes = (who: Who, msg: unknown): OtelApi.Attributes => ({
-  'dgen.server.class': who.def.ctor.name,
-  'dgen.tuid': JSON.stringify(who.tuid),
-  'dgen.message.tag': messageTag(msg),
-});
+/** Per server: its class and tuid as attributes, and the metric attributes per message kind (made once). */
+interface Names {
+  cls: string;
+  tuid: string;
+  metric: { cast: OtelApi.Attributes; call: OtelApi.Attributes };
+}
+const names = new WeakMap<object, Names>();
+function namesOf(who: Who): Names {
+  let n = names.get(who);
+  if (!n) {
+    const cls = who.def.ctor.name;
+    n = {
+      cls,
+      tuid: JSON.stringify(who.tuid),
+      metric: {
+        cast: { 'dgen.server.class': cls, 'dgen.message.kind': 'cast' },
+        call: { 'dgen.server.class': cls, 'dgen.message.kind': 'call' },
+      },
+    };
+    names.set(who, n);
+  }
+  return n;
+}
 
 const errorCode = (e: unknown): string => (e instanceof DgenError ? e.code : 'ERROR');
 
@@ -67,7 +85,12 @@ async function traced<T>(
 ): Promise<T> {
   const span = a.trace.getTracer(INSTRUMENTATION).startSpan(name, {
     kind: a.SpanKind.PRODUCER,
-    attributes: { ...baseAttributes(who, msgs[0]), 'dgen.batch.size': msgs.length },
+    attributes: {
+      'dgen.server.class': namesOf(who).cls,
+      'dgen.tuid': namesOf(who).tuid,
+      'dgen.message.tag': messageTag(msgs[0]),
+      'dgen.batch.size': msgs.length,
+    },
   });
   const sc = span.spanContext();
   try {
@@ -101,22 +124,25 @@ export function traceBatch(
   const m = meters(a);
   const tracer = a.trace.getTracer(INSTRUMENTATION);
   const end = Date.now();
+  const n = namesOf(ctx);
   for (let i = 0; i < done.length; i++) {
     const d = done[i];
     const item = items[i].item;
     const outcome = 'result' in d ? (returnKind(d.result) ?? 'unknown') : 'no_handler';
-    const attrs = { 'dgen.server.class': ctx.def.ctor.name, 'dgen.message.kind': item.kind };
+    const attrs = n.metric[item.kind];
     const span = tracer.startSpan(
       'handle',
       {
         kind: a.SpanKind.CONSUMER,
         startTime: began,
         attributes: {
-          ...baseAttributes(ctx, item.msg),
+          'dgen.server.class': n.cls,
+          'dgen.tuid': n.tuid,
+          'dgen.message.tag': messageTag(item.msg),
           'dgen.message.kind': item.kind,
           'dgen.batch.size': done.length,
           'dgen.outcome': outcome,
-          ...('ms' in d ? { 'dgen.handler.ms': d.ms } : {}),
+          'dgen.handler.ms': 'ms' in d ? d.ms : 0,
         },
       },
       parentContext(a, item.trace),
@@ -142,13 +168,16 @@ export function traceFailure(
 ): void {
   const a = otel();
   if (!a) return;
-  const attrs = { 'dgen.server.class': ctx.def.ctor.name, 'dgen.message.kind': item.kind };
+  const n = namesOf(ctx);
+  const attrs = n.metric[item.kind];
   const span = a.trace.getTracer(INSTRUMENTATION).startSpan(
     'handle',
     {
       kind: a.SpanKind.CONSUMER,
       attributes: {
-        ...baseAttributes(ctx, item.msg),
+        'dgen.server.class': n.cls,
+        'dgen.tuid': n.tuid,
+        'dgen.message.tag': messageTag(item.msg),
         'dgen.message.kind': item.kind,
         'dgen.attempt': attempt,
         'dgen.batch.size': 1,
@@ -191,7 +220,7 @@ setGaugeSource(async () => {
       );
       const at = head[0] && decodeWire<QueueItem>(head[0].value).at;
       out.push({
-        attrs: { 'dgen.server.class': ctx.def.ctor.name, 'dgen.tuid': JSON.stringify(ctx.tuid) },
+        attrs: { 'dgen.server.class': namesOf(ctx).cls, 'dgen.tuid': namesOf(ctx).tuid },
         depth,
         ageMs: typeof at === 'number' ? Math.max(0, Date.now() - at) : depth > 0 ? null : 0,
       });
