@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { dashboardCommand } from './commands/dashboard';
 import { deadLettersCommand } from './commands/dead-letters';
 import { serversCommand } from './commands/servers';
 import { stateCommand } from './commands/state';
@@ -7,6 +8,13 @@ import { topCommand } from './commands/top';
 const positiveInt = (name: string) => (text: string) => {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+
+const port = (text: string) => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('--port must be an integer from 0 (any free port) to 65535');
   return n;
 };
 
@@ -59,6 +67,16 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'rows shown', positiveInt('--limit'), 20)
     .option('--json', 'one JSON line per refresh')
     .action((spec: string, o) => topCommand(spec, o));
+
+  program
+    .command('dashboard')
+    .description(
+      'serve a live dashboard on 127.0.0.1 (queues, rates, locks, dead letters, state) until Ctrl-C',
+    )
+    .argument('<spec>', SPEC)
+    .requiredOption('--port <n>', 'port on 127.0.0.1 (0: any free port, printed)', port)
+    .option('--interval <ms>', 'sampling period', positiveInt('--interval'), 1000)
+    .action((spec: string, o: { port: number; interval: number }) => dashboardCommand(spec, o));
 
   return program;
 }
