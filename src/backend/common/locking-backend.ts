@@ -1,4 +1,5 @@
 import { BackendError, isRetryable } from '../../errors';
+import { countConflict } from '../../telemetry/backend-metrics';
 import type { Backend, BackendKind, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
 import { LIMITS } from '../types';
 import { PrefixTenant } from './prefix-tenant';
@@ -85,6 +86,7 @@ export abstract class LockingBackend implements Backend {
         const session = begun instanceof Promise ? await begun : begun;
         return await this.run(session, prefix, fn, timeoutMs);
       } catch (err) {
+        if (isRetryable(err)) countConflict(this.kind, 'TRANSACTION_CONFLICT'); // ops hook: telemetry
         if (!isRetryable(err) || attempt >= maxRetries) throw err;
       } finally {
         this.writeLock.unlock();

@@ -12,6 +12,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { openBackend } from '../../../src/backend/open-backend';
+import { FaultyBackend } from '../../../src/backend/faulty/faulty-backend';
 import { MemoryBackend } from '../../../src/backend/memory/memory-backend';
 import { Runtime } from '../../../src/runtime/runtime';
 import { otel, setOtelApiForTest } from '../../../src/telemetry/otel';
@@ -145,5 +146,27 @@ test('without @opentelemetry/api nothing is emitted and nothing breaks', async (
   await waitFor(async () => (await consumer.queueLength()) === 0);
   expect(await consumer.call('get')).toBe(1);
   expect(spans.getFinishedSpans()).toEqual([]);
+  await backend.close();
+});
+
+test('metrics: transaction conflicts are counted per backend as the transaction loop retries them', async () => {
+  const reader = new PeriodicExportingMetricReader({
+    exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+    exportIntervalMillis: 3_600_000,
+  });
+  metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+  const backend = new FaultyBackend(new MemoryBackend(), { commitFailureRate: 0.5, seed: 7 });
+  const ref = await Runtime.start(Traced, undefined, { tenant: await backend.openTenant(['c']) });
+  for (let i = 0; i < 20; i++) await ref.cast({ type: 'add', by: 1 });
+  await waitFor(async () => (await ref.queueLength()) === 0);
+  const { resourceMetrics } = await reader.collect();
+  const conflicts = resourceMetrics.scopeMetrics
+    .flatMap((s) => s.metrics)
+    .find((m) => m.descriptor.name === 'dgen.transaction.conflicts')!;
+  expect(conflicts.dataPoints[0].attributes).toEqual({
+    'dgen.backend': 'memory',
+    'dgen.error.code': 'TRANSACTION_CONFLICT',
+  });
+  expect(conflicts.dataPoints[0].value as number).toBeGreaterThan(5);
   await backend.close();
 });
