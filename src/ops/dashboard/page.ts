@@ -19,6 +19,7 @@ export const PAGE = `<!doctype html>
   svg { display: block; }
   #status { color: #555; margin: 6px 0; min-height: 1.4em; }
   #error { color: #b00; }
+  #message { color: #060; min-height: 1.4em; }
   #details { margin-top: 16px; display: flex; gap: 24px; align-items: flex-start; }
   #details section { min-width: 320px; }
   pre { background: #f6f6f6; padding: 8px; max-height: 480px; overflow: auto; margin: 0; }
@@ -27,7 +28,7 @@ export const PAGE = `<!doctype html>
 </head>
 <body>
 <h1>dgen-ts dashboard</h1>
-<div id="status">loading…</div><div id="error"></div>
+<div id="status">loading…</div><div id="message"></div><div id="error"></div>
 <table id="servers">
   <thead><tr><th>tenant</th><th>tuid</th><th>class</th><th>depth</th><th>depth (history)</th><th>in/s</th><th>in/s (history)</th><th>lag</th><th>lock</th><th>dead</th></tr></thead>
   <tbody></tbody>
@@ -96,7 +97,8 @@ async function write(action, ids) {
     body: JSON.stringify({ tenant: selected.tenant.join("/"), tuid: JSON.stringify(selected.tuid), ids }),
   });
   const res = await r.json();
-  $("#status").textContent = res.error ? res.error + ": " + res.message : action === "requeue" ? "requeued " + res.requeued : "purged " + res.purged;
+  // (its own line: the status line is rewritten at every refresh)
+  $("#message").textContent = res.error ? res.error + ": " + res.message : action === "requeue" ? "requeued " + res.requeued : "purged " + res.purged;
   await Promise.all([showDetails(), refresh()]);
 }
 

@@ -140,7 +140,7 @@ browserTest(browserTestName, async () => {
     expect(await letters.count()).toBe(2);
     const firstId = await letters.nth(0).getAttribute('data-id');
     await letters.nth(0).locator('button.requeue').click();
-    await page.locator('#status').filter({ hasText: 'requeued 1' }).waitFor();
+    await page.locator('#message').filter({ hasText: 'requeued 1' }).waitFor();
     await page.waitForFunction('document.querySelectorAll("tr.letter").length === 1');
     expect(await letters.nth(0).getAttribute('data-id')).not.toBe(firstId);
     await row('["inspected","x"]').locator('td.dead').filter({ hasText: /^1$/ }).waitFor();
