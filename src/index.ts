@@ -40,6 +40,8 @@ export { Runtime } from './runtime/runtime';
 export type { StartOptions, Serializer } from './runtime/options';
 export type { ServerRef, CallOptions } from './runtime/server-ref';
 export type { ServerEvent, HandledKind } from './runtime/events';
-export type { DeadLetter } from './runtime/wire';
+export type { IdentifiedDeadLetter as DeadLetter } from './ops/dead-letters';
+export { OnDeadLetter } from './ops/on-dead-letter';
+export { type IndexRecord, type IndexedServer, scanIndex, listTenantPaths } from './ops/server-index';
 
 export * from './couch';

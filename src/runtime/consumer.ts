@@ -12,7 +12,9 @@ import { noHandler } from '../kernel/no-handler';
 import { ConsumerLease } from './consumer-lease';
 import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
-import { decodeWire, encodeWire, type DeadLetter, type QueueItem } from './wire';
+import { decodeWire, encodeWire, type QueueItem } from './wire';
+import { deadLetterIn, hasDeadLetterHandler } from '../ops/on-dead-letter';
+import { traceBatch, traceFailure } from '../telemetry/spans';
 
 /** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
 type Skipped = { skipped: Error; msg: unknown; call: boolean };
@@ -152,6 +154,7 @@ export class Consumer {
     let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
     let expired: { owner: string } | undefined;
     let r: StepResult | 'stale';
+    const began = Date.now(); // ops: the start of the handle spans
     let writing = false; // inside the body, writing effects: an error there is the message's, not the backend's
     try {
       r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | 'stale'> => {
@@ -175,6 +178,7 @@ export class Consumer {
         writing = true;
         const done: Array<Outcome | Skipped> = [];
         let last: { outcome: Outcome; state: unknown } | undefined;
+        let state = seen.loaded.state; // as the batch leaves it (handlers, and an @OnDeadLetter)
         let replyBytes = 0;
         let written = 0;
         for (let i = 0; i < plan.steps.length; i++) {
@@ -185,7 +189,15 @@ export class Consumer {
           written = i + 1;
           if ('skipped' in p) {
             if (p.item.kind === 'call') await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped));
-            else this.deadLetter(tx, p.item.msg, p.skipped, 0);
+            // ops hook: store the letter and run @OnDeadLetter on the batch's state (planBatch puts such
+            // a cast alone in its batch when the class has one, so no planned state follows it)
+            else
+              state = await deadLetterIn(
+                tx,
+                this.ctx,
+                { msg: p.item.msg, error: p.skipped.message, attempts: 0 },
+                { state },
+              );
             done.push({ skipped: p.skipped, msg: p.item.msg, call: p.item.kind === 'call' });
             continue;
           }
@@ -193,10 +205,12 @@ export class Consumer {
           replyBytes += p.outcome.replyBytes;
           done.push(p.outcome);
           last = p;
+          state = p.state;
         }
-        if (last && last.state !== seen.loaded.state) {
-          this.ctx.state.write(tx, seen.loaded.state, last.state);
-          last.outcome.stamp = this.handling.stampOf(tx);
+        if (state !== seen.loaded.state) {
+          this.ctx.state.write(tx, seen.loaded.state, state);
+          // (an @OnDeadLetter changed the state: the cache just misses)
+          if (last && last.state === state) last.outcome.stamp = this.handling.stampOf(tx);
         }
         writing = false;
         // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
@@ -216,6 +230,7 @@ export class Consumer {
     if (r === 'stale') return { type: 'handled' };
     this.leaseHeld = true;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
+    if (r.done) traceBatch(this.ctx, began, seen.items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
     return this.finish(r);
   }
 
@@ -233,7 +248,11 @@ export class Consumer {
       const { key, item } = items[i];
       const method = findHandler(this.ctx.def, item.kind, item.msg);
       if (!method) {
+        // A cast with an @OnDeadLetter handler: that handler changes the state, so it goes alone.
+        const alone = item.kind === 'cast' && hasDeadLetterHandler(this.ctx.def.ctor);
+        if (alone && i > 0) return { steps };
         steps.push({ key, item, skipped: noHandler(this.ctx.def.ctor.name, item.kind, item.msg) });
+        if (alone) return { steps };
         continue;
       }
       const replyTo: ReplyTo = item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
@@ -326,11 +345,12 @@ export class Consumer {
       }
       DurableQueue.pop(tx, this.ctx.keys, key);
       tx.clear(this.ctx.keys.attempts);
-      this.deadLetter(tx, item.msg, error, n);
+      await deadLetterIn(tx, this.ctx, { msg: item.msg, error: error.message, attempts: n }); // ops hook
       if (item.kind === 'call') await CallChannel.answer(tx, this.ctx.keys, item.from, toRecord(error));
       return n;
     });
     this.ctx.emit({ type: 'handler-failed', error, attempt });
+    traceFailure(this.ctx, item, error, attempt, attempt >= this.ctx.opts.maxAttempts); // ops hook: telemetry
     if (attempt >= this.ctx.opts.maxAttempts) this.ctx.emit({ type: 'dead-lettered', msg: item.msg });
   }
 
@@ -342,14 +362,6 @@ export class Consumer {
     if (Date.now() - this.lastSweep < SWEEP_MS) return;
     this.lastSweep = Date.now();
     CallChannel.sweep(tx, this.ctx.keys);
-  }
-
-  private deadLetter(tx: Transaction, msg: unknown, error: Error, attempts: number): void {
-    const letter: DeadLetter = { msg, error: error.message, attempts };
-    tx.setVersionstampedKey(
-      this.ctx.keys.deadLetterTuple({ type: 'unbound versionstamp' }),
-      encodeWire(letter),
-    );
   }
 
   private arm(watch: Watch | undefined, retryAt?: number): void {

@@ -3,6 +3,7 @@ import { decodeInt64LE } from '../backend/common/int64';
 import type { Transaction, ReadTransaction, Watch } from '../backend/types';
 import type { ServerKeys } from './server-keys';
 import { decodeWire, encodeWire, type QueueItem } from './wire';
+import { queueItemExtras } from '../telemetry/queue-extras';
 
 /**
  * The server's durable FIFO queue, as dgen_queue: items keyed by versionstamp (commit order), push and
@@ -11,8 +12,9 @@ import { decodeWire, encodeWire, type QueueItem } from './wire';
  */
 export const DurableQueue = {
   push(tx: Transaction, keys: ServerKeys, items: readonly QueueItem[]): void {
+    const extras = queueItemExtras(); // ops hook: enqueue time and trace context (src/telemetry)
     for (const item of items)
-      tx.setVersionstampedKey(keys.queueItemTuple(unboundVersionstamp()), encodeWire(item));
+      tx.setVersionstampedKey(keys.queueItemTuple(unboundVersionstamp()), encodeWire({ ...item, ...extras }));
     tx.add(keys.pushCounter, items.length);
   },
 

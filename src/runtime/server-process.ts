@@ -20,6 +20,7 @@ import type { ServerContext } from './server-context';
 import { ServerKeys } from './server-keys';
 import type { StateStorage } from './state-storage';
 import { decodeWire, type DeadLetter, type FromId } from './wire';
+import { forgetServer, recordServer, registerTenant } from '../ops/server-index';
 
 /** Most read replies' keys one push clears (more are left to the consumer's sweep). */
 const MAX_SPENT = 256;
@@ -74,7 +75,9 @@ export class ServerProcess implements ServerContext {
   /** Writes the initial state unless one is stored (or `reset`), then starts consuming. */
   async init(initial: unknown): Promise<void> {
     deepFreeze(initial);
+    await registerTenant(this.tenant); // ops hook: the server index (src/ops/server-index.ts)
     const stamp = await this.tenant.transact(async (tx) => {
+      await recordServer(tx, this.tuid, this.def.ctor.name); // ops hook
       const existing = await this.state.read(tx);
       if (existing && !this.opts.reset) return { existing };
       this.state.write(tx, existing?.state, initial);
@@ -240,7 +243,10 @@ export class ServerProcess implements ServerContext {
 
   async kill(reason: unknown): Promise<void> {
     this.live();
-    await this.tenant.transact((tx) => tx.clearRange(this.keys.all.start, this.keys.all.end));
+    await this.tenant.transact((tx) => {
+      tx.clearRange(this.keys.all.start, this.keys.all.end);
+      forgetServer(tx, this.tuid); // ops hook: the server index
+    });
     this.handling.forget();
     await this.stop(reason, false);
   }

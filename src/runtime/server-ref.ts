@@ -1,9 +1,15 @@
 import type { Observable } from 'rxjs';
-import { BadArgumentError } from '../errors';
+import { BadArgumentError, StoppedError } from '../errors';
+import {
+  purgeDeadLetters,
+  readDeadLetters,
+  requeueDeadLetters,
+  type IdentifiedDeadLetter,
+} from '../ops/dead-letters';
 import type { Tuid } from '../returns';
+import { traceSend } from '../telemetry/spans';
 import type { ServerEvent } from './events';
 import type { ServerProcess } from './server-process';
-import type { DeadLetter } from './wire';
 import { makeClient, type Client, type UntypedClient } from './typed-client';
 
 export interface CallOptions {
@@ -44,8 +50,12 @@ export interface ServerRef<S = unknown> {
   /** A snapshot read of the stored state. */
   readState(): Promise<S>;
   queueLength(): Promise<number>;
-  /** Messages whose handler failed `maxAttempts` times. */
-  deadLetters(): Promise<DeadLetter[]>;
+  /** Messages whose handler failed `maxAttempts` times (or that no cast handler took), oldest first, each with its `id`. */
+  deadLetters(): Promise<IdentifiedDeadLetter[]>;
+  /** Puts the dead letters `ids` names (all when absent) back at the end of the queue, in one transaction; resolves with how many. */
+  requeueDeadLetters(ids?: readonly string[]): Promise<number>;
+  /** Deletes the dead letters `ids` names (all when absent); resolves with how many. */
+  purgeDeadLetters(ids?: readonly string[]): Promise<number>;
 }
 
 /** A ref whose class the compiler knows: its `client` has the class's handler methods, typed. */
@@ -89,17 +99,18 @@ class DurableServerRef<S> implements ServerRef<S> {
   }
 
   async call<R>(msg: unknown, o?: CallOptions): Promise<R> {
-    return (await this.p.call(msg, timeoutOf(o, this.callTimeout))) as R;
+    const timeout = timeoutOf(o, this.callTimeout);
+    return (await traceSend('call', this.p, [msg], () => this.p.call(msg, timeout))) as R; // ops: telemetry
   }
 
   cast(msg: unknown): Promise<void> {
-    return this.p.cast([msg]);
+    return traceSend('cast', this.p, [msg], () => this.p.cast([msg])); // ops: telemetry
   }
 
   async castMany(msgs: readonly unknown[]): Promise<void> {
     if (!Array.isArray(msgs))
       throw new BadArgumentError('BAD_ARGUMENT', 'castMany takes an array of messages');
-    await this.p.cast(msgs); // an empty batch commits nothing, but a stopped ref still says STOPPED
+    await traceSend('cast', this.p, msgs, () => this.p.cast(msgs)); // an empty batch commits nothing, but a stopped ref still says STOPPED
   }
 
   async priorityCall<R>(msg: unknown, o?: CallOptions): Promise<R> {
@@ -130,8 +141,23 @@ class DurableServerRef<S> implements ServerRef<S> {
     return this.p.queueLength();
   }
 
-  deadLetters(): Promise<DeadLetter[]> {
-    return this.p.deadLetters();
+  async deadLetters(): Promise<IdentifiedDeadLetter[]> {
+    this.live();
+    return this.p.tenant.read((tx) => readDeadLetters(tx, this.p.keys));
+  }
+
+  async requeueDeadLetters(ids?: readonly string[]): Promise<number> {
+    this.live();
+    return requeueDeadLetters(this.p.tenant, this.tuid, ids);
+  }
+
+  async purgeDeadLetters(ids?: readonly string[]): Promise<number> {
+    this.live();
+    return purgeDeadLetters(this.p.tenant, this.tuid, ids);
+  }
+
+  private live(): void {
+    if (this.p.isStopped) throw new StoppedError();
   }
 }
 

@@ -1,4 +1,5 @@
 import { cborSerializer } from '../codec/serializer';
+import type { QueueItemExtras } from '../telemetry/queue-extras';
 
 /**
  * Encoding of what the runtime itself stores: queue items, replies, lock records, dead letters.
@@ -10,7 +11,8 @@ export const encodeWire = (value: unknown): Buffer => cborSerializer.encode(valu
 export const decodeWire = <T>(bytes: Buffer): T => cborSerializer.decode(bytes) as T;
 
 /** A queued message: a cast, or a call with the id of its waiting caller. */
-export type QueueItem = { kind: 'cast'; msg: unknown } | { kind: 'call'; msg: unknown; from: FromId };
+export type QueueItem = ({ kind: 'cast'; msg: unknown } | { kind: 'call'; msg: unknown; from: FromId }) &
+  Partial<QueueItemExtras>; // ops: enqueue time, trace context (optional: older items lack them)
 
 /** Identifies one waiting caller: [the time (ms since the epoch) it gives up, random id]; keys sort by deadline for garbage collection. */
 export type FromId = [number, string];

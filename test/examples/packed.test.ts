@@ -88,3 +88,15 @@ test('the README examples compile with the README tsconfig and run from the pack
   expect(run(process.execPath, ['counter.js'], project).trim()).toBe('4');
   expect(run(process.execPath, ['counter.mjs'], project).trim()).toBe('6');
 }, 180_000);
+
+test('the packed package has the dgen-ts command (bin, shebang) and it runs from the installed copy', () => {
+  const manifest = JSON.parse(
+    fs.readFileSync(path.join(project, 'node_modules', 'dgen-ts', 'package.json'), 'utf8'),
+  ) as { bin: Record<string, string> };
+  expect(manifest.bin).toEqual({ 'dgen-ts': 'dist/cli/main.js' });
+  const main = path.join(project, 'node_modules', 'dgen-ts', manifest.bin['dgen-ts']);
+  expect(fs.readFileSync(main, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+  expect(run(process.execPath, [main, '--help'], project)).toMatch(
+    /servers[\s\S]*dead-letters[\s\S]*dashboard/,
+  );
+}, 180_000);

@@ -113,7 +113,12 @@ describe.each(runtimeBackends)('batched consumption on %s', (_name, make) => {
     expect((await failed).map((e) => (e as { attempt: number }).attempt)).toEqual([1, 2, 3]);
     expect(await ref.call('get')).toEqual({ handled: items.filter((i) => !i.poison).map((i) => i.n) });
     expect(await ref.deadLetters()).toEqual([
-      { msg: items[12], error: expect.stringContaining('cannot handle 12'), attempts: 3 },
+      {
+        id: expect.stringMatching(/^[0-9a-f]+$/),
+        msg: items[12],
+        error: expect.stringContaining('cannot handle 12'),
+        attempts: 3,
+      },
     ]);
   });
 

@@ -330,6 +330,7 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
       const dead = await ref.deadLetters();
       expect(dead).toEqual([
         {
+          id: expect.stringMatching(/^[0-9a-f]+$/),
           msg: { type: 'item', n: 2, poison: true },
           error: expect.stringContaining('cannot handle 2'),
           attempts: 3,

@@ -1,4 +1,5 @@
 import { BackendError, isRetryable } from '../../errors';
+import { countConflict } from '../../telemetry/backend-metrics';
 import type { Backend, BackendKind, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
 import { LIMITS } from '../types';
 import { PrefixTenant } from './prefix-tenant';
@@ -120,6 +121,7 @@ export abstract class LockingBackend implements Backend {
         const joined = this.runMember(group, prefix, fn, timeoutMs);
         member = joined instanceof Promise ? await joined : joined;
       } catch (err) {
+        if (isRetryable(err)) countConflict(this.kind, 'TRANSACTION_CONFLICT'); // ops hook: telemetry
         if (!isRetryable(err) || attempt >= maxRetries) throw err;
       } finally {
         this.writeLock.unlock();

@@ -1,5 +1,6 @@
 import type { Database } from 'foundationdb';
 import { BackendError, isRetryable } from '../../errors';
+import { countConflict } from '../../telemetry/backend-metrics';
 import { checkTenantPath } from '../common/tenant-path';
 import { transactionTimedOut, withinTimeLimit } from '../common/transaction-deadline';
 import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
@@ -114,6 +115,8 @@ export class FdbBackend implements Backend {
       } catch (err) {
         tx.aborted();
         const code = fdbErrorCode(err);
+        if (code === 1020 || isRetryable(err))
+          countConflict('fdb', code === 1020 ? 'not_committed' : 'TRANSACTION_CONFLICT'); // ops hook
         if (code !== undefined && attempt < maxRetries) {
           try {
             await tn.rawOnError(code); // resets the transaction and backs off, or rethrows if fatal

@@ -1,0 +1,232 @@
+import type * as OtelApi from '@opentelemetry/api';
+import { DgenError } from '../errors';
+import { returnKind } from '../returns';
+import { DurableQueue } from '../runtime/durable-queue';
+import type { ServerContext } from '../runtime/server-context';
+import { decodeWire, type QueueItem } from '../runtime/wire';
+import { INSTRUMENTATION, meters, otel, setGaugeSource, type Api } from './otel';
+import { outgoingTrace, type TraceCarrier } from './queue-extras';
+
+/**
+ * Spans and metrics of the runtime (names in the README's "Operating" section):
+ * - `cast` / `call` (PRODUCER) around a ref's cast/castMany/call; its context goes into the queue
+ *   item (`trace.traceparent`, W3C format, written by hand so no propagator needs registering);
+ * - `handle` (CONSUMER) for each message a consumer handled, the child of the span that queued it,
+ *   so one trace runs from the sender through the queue to the process that handled it.
+ */
+
+type Who = Pick<ServerContext, 'def' | 'tuid'>;
+
+/** A message's tag as dispatch sees it: the string itself, or its `type`. */
+export function messageTag(msg: unknown): string {
+  if (typeof msg === 'string') return msg;
+  const t = (msg as { type?: unknown } | null)?.type;
+  return typeof t === 'string' ? t : typeof msg;
+}
+
+/** Per server: its class and tuid as attributes, and the metric attributes per message kind (made once). */
+interface Names {
+  cls: string;
+  tuid: string;
+  metric: { cast: OtelApi.Attributes; call: OtelApi.Attributes };
+}
+const names = new WeakMap<object, Names>();
+function namesOf(who: Who): Names {
+  let n = names.get(who);
+  if (!n) {
+    const cls = who.def.ctor.name;
+    n = {
+      cls,
+      tuid: JSON.stringify(who.tuid),
+      metric: {
+        cast: { 'dgen.server.class': cls, 'dgen.message.kind': 'cast' },
+        call: { 'dgen.server.class': cls, 'dgen.message.kind': 'call' },
+      },
+    };
+    names.set(who, n);
+  }
+  return n;
+}
+
+const errorCode = (e: unknown): string => (e instanceof DgenError ? e.code : 'ERROR');
+
+function traceparent(sc: OtelApi.SpanContext): string {
+  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1).toString(16).padStart(2, '0')}`;
+}
+
+function parentContext(a: Api, carrier: TraceCarrier | undefined): OtelApi.Context {
+  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(carrier?.traceparent ?? '');
+  if (!m) return a.ROOT_CONTEXT;
+  return a.trace.setSpanContext(a.ROOT_CONTEXT, {
+    traceId: m[1],
+    spanId: m[2],
+    traceFlags: parseInt(m[3], 16),
+    isRemote: true,
+  });
+}
+
+/** Runs a ref's `cast`/`call` inside a PRODUCER span whose context the queued items carry. */
+export function traceSend<T>(
+  name: 'cast' | 'call',
+  who: Who,
+  msgs: readonly unknown[],
+  fn: () => Promise<T>,
+): Promise<T> {
+  const a = otel();
+  return a ? traced(a, name, who, msgs, fn) : fn(); // no wrapper at all without the API
+}
+
+async function traced<T>(
+  a: Api,
+  name: 'cast' | 'call',
+  who: Who,
+  msgs: readonly unknown[],
+  fn: () => Promise<T>,
+): Promise<T> {
+  const span = a.trace.getTracer(INSTRUMENTATION).startSpan(name, {
+    kind: a.SpanKind.PRODUCER,
+    attributes: {
+      'dgen.server.class': namesOf(who).cls,
+      'dgen.tuid': namesOf(who).tuid,
+      'dgen.message.tag': messageTag(msgs[0]),
+      'dgen.batch.size': msgs.length,
+    },
+  });
+  const sc = span.spanContext();
+  try {
+    const result = await (a.trace.isSpanContextValid(sc)
+      ? outgoingTrace.run({ traceparent: traceparent(sc) }, fn)
+      : fn());
+    span.setAttribute('dgen.outcome', 'ok');
+    return result;
+  } catch (error) {
+    span.setAttribute('dgen.outcome', errorCode(error));
+    span.setStatus({ code: a.SpanStatusCode.ERROR, message: (error as Error)?.message });
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+/** What a consumer batch left per item: a handler outcome (with its result) or a skipped item. */
+type Done = { result: unknown; ms: number; kind: string } | { skipped: Error; call: boolean };
+
+/** After a consumer batch committed: one `handle` span per message, metrics. */
+export function traceBatch(
+  ctx: ServerContext,
+  began: number,
+  items: ReadonlyArray<{ item: QueueItem }>,
+  done: readonly Done[],
+): void {
+  const a = otel();
+  if (!a) return;
+  watch(ctx);
+  const m = meters(a);
+  const tracer = a.trace.getTracer(INSTRUMENTATION);
+  const end = Date.now();
+  const n = namesOf(ctx);
+  for (let i = 0; i < done.length; i++) {
+    const d = done[i];
+    const item = items[i].item;
+    const outcome = 'result' in d ? (returnKind(d.result) ?? 'unknown') : 'no_handler';
+    const attrs = n.metric[item.kind];
+    const span = tracer.startSpan(
+      'handle',
+      {
+        kind: a.SpanKind.CONSUMER,
+        startTime: began,
+        attributes: {
+          'dgen.server.class': n.cls,
+          'dgen.tuid': n.tuid,
+          'dgen.message.tag': messageTag(item.msg),
+          'dgen.message.kind': item.kind,
+          'dgen.batch.size': done.length,
+          'dgen.outcome': outcome,
+          'dgen.handler.ms': 'ms' in d ? d.ms : 0,
+        },
+      },
+      parentContext(a, item.trace),
+    );
+    if ('skipped' in d) {
+      span.setStatus({ code: a.SpanStatusCode.ERROR, message: d.skipped.message });
+      if (!d.call) m.deadLettered.add(1, attrs);
+    } else {
+      m.handled.add(1, attrs);
+      m.handleDuration.record(d.ms, attrs);
+    }
+    span.end(end);
+  }
+}
+
+/** After a failed attempt at the head message was recorded: a failed `handle` span, metrics. */
+export function traceFailure(
+  ctx: ServerContext,
+  item: QueueItem,
+  error: unknown,
+  attempt: number,
+  deadLettered: boolean,
+): void {
+  const a = otel();
+  if (!a) return;
+  const n = namesOf(ctx);
+  const attrs = n.metric[item.kind];
+  const span = a.trace.getTracer(INSTRUMENTATION).startSpan(
+    'handle',
+    {
+      kind: a.SpanKind.CONSUMER,
+      attributes: {
+        'dgen.server.class': n.cls,
+        'dgen.tuid': n.tuid,
+        'dgen.message.tag': messageTag(item.msg),
+        'dgen.message.kind': item.kind,
+        'dgen.attempt': attempt,
+        'dgen.batch.size': 1,
+        'dgen.outcome': deadLettered ? 'dead_lettered' : 'retry',
+        'dgen.error.code': errorCode(error),
+      },
+    },
+    parentContext(a, item.trace),
+  );
+  span.setStatus({ code: a.SpanStatusCode.ERROR, message: (error as Error)?.message });
+  span.end();
+  const m = meters(a);
+  if (deadLettered) m.deadLettered.add(1, attrs);
+  else m.retried.add(1, attrs);
+}
+
+// ---- queue gauges: the servers this process consumes (seen handling), read when metrics are collected
+
+const MAX_GAUGED = 1000;
+const consumers = new Map<ServerContext, true>();
+
+function watch(ctx: ServerContext): void {
+  if (consumers.has(ctx) || consumers.size >= MAX_GAUGED) return;
+  consumers.set(ctx, true);
+}
+
+setGaugeSource(async () => {
+  const out = [];
+  for (const ctx of [...consumers.keys()]) {
+    if (ctx.isStopped) {
+      consumers.delete(ctx);
+      continue;
+    }
+    try {
+      const [depth, head] = await ctx.tenant.read((tx) =>
+        Promise.all([
+          DurableQueue.length(tx, ctx.keys),
+          tx.getRange(ctx.keys.queueItems.start, ctx.keys.queueItems.end, { limit: 1 }),
+        ]),
+      );
+      const at = head[0] && decodeWire<QueueItem>(head[0].value).at;
+      out.push({
+        attrs: { 'dgen.server.class': namesOf(ctx).cls, 'dgen.tuid': namesOf(ctx).tuid },
+        depth,
+        ageMs: typeof at === 'number' ? Math.max(0, Date.now() - at) : depth > 0 ? null : 0,
+      });
+    } catch {
+      consumers.delete(ctx); // its backend closed
+    }
+  }
+  return out;
+});
