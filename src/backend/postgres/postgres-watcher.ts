@@ -49,6 +49,8 @@ export class PostgresWatcher {
     this.listener = postgres(this.url, {
       ...this.options,
       max: 1,
+      // No array-type query at connect: stopping while it ran would reject it where nobody listens.
+      fetch_types: false,
       idle_timeout: undefined,
       max_lifetime: null,
       onnotify: (_channel: string, payload: string) => this.notified(payload),
