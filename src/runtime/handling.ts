@@ -183,6 +183,12 @@ export class Handling {
   /** A state write committed as `stamp`: cache the state at that version and report the commit. */
   private async committed(state: unknown, stamp: Promise<Buffer>): Promise<void> {
     const version = await stamp;
+    // A backend that cannot tell the stamp (PostgreSQL after a commit whose outcome it had to look up)
+    // leaves the cache empty: the next message reads the state instead of comparing with nothing.
+    if (!Buffer.isBuffer(version)) {
+      this.cached = undefined;
+      return;
+    }
     if (this.ctx.opts.cache) this.cached = { state, version };
     this.ctx.emit({ type: 'committed', version: version.toString('hex') });
   }
