@@ -6,7 +6,9 @@ import { reply } from '../../src/returns';
 import { Runtime } from '../../src/runtime/runtime';
 import type { ServerEvent } from '../../src/runtime/events';
 import { actionLog, ActionEcho, closeGate, Counter, lockGate, Locker, Poison } from './fixtures';
-import { runtimeBackends, waitFor } from './backends';
+import { postgresRuntimeSkip, runtimeBackends, waitFor } from './backends';
+
+if (postgresRuntimeSkip) test.skip(postgresRuntimeSkip, () => undefined);
 
 describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
   let backend: Backend;
