@@ -5,6 +5,7 @@ import { addInt64LE } from './int64';
 import type { SyncStore } from './sync-store';
 import { makeVersionstamp, packVersionstampedTuple } from './versionstamp';
 import type { WatchHub } from './watch-hub';
+import { assertUnfinished, withPrefix } from './transaction-guards';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -181,16 +182,10 @@ export class LockedTransaction implements Transaction {
   }
 
   private full(key: Buffer): Buffer {
-    return this.prefix.length === 0
-      ? key
-      : Buffer.concat([this.prefix, key], this.prefix.length + key.length);
+    return withPrefix(this.prefix, key);
   }
 
   private live(): void {
-    if (this.finished)
-      throw new BackendError(
-        'TRANSACTION_FINISHED',
-        'this transaction has already committed, failed or timed out; do its work inside the transact() body',
-      );
+    assertUnfinished(this.finished);
   }
 }

@@ -8,6 +8,7 @@ import { CommitOutcomeUnknown, isConnectionLoss } from './postgres-errors';
 import type { Statements } from './schema';
 import { postgresCounters } from './counters';
 import { keyHash } from './key-hash';
+import { assertUnfinished, withPrefix } from '../common/transaction-guards';
 
 const EMPTY = Buffer.alloc(0);
 const noop = (): void => undefined;
@@ -384,16 +385,10 @@ export class PostgresTransaction implements Transaction {
   }
 
   private full(key: Buffer): Buffer {
-    return this.prefix.length === 0
-      ? key
-      : Buffer.concat([this.prefix, key], this.prefix.length + key.length);
+    return withPrefix(this.prefix, key);
   }
 
   private live(): void {
-    if (this.finished)
-      throw new BackendError(
-        'TRANSACTION_FINISHED',
-        'this transaction has already committed, failed or timed out; do its work inside the transact() body',
-      );
+    assertUnfinished(this.finished);
   }
 }

@@ -1,0 +1,14 @@
+import { BackendError } from '../../errors';
+
+/** `key` under the tenant's `prefix` (no copy for the root tenant). */
+export const withPrefix = (prefix: Buffer, key: Buffer): Buffer =>
+  prefix.length === 0 ? key : Buffer.concat([prefix, key], prefix.length + key.length);
+
+/** TRANSACTION_FINISHED for any use of a transaction after its body ended. */
+export function assertUnfinished(finished: boolean): void {
+  if (finished)
+    throw new BackendError(
+      'TRANSACTION_FINISHED',
+      'this transaction has already committed, failed or timed out; do its work inside the transact() body',
+    );
+}
