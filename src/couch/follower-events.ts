@@ -1,3 +1,4 @@
+import type { GenServerEvent } from '../kernel/events';
 import type { ChangeRow, Seq } from './change-row';
 import type { FeedKind } from './follow-options';
 
@@ -14,16 +15,17 @@ export type ReconnectReason =
   /** `@OnError` (or the default) said retry, or `retryNow()` was called. */
   | 'retry';
 
-/** Where an error reported on `events$` came from. */
-export type ErrorSource =
-  'feed' | 'change' | 'call' | 'cast' | 'info' | 'action' | 'checkpoint' | 'terminate';
-
-/** What a follower reports on `events$`. */
+/**
+ * What a follower reports on `events$`: the events every gen_server reports (`handler-failed`,
+ * `dropped`, `action-failed`, `terminate-failed`, `stopped`; see GenServerEvent) and the feed's own.
+ */
 export type FollowerEvent =
+  | GenServerEvent
   | { readonly type: 'connected'; readonly feed: FeedKind; readonly since: Seq | undefined }
   | { readonly type: 'change'; readonly seq: Seq; readonly id: string; readonly row: ChangeRow }
   | { readonly type: 'heartbeat' }
-  | { readonly type: 'error'; readonly error: unknown; readonly during: ErrorSource }
+  /** The feed failed (a FeedError or a protocol error), or a row could not be read; see `@OnError`. */
+  | { readonly type: 'feed-error'; readonly error: unknown }
   | {
       readonly type: 'reconnecting';
       readonly reason: ReconnectReason;
@@ -32,6 +34,5 @@ export type FollowerEvent =
       readonly since: Seq | undefined;
     }
   | { readonly type: 'checkpointed'; readonly seq: Seq }
-  /** A row, cast or info that no handler matched. */
-  | { readonly type: 'dropped'; readonly kind: 'change' | 'cast' | 'info'; readonly msg: unknown }
-  | { readonly type: 'stopped'; readonly reason: unknown };
+  /** Storing a checkpoint failed: the follower stops with that error. */
+  | { readonly type: 'checkpoint-failed'; readonly error: unknown };

@@ -5,7 +5,7 @@
 export { ChangesFollower, OnChange, OnError, type ChangesFollowerOptions } from './decorators';
 export { follow, retry, type FollowReturn, type RetryReturn } from './returns';
 export type { FollowerRef, FollowerStartOptions, CallFrom } from './follower-ref';
-export type { FollowerEvent, ReconnectReason, ErrorSource } from './follower-events';
+export type { FollowerEvent, ReconnectReason } from './follower-events';
 export type { ChangeRow, Seq } from './change-row';
 export type { DbTarget, BasicAuth } from './db-target';
 export {

@@ -2,9 +2,9 @@ import { BadArgumentError, DefinitionError, DgenError, HandlerError } from '../e
 import { describeMessage } from '../registry/dispatch-table';
 import type { ClassDefinition } from '../registry/class-definition';
 import { returnKind, type StopReturn } from '../returns';
-import { track } from '../runtime/local-registry';
+import { callHandler, thrownBy } from '../kernel/invoke';
+import { track } from '../kernel/local-registry';
 import { CheckpointStore, type Checkpoint } from './checkpoint-store';
-import { describeError } from './feed-error';
 import { FollowerProcess } from './follower-process';
 import type { FollowerRef, FollowerStartOptions } from './follower-ref';
 import type { FollowReturn } from './returns';
@@ -70,35 +70,21 @@ async function runInit<S>(
   instance: object,
   arg: unknown,
 ): Promise<FollowReturn<S>> {
-  const init = definition.init as string | symbol;
   let result: unknown;
   try {
-    result = (instance as Record<string | symbol, (a: unknown) => unknown>)[init](arg);
-    result = await result;
+    result = await callHandler(definition, instance, 'init', definition.init as string | symbol, [arg]);
   } catch (err) {
-    if (err instanceof DgenError) throw err;
-    throw new HandlerError(
-      'HANDLER_FAILED',
-      `@Init ${String(init)} of ${definition.name} threw: ${describeError(err)}`,
-      { cause: err },
-    );
+    const thrown = thrownBy(err);
+    throw thrown instanceof DgenError ? thrown : err; // e.g. follow(...)'s own BAD_ARGUMENT, as thrown
   }
-  const kind = returnKind(result);
-  if (kind === 'stop') {
+  if (returnKind(result) === 'stop') {
     const reason = (result as StopReturn<unknown>).reason;
     throw new HandlerError(
       'STOPPED',
       `@Init of ${definition.name} returned stop(${describeMessage(reason)}); the follower did not start`,
-      {
-        cause: reason,
-      },
+      { cause: reason },
     );
   }
-  if (kind !== 'follow')
-    throw new HandlerError(
-      'BAD_RETURN',
-      `@Init of @ChangesFollower ${definition.name} must return follow(db, state, options) or stop(reason, state) (got ${describeMessage(result)})`,
-    );
   return result as FollowReturn<S>;
 }
 

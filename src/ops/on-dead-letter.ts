@@ -78,7 +78,7 @@ export async function deadLetterIn(
               cause: error,
             },
           );
-    ctx.emit({ type: 'handler-failed', error: e, attempt: 1 });
+    ctx.emit({ type: 'handler-failed', kind: 'dead-letter', error: e, attempt: 1 });
     return previous;
   }
   if (!batch && next !== previous) ctx.state.write(tx, previous, next);

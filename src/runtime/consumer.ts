@@ -7,7 +7,7 @@ import { BATCH_MS, BatchWindow, type HeadItem } from './batch-window';
 import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { Handling, Outcome, ReplyTo } from './handling';
-import { findHandler } from './invoke';
+import { findHandler } from '../kernel/invoke';
 import { noHandler } from '../kernel/no-handler';
 import { ConsumerLease } from './consumer-lease';
 import { LockRecords } from './lock-record';
@@ -321,7 +321,12 @@ export class Consumer {
       for (const d of r.done) {
         if ('result' in d) await this.handling.finish(d);
         else {
-          this.ctx.emit({ type: 'handler-failed', error: d.skipped, attempt: 1 });
+          this.ctx.emit({
+            type: 'handler-failed',
+            kind: d.call ? 'call' : 'cast',
+            error: d.skipped,
+            attempt: 1,
+          });
           if (!d.call) this.ctx.emit({ type: 'dead-lettered', msg: d.msg });
         }
       }
@@ -349,7 +354,7 @@ export class Consumer {
       if (item.kind === 'call') await CallChannel.answer(tx, this.ctx.keys, item.from, toRecord(error));
       return n;
     });
-    this.ctx.emit({ type: 'handler-failed', error, attempt });
+    this.ctx.emit({ type: 'handler-failed', kind: item.kind, error, attempt });
     traceFailure(this.ctx, item, error, attempt, attempt >= this.ctx.opts.maxAttempts); // ops hook: telemetry
     if (attempt >= this.ctx.opts.maxAttempts) this.ctx.emit({ type: 'dead-lettered', msg: item.msg });
   }

@@ -1,17 +1,19 @@
+import type { GenServerEvent } from '../kernel/events';
+
 /** What a server process does, as emitted on `ref.events$`. */
 export type HandledKind = 'call' | 'cast' | 'info' | 'priority-call' | 'priority-cast' | 'locked';
 
+/**
+ * What a durable server reports on `ref.events$`: the events every gen_server reports
+ * (`handler-failed`, `dropped`, `action-failed`, `terminate-failed`, `stopped`; see GenServerEvent)
+ * and its own, about the queue, commits and locks.
+ */
 export type ServerEvent =
-  | { type: 'handled'; kind: HandledKind; ms: number }
-  | { type: 'committed'; version: string }
-  | { type: 'lock-acquired' }
-  | { type: 'lock-released' }
-  | { type: 'lock-expired'; owner: string }
-  | { type: 'action-failed'; error: unknown }
-  | { type: 'handler-failed'; error: unknown; attempt: number }
-  | { type: 'dead-lettered'; msg: unknown }
-  | { type: 'info-dropped'; msg: unknown }
-  | { type: 'consumer-error'; error: unknown }
-  /** `@OnTerminate` threw (the exit reason stays what it was). */
-  | { type: 'terminate-failed'; error: unknown }
-  | { type: 'stopped'; reason: unknown };
+  | GenServerEvent
+  | { readonly type: 'handled'; readonly kind: HandledKind; readonly ms: number }
+  | { readonly type: 'committed'; readonly version: string }
+  | { readonly type: 'lock-acquired' }
+  | { readonly type: 'lock-released' }
+  | { readonly type: 'lock-expired'; readonly owner: string }
+  | { readonly type: 'dead-lettered'; readonly msg: unknown }
+  | { readonly type: 'consumer-error'; readonly error: unknown };

@@ -8,7 +8,7 @@ import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { HandledKind } from './events';
 import { deepFreeze } from '../kernel/freeze';
-import { findHandler, invokeHandler } from './invoke';
+import { findHandler, invokeHandler } from '../kernel/invoke';
 import { noHandler } from '../kernel/no-handler';
 import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
@@ -245,7 +245,7 @@ export class Handling {
       } catch (error) {
         failure = error as Error;
         result = undefined;
-        this.ctx.emit({ type: 'handler-failed', error, attempt: 1 });
+        this.ctx.emit({ type: 'handler-failed', kind: 'locked', error, attempt: 1 });
       }
       const ms = performance.now() - started;
       const kindOf = result && returnKindOf(result);

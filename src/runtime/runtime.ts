@@ -1,7 +1,7 @@
 import type { FollowerRef, FollowerStartOptions } from '../couch/follower-ref';
 import type { AnyClass, IsFollower, RefOf, StartOptionsArgs } from './start-types';
 import { defineClass } from '../registry/class-definition';
-import { stopAll, whereis } from './local-registry';
+import { stopAll, whereis } from '../kernel/local-registry';
 import type { StartOptions } from './options';
 import type { ServerRef } from './server-ref';
 import { startServer } from './start-server';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Subject } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { ReadTransaction, Tenant, Transaction, Watch } from '../backend/types';
 import { DgenError, StoppedError } from '../errors';
 import type { ClassDefinition } from '../registry/class-definition';
@@ -10,9 +10,9 @@ import { DurableQueue } from './durable-queue';
 import type { ServerEvent } from './events';
 import { deepFreeze } from '../kernel/freeze';
 import { Handling, type Outcome } from './handling';
-import { findHandler } from './invoke';
+import { findHandler } from '../kernel/invoke';
 import { holdProcessOpen } from './keep-alive';
-import { runTerminate } from '../kernel/terminate';
+import { Lifecycle } from '../kernel/lifecycle';
 import { LockRecords } from './lock-record';
 import type { ResolvedOptions } from './options';
 import { awaitDurableReply } from './reply-wait';
@@ -36,13 +36,12 @@ const nextOwnerId = (): string => `${PROCESS_ID}/${++owners}`;
  * the consumer loop (Consumer).
  */
 export class ServerProcess implements ServerContext {
-  readonly events$ = new Subject<ServerEvent>();
-  readonly done: Promise<unknown>;
+  private readonly life = new Lifecycle<ServerEvent>();
+  readonly done: Promise<unknown> = this.life.done;
   readonly keys: ServerKeys;
   readonly tenant: Tenant;
   readonly state: StateStorage;
   readonly owner = nextOwnerId();
-  private resolveDone!: (reason: unknown) => void;
   private stopped = false;
   private readonly handling: Handling;
   private consumer?: Consumer;
@@ -65,7 +64,10 @@ export class ServerProcess implements ServerContext {
     this.keys = new ServerKeys(tuid);
     this.state = storage(this.keys);
     this.handling = new Handling(this);
-    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  get events$(): Observable<ServerEvent> {
+    return this.life.events$;
   }
 
   get isStopped(): boolean {
@@ -180,12 +182,12 @@ export class ServerProcess implements ServerContext {
   send(msg: unknown): void {
     this.live();
     if (!findHandler(this.def, 'info', msg)) {
-      this.emit({ type: 'info-dropped', msg });
+      this.emit({ type: 'dropped', kind: 'info', msg });
       return;
     }
     const run = this.guard(() => this.handling.handleOutside('info', msg, { kind: 'none' }, 'info')).then(
       ({ outcome }) => this.handling.finish(outcome),
-      (error) => this.emit({ type: 'handler-failed', error, attempt: 1 }),
+      (error) => this.emit({ type: 'handler-failed', kind: 'info', error, attempt: 1 }),
     );
     this.track(run);
   }
@@ -228,17 +230,14 @@ export class ServerProcess implements ServerContext {
     await this.consumer?.release();
     // Not after kill, nor when another process killed the server: its state is gone.
     const gone = reason instanceof DgenError && reason.code === 'NOT_FOUND';
-    if (terminate && !gone)
-      await runTerminate(
-        this.def,
-        this.instance,
-        reason,
-        () => this.handling.lastKnownState(() => this.tenant.read((tx) => this.state.read(tx))),
-        (error) => this.emit({ type: 'terminate-failed', error }),
-      );
-    this.emit({ type: 'stopped', reason });
-    this.events$.complete();
-    this.resolveDone(reason);
+    await this.life.end(
+      reason,
+      this.def,
+      this.instance,
+      terminate && !gone
+        ? () => this.handling.lastKnownState(() => this.tenant.read((tx) => this.state.read(tx)))
+        : undefined,
+    );
   }
 
   async kill(reason: unknown): Promise<void> {
@@ -278,6 +277,6 @@ export class ServerProcess implements ServerContext {
   }
 
   emit(e: ServerEvent): void {
-    if (!this.events$.closed) this.events$.next(e);
+    this.life.emit(e);
   }
 }

@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import { callTimeoutOf } from '../kernel/call-timeout';
 import { BadArgumentError, StoppedError } from '../errors';
 import {
   purgeDeadLetters,
@@ -63,15 +64,6 @@ export interface TypedServerRef<S, T> extends Omit<ServerRef<S>, 'client'> {
   readonly client: Client<T>;
 }
 
-function timeoutOf(options: CallOptions | undefined, dflt: number): number {
-  const t = options?.timeout ?? dflt;
-  if (typeof t !== 'number' || !(t > 0))
-    throw new BadArgumentError(
-      'BAD_ARGUMENT',
-      `call timeout must be a positive number of ms or Infinity (got ${String(t)})`,
-    );
-  return Math.min(t, 2 ** 31 - 1);
-}
 
 /**
  * The ServerRef implementation. Its methods live on the prototype, not in per-ref closures: a process
@@ -95,11 +87,11 @@ class DurableServerRef<S> implements ServerRef<S> {
   }
 
   get events$(): Observable<ServerEvent> {
-    return this.p.events$.asObservable();
+    return this.p.events$;
   }
 
   async call<R>(msg: unknown, o?: CallOptions): Promise<R> {
-    const timeout = timeoutOf(o, this.callTimeout);
+    const timeout = callTimeoutOf(o, this.callTimeout);
     return (await traceSend('call', this.p, [msg], () => this.p.call(msg, timeout))) as R; // ops: telemetry
   }
 
@@ -114,7 +106,7 @@ class DurableServerRef<S> implements ServerRef<S> {
   }
 
   async priorityCall<R>(msg: unknown, o?: CallOptions): Promise<R> {
-    return (await this.p.priorityCall(msg, timeoutOf(o, this.callTimeout))) as R;
+    return (await this.p.priorityCall(msg, callTimeoutOf(o, this.callTimeout))) as R;
   }
 
   priorityCast(msg: unknown): Promise<void> {

@@ -1,8 +1,8 @@
 import { DefinitionError } from '../errors';
 import type { ClassDefinition } from '../registry/class-definition';
 import type { OkReturn, Tuid } from '../returns';
-import { invokeHandler } from './invoke';
-import { track } from './local-registry';
+import { invokeHandler } from '../kernel/invoke';
+import { track } from '../kernel/local-registry';
 import { resolveOptions, type StartOptions } from './options';
 import { makeServerRef, type ServerRef } from './server-ref';
 import { ServerProcess } from './server-process';

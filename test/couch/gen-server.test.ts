@@ -13,7 +13,7 @@ import { DurableServer, Init, OnCall, OnCast, OnInfo } from '../../src/decorator
 import { defineClass } from '../../src/registry/class-definition';
 import { startFollower } from '../../src/couch/start-follower';
 import { noreply, ok, reply, stop } from '../../src/returns';
-import { whereis } from '../../src/runtime/local-registry';
+import { whereis } from '../../src/kernel/local-registry';
 import { Runtime } from '../../src/runtime/runtime';
 import { describeTargets } from '../helpers/couch/targets';
 import { sleep, startRecorded, waitFor, writeDocs } from '../helpers/couch/follower-kit';
@@ -111,7 +111,7 @@ describeTargets('follower as an in-memory gen_server', (target) => {
     await waitFor(() => actionsRan.length > 0, 'the action');
     expect(actionsRan).toEqual([5]);
     expect(await ref.call('later')).toBe('late answer');
-    expect(events.count('error')).toBe(0);
+    expect(events.count('handler-failed') + events.count('action-failed')).toBe(0);
     await ref.stop();
   });
 
@@ -141,7 +141,7 @@ describeTargets('follower as an in-memory gen_server', (target) => {
     });
     await expect(ref.call('bad')).rejects.toMatchObject({ code: 'BAD_RETURN' });
     await ref.cast('boom');
-    await waitFor(() => events.of('error').some((e) => e.during === 'cast'), 'the cast error');
+    await waitFor(() => events.of('handler-failed').some((e) => e.kind === 'cast'), 'the cast error');
     expect(await ref.call('get')).toBe(0);
     await ref.stop();
   });

@@ -6,10 +6,9 @@ import { stop } from '../../src/returns';
 import { describeTargets } from '../helpers/couch/targets';
 import { Probe, startProbe, waitFor, writeDocs, type ProbeState } from '../helpers/couch/follower-kit';
 
-const feedErrors = (events: { of(t: 'error'): Array<{ error: unknown; during: string }> }) =>
+const feedErrors = (events: { of(t: 'feed-error'): Array<{ error: unknown }> }) =>
   events
-    .of('error')
-    .filter((e) => e.during === 'feed')
+    .of('feed-error')
     .map((e) => e.error as FeedError)
     .filter((e) => e.kind === 'protocol');
 

@@ -105,7 +105,7 @@ describeTargets('resilience', (target) => {
     t.proxy.answerStatus(400);
     const { ref, events } = await startProbe(Probe, { db: t.dbTarget(db), options: { heartbeat: 300 } });
     expect(await ref.done).toBe('bad_request');
-    expect(events.of('error')[0].error).toMatchObject({ code: 'FEED_FAILED', status: 400 });
+    expect(events.of('feed-error')[0].error).toMatchObject({ code: 'FEED_FAILED', status: 400 });
     expect(events.of('stopped')).toEqual([{ type: 'stopped', reason: 'bad_request' }]);
   });
 
@@ -289,7 +289,14 @@ describeTargets('resilience', (target) => {
       },
     });
     expect(await ref.done).toBe(boom);
-    expect(events.of('error')).toEqual([{ type: 'error', error: boom, during: 'change' }]);
+    expect(events.of('handler-failed')).toEqual([
+      {
+        type: 'handler-failed',
+        kind: 'change',
+        attempt: 1,
+        error: expect.objectContaining({ code: 'HANDLER_FAILED', cause: boom }),
+      },
+    ]);
     expect(events.count('change')).toBe(1);
   });
 

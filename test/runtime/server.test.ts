@@ -387,9 +387,9 @@ describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
 
     test('info with no @OnInfo is dropped and reported', async () => {
       const ref = await Runtime.start(Counter, {}, { tenant });
-      const dropped = firstValueFrom(ref.events$.pipe(filter((e) => e.type === 'info-dropped')));
+      const dropped = firstValueFrom(ref.events$.pipe(filter((e) => e.type === 'dropped')));
       ref.send({ type: 'whatever' });
-      expect(await dropped).toEqual({ type: 'info-dropped', msg: { type: 'whatever' } });
+      expect(await dropped).toEqual({ type: 'dropped', kind: 'info', msg: { type: 'whatever' } });
     });
 
     test('a call to a consume:false server times out, and its effect is applied once a consumer starts', async () => {

@@ -145,9 +145,7 @@ describe('@OnTerminate of a changes follower', () => {
   test('a throwing @OnTerminate is an error event during terminate; the reason stays', async () => {
     throwIn = true;
     const ref = await Runtime.start(Watcher, 'stop-on-error');
-    const failed = firstValueFrom(
-      ref.events$.pipe(filter((e) => e.type === 'error' && e.during === 'terminate')),
-    );
+    const failed = firstValueFrom(ref.events$.pipe(filter((e) => e.type === 'terminate-failed')));
     expect(await ref.done).toBe('feed down');
     expect(await failed).toMatchObject({
       error: expect.objectContaining({ message: 'follower terminate boom' }),

@@ -1,6 +1,6 @@
 import nano from 'nano';
 import type { DbTarget } from '../../../src/couch';
-import { stopAll } from '../../../src/runtime/local-registry';
+import { stopAll } from '../../../src/kernel/local-registry';
 import { FaultProxy } from './fault-proxy';
 import { startPouchServer, type RunningServer } from './pouch-server';
 
