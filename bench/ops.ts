@@ -30,7 +30,7 @@ import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@ope
 import { openBackend } from '../src/backend/open-backend';
 import { StateStore } from '../src/codec/state-codec';
 import { recordServer, registerTenant } from '../src/ops/server-index';
-import { Runtime } from '../src/runtime/runtime';
+import { Runtime } from '../src/facade/runtime';
 import type { ServerRef } from '../src/runtime/server-ref';
 import { ServerKeys } from '../src/runtime/server-keys';
 import { otel, setOtelApiForTest } from '../src/telemetry/otel';

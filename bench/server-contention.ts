@@ -10,7 +10,7 @@
  *                                              for 1 (goal ≤ 1.5); _1_ms / _3_ms its parts
  */
 import type { Tenant } from '../src/backend/types';
-import { Runtime } from '../src/runtime/runtime';
+import { Runtime } from '../src/facade/runtime';
 import { Catalog, Counter, Sloth, type CatalogState } from '../test/helpers/runtime/servers';
 import { openSqlite } from '../test/helpers/runtime/sqlite';
 import { waitUntil, Workers } from '../test/helpers/runtime/workers';

@@ -17,7 +17,7 @@
  * Throughput sides alternate in slices and the ratios divide medians, so a noisy moment weighs on both.
  */
 import type { Tenant } from '../src/backend/types';
-import { Runtime } from '../src/runtime/runtime';
+import { Runtime } from '../src/facade/runtime';
 import type { ServerRef } from '../src/runtime/server-ref';
 import { countingBackend, type CommitCounts } from '../test/helpers/runtime/counting-backend';
 import { Counter } from '../test/helpers/runtime/servers';

@@ -33,7 +33,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ts from 'typescript';
 import type { Backend, Tenant } from '../src/backend/types';
-import { Runtime } from '../src/runtime/runtime';
+import { Runtime } from '../src/facade/runtime';
 import type { ServerRef } from '../src/runtime/server-ref';
 import { Counter } from '../test/helpers/runtime/servers';
 import { openSqlite } from '../test/helpers/runtime/sqlite';

@@ -36,7 +36,7 @@ export {
   type StopReturn,
   type HandlerReturn,
 } from './returns';
-export { Runtime } from './runtime/runtime';
+export { Runtime } from './facade/runtime';
 export type { StartOptions, Serializer } from './runtime/options';
 export type { ServerRef, CallOptions } from './runtime/server-ref';
 export type { ServerEvent, HandledKind } from './runtime/events';

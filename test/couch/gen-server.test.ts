@@ -14,7 +14,7 @@ import { defineClass } from '../../src/registry/class-definition';
 import { startFollower } from '../../src/couch/start-follower';
 import { noreply, ok, reply, stop } from '../../src/returns';
 import { whereis } from '../../src/kernel/local-registry';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { describeTargets } from '../helpers/couch/targets';
 import { sleep, startRecorded, waitFor, writeDocs } from '../helpers/couch/follower-kit';
 

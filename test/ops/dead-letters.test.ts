@@ -4,7 +4,7 @@ import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { OnDeadLetter } from '../../src/ops/on-dead-letter';
 import { noreply, ok, reply } from '../../src/returns';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import type { DeadLetter } from '../../src/runtime/wire';
 import { runtimeBackends, waitFor } from '../runtime/backends';
 

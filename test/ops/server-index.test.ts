@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import type { Backend } from '../../src/backend/types';
 import { listTenantPaths, scanIndex, type IndexedServer } from '../../src/ops/server-index';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { Counter } from '../runtime/fixtures';
 import { runtimeBackends } from '../runtime/backends';
 import type { Tenant } from '../../src/backend/types';

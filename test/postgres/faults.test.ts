@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { openBackend } from '../../src/backend/open-backend';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { LockRecords } from '../../src/runtime/lock-record';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { ServerKeys } from '../../src/runtime/server-keys';
 import { TcpFaultProxy } from '../helpers/net/tcp-fault-proxy';
 import { LoadBook } from '../helpers/postgres/fault-load';

@@ -5,7 +5,7 @@ import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { noreply, ok, reply } from '../../src/returns';
 import { MAX_BATCH } from '../../src/runtime/batch-window';
 import type { ServerEvent } from '../../src/runtime/events';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { ActionEcho, closeGate, Counter, lockGate, Locker, Poison } from './fixtures';
 import { runtimeBackends, waitFor } from './backends';
 

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import type { Backend, Tenant } from '../../src/backend/types';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { CallChannel, ABANDONED_AFTER_MS } from '../../src/runtime/call-channel';
 import { ServerKeys } from '../../src/runtime/server-keys';
 import type { FromId } from '../../src/runtime/wire';

@@ -7,7 +7,7 @@ import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast, OnLocked } from '../../src/decorators';
 import { DgenError, SerializationError, StoppedError } from '../../src/errors';
 import { lock, noreply, ok, reply, stop } from '../../src/returns';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import type { StartOptions } from '../../src/runtime/options';
 import { runtimeBackends, waitFor } from './backends';
 

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { FaultyBackend } from '../../src/backend/faulty/faulty-backend';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { Counter } from './fixtures';
 import { runtimeBackends, waitFor } from './backends';
 

@@ -3,7 +3,7 @@ import { firstValueFrom, filter, toArray, take } from 'rxjs';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, OnCall, OnCast } from '../../src/decorators';
 import { reply } from '../../src/returns';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import type { ServerEvent } from '../../src/runtime/events';
 import { actionLog, ActionEcho, closeGate, Counter, lockGate, Locker, Poison } from './fixtures';
 import { postgresRuntimeSkip, runtimeBackends, waitFor } from './backends';

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { noreply, ok, reply } from '../../src/returns';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { Counter } from './fixtures';
 import { runtimeBackends, waitFor } from './backends';
 

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { MemoryBackend } from '../../src/backend/memory/memory-backend';
 import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { ok, reply, noreply } from '../../src/returns';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 
 @DurableServer({ name: 'smoke' })
 class Counter {

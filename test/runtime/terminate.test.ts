@@ -10,7 +10,7 @@ import type { Backend, Tenant } from '../../src/backend/types';
 import { ChangesFollower, follow, OnChange, OnError } from '../../src/couch';
 import { DurableServer, Init, OnCall, OnCast, OnTerminate } from '../../src/decorators';
 import { noreply, ok, reply, stop } from '../../src/returns';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { runtimeBackends } from './backends';
 
 const calls: Array<[unknown, unknown]> = [];

@@ -7,7 +7,7 @@ import 'reflect-metadata';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast, OnInfo } from '../../src/decorators';
 import { noreply, ok, reply } from '../../src/returns';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { runtimeBackends, waitFor } from './backends';
 
 @DurableServer({ name: 'tally' })

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { openBackend } from '../../src/backend/open-backend';
 import type { Backend } from '../../src/backend/types';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import { waitFor } from './backends';
 import { Counter } from './fixtures';
 

@@ -8,7 +8,7 @@ import { ChangesFollower, follow, OnChange } from '../../src/couch';
 import type { FollowerRef } from '../../src/couch';
 import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { noreply, ok, reply } from '../../src/returns';
-import { Runtime } from '../../src/runtime/runtime';
+import { Runtime } from '../../src/facade/runtime';
 import type { ServerRef } from '../../src/runtime/server-ref';
 
 @DurableServer({ name: 'typed-counter' })

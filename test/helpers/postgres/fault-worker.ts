@@ -18,7 +18,7 @@
 import 'reflect-metadata';
 import { openBackend } from '../../../src/backend/open-backend';
 import type { Backend } from '../../../src/backend/types';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import type { ServerRef } from '../../../src/runtime/server-ref';
 import { faultHooks, Tally, type TallyState } from './fault-servers';
 

@@ -5,7 +5,7 @@
  */
 import 'reflect-metadata';
 import { openBackend } from '../../../src/backend/open-backend';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import { Counter } from '../../runtime/fixtures';
 
 async function main(): Promise<void> {

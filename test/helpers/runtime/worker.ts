@@ -17,7 +17,7 @@
  */
 import 'reflect-metadata';
 import type { Backend, Tenant } from '../../../src/backend/types';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import type { ServerRef } from '../../../src/runtime/server-ref';
 import { countingBackend, type CommitCounts } from './counting-backend';
 import { hooks, SERVERS, type ServerName } from './servers';

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { openBackend } from '../../../src/backend/open-backend';
 import { DurableServer, Init, OnCall, OnCast } from '../../../src/decorators';
 import { noreply, ok, reply } from '../../../src/returns';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 
 export interface Rich {
   n: number;

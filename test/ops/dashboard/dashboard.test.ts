@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { openBackend } from '../../../src/backend/open-backend';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import { Inspected, populate } from '../cli/populate';
 import { spawnCli } from '../cli/run-cli';
 

@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { openBackend } from '../../../src/backend/open-backend';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import { memoryTracing, toRecord, Traced } from './traced';
 
 async function main(): Promise<void> {

@@ -14,7 +14,7 @@ import {
 import { openBackend } from '../../../src/backend/open-backend';
 import { FaultyBackend } from '../../../src/backend/faulty/faulty-backend';
 import { MemoryBackend } from '../../../src/backend/memory/memory-backend';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import { otel, setOtelApiForTest } from '../../../src/telemetry/otel';
 import { waitFor } from '../../runtime/backends';
 import { memoryTracing, toRecord, Traced, type SpanRecord } from './traced';

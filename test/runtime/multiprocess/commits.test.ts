@@ -4,7 +4,7 @@
  */
 import 'reflect-metadata';
 import type { Backend } from '../../../src/backend/types';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import { countingBackend, type CommitCounts } from '../../helpers/runtime/counting-backend';
 import { Ledger, type LedgerState } from '../../helpers/runtime/servers';
 import { openSqlite, tempDir } from '../../helpers/runtime/sqlite';

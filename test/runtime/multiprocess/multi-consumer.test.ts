@@ -6,7 +6,7 @@
  */
 import 'reflect-metadata';
 import type { Backend } from '../../../src/backend/types';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import { Catalog, type CatalogState } from '../../helpers/runtime/servers';
 import { openSqlite, tempDir } from '../../helpers/runtime/sqlite';
 import { waitUntil, Workers, type Worker } from '../../helpers/runtime/workers';

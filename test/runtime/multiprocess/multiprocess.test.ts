@@ -11,7 +11,7 @@
 import 'reflect-metadata';
 import { prefixRange } from '../../../src/backend/keys';
 import type { Backend, Tenant } from '../../../src/backend/types';
-import { Runtime } from '../../../src/runtime/runtime';
+import { Runtime } from '../../../src/facade/runtime';
 import type { ServerEvent } from '../../../src/runtime/events';
 import { Ledger, type LedgerState, type RecMsg } from '../../helpers/runtime/servers';
 import { openSqlite, tempDir } from '../../helpers/runtime/sqlite';

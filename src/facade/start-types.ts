@@ -1,8 +1,8 @@
 import type { FollowReturn } from '../couch/returns';
 import type { FollowerRef, FollowerStartOptions } from '../couch/follower-ref';
 import type { OkReturn } from '../returns';
-import type { StartOptions } from './options';
-import type { TypedServerRef } from './server-ref';
+import type { StartOptions } from '../runtime/options';
+import type { TypedServerRef } from '../runtime/server-ref';
 
 /**
  * What `Runtime.start` infers from a class, so mistakes fail to compile: a `@ChangesFollower` is a

@@ -2,9 +2,9 @@ import type { FollowerRef, FollowerStartOptions } from '../couch/follower-ref';
 import type { AnyClass, IsFollower, RefOf, StartOptionsArgs } from './start-types';
 import { defineClass } from '../registry/class-definition';
 import { stopAll, whereis } from '../kernel/local-registry';
-import type { StartOptions } from './options';
-import type { ServerRef } from './server-ref';
-import { startServer } from './start-server';
+import type { StartOptions } from '../runtime/options';
+import type { ServerRef } from '../runtime/server-ref';
+import { startServer } from '../runtime/start-server';
 
 interface Start {
   /**
