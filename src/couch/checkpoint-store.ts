@@ -1,7 +1,8 @@
-import { Encoder } from 'cbor-x';
 import { pack, prefixRange } from '../backend/keys';
 import type { Tenant } from '../backend/types';
-import { SerializationError } from '../errors';
+import { toChunks } from '../codec/chunks';
+import { cborSerializer } from '../codec/serializer';
+import { DgenError, SerializationError } from '../errors';
 import { isSeq, type Seq } from './change-row';
 import type { RowMark } from './db-replaced';
 
@@ -19,17 +20,17 @@ const isMark = (m: unknown): m is RowMark =>
   typeof (m as RowMark).id === 'string' &&
   typeof (m as RowMark).rev === 'string';
 
-/** Below the backends' 100 000-byte value limit. */
-const CHUNK_BYTES = 90_000;
 const FORMAT = 1;
 
 /**
- * A follower's checkpoint in a backend tenant: `{ seq, state }` in CBOR (cbor-x, so Map, Set, Date,
- * BigInt and undefined survive), split into values below the size limit, under
- * `('dgen-ts', 'changes_follower', key, i)`. Each save replaces the previous one in one transaction.
+ * A follower's checkpoint in a backend tenant: `{ seq, state }` encoded as a durable server's state
+ * and messages are (the codec's checked CBOR serializer: Map, Set, Date, BigInt and undefined survive;
+ * what would not come back as it was — a class instance, a function, a lone surrogate — is
+ * NOT_SERIALIZABLE, never silently flattened), split by the codec's chunker into values below the
+ * size limit, under `('dgen-ts', 'changes_follower', key, i)`. Each save replaces the previous one
+ * in one transaction.
  */
 export class CheckpointStore {
-  private readonly codec = new Encoder({ useRecords: false });
   private readonly prefix: [string, string, string];
 
   constructor(
@@ -45,7 +46,7 @@ export class CheckpointStore {
     if (pairs.length === 0) return undefined;
     let record: unknown;
     try {
-      record = this.codec.decode(Buffer.concat(pairs.map((p) => p.value)));
+      record = cborSerializer.decode(Buffer.concat(pairs.map((p) => p.value)));
     } catch (err) {
       throw new SerializationError(
         'NOT_SERIALIZABLE',
@@ -69,21 +70,18 @@ export class CheckpointStore {
   async save(seq: Seq, state: unknown, last?: RowMark): Promise<void> {
     let bytes: Buffer;
     try {
-      bytes = this.codec.encode(last ? { v: FORMAT, seq, state, last } : { v: FORMAT, seq, state });
+      bytes = cborSerializer.encode(last ? { v: FORMAT, seq, state, last } : { v: FORMAT, seq, state });
     } catch (err) {
       throw new SerializationError(
         'NOT_SERIALIZABLE',
-        `the follower's state cannot be stored in its checkpoint: ${String(err)}`,
-        {
-          cause: err,
-        },
+        `the follower's state cannot be stored in its checkpoint: ${err instanceof DgenError ? err.message : String(err)}`,
+        { cause: err },
       );
     }
     const { start, end } = prefixRange(this.prefix);
     await this.tenant.transact((tx) => {
       tx.clearRange(start, end);
-      for (let i = 0, n = 0; i < bytes.length || n === 0; i += CHUNK_BYTES, n++)
-        tx.set(pack([...this.prefix, n]), bytes.subarray(i, i + CHUNK_BYTES));
+      toChunks(bytes).forEach((chunk, i) => tx.set(pack([...this.prefix, i]), chunk));
     });
   }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ReadTransaction, Transaction, Watch } from '../backend/types';
-import { toChunks } from './chunks';
+import { toChunks } from '../codec/chunks';
 import type { ServerKeys } from './server-keys';
 import { DgenError, errorFromCode } from '../errors';
 import { decodeWire, encodeWire, type FromId, type ReplyRecord } from './wire';

@@ -177,6 +177,35 @@ describeTargets('checkpoints', (target) => {
     expect(await store.load()).toBeUndefined();
   });
 
+  it('a checkpoint goes through the same checks as a durable state: what would not come back as it was is refused, never flattened (issue #12)', async () => {
+    const tenant = await (await open('memory:')).openTenant(['checked']);
+    const store = new CheckpointStore(tenant, 'checked');
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    await expect(store.save(1, { p: new Point(1) })).rejects.toMatchObject({
+      code: 'NOT_SERIALIZABLE',
+      message: expect.stringContaining('Point'),
+    });
+    await expect(store.save(1, { s: 'a\uD800b' })).rejects.toMatchObject({ code: 'NOT_SERIALIZABLE' });
+    expect(await store.load()).toBeUndefined(); // nothing was written
+    const state = {
+      m: new Map<unknown, unknown>([
+        ['a', 1],
+        [2, 'b'],
+      ]),
+      s: new Set([1]),
+      d: new Date(5),
+      b: 10n ** 30n,
+      u: undefined,
+      z: -0,
+    };
+    await store.save('7-x', state);
+    const back = await store.load<typeof state>();
+    expect(back?.state).toEqual(state);
+    expect(Object.is(back?.state.z, -0)).toBe(true); // the codec keeps -0, as it does for states
+  });
+
   it('a state that cannot be stored stops the follower with NOT_SERIALIZABLE', async () => {
     const t = target();
     const db = await t.createDb('checkpoint-bad');
