@@ -87,7 +87,8 @@ export class Handling {
       const seen = await this.ctx.tenant.read(async (tx) =>
         guard && !(await guard.holds(tx)) ? undefined : this.load(tx),
       );
-      const o = seen && (await this.compute(role, method, msg, replyTo, kind, seen.state));
+      const o =
+        seen && (await this.compute(role, method, msg, replyTo, kind, seen.state).catch(this.reported(kind)));
       if (o && o.ms > LIMITS.transactionMs) throw transactionTimedOut(LIMITS.transactionMs);
       const r = await this.ctx.tenant.transact(async (tx) => {
         if (guard && !(await guard.holds(tx))) return { otherwise: guard.otherwise(tx) };
@@ -100,6 +101,14 @@ export class Handling {
       });
       if (r !== 'stale') return r;
     }
+  }
+
+  /** Reports a handler's failure on events$ (as the consumer and the follower do), then passes it on. */
+  private reported(kind: HandledKind): (error: unknown) => never {
+    return (error) => {
+      if (error instanceof HandlerError) this.ctx.emit({ type: 'handler-failed', kind, error, attempt: 1 });
+      throw error;
+    };
   }
 
   /** Runs `method` on `state`, outside any transaction: the outcome, whose effects are not written yet. */
