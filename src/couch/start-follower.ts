@@ -9,19 +9,8 @@ import { FollowerProcess } from './follower-process';
 import type { FollowerRef, FollowerStartOptions } from './follower-ref';
 import type { FollowReturn } from './returns';
 
-function checkDefinition(def: unknown): ClassDefinition {
-  const d = def as Partial<ClassDefinition> | null;
-  if (
-    typeof d !== 'object' ||
-    d === null ||
-    typeof d.ctor !== 'function' ||
-    typeof d.tables !== 'object' ||
-    !d.meta
-  )
-    throw new DefinitionError(
-      'BAD_DEFINITION',
-      'startFollower takes a ClassDefinition from defineClass(Class)',
-    );
+/** What makes a class a startable follower, checked before `@Init` runs. */
+function checkDefinition(d: ClassDefinition): ClassDefinition {
   if (d.meta.kind !== 'follower')
     throw new DefinitionError(
       'BAD_DEFINITION',
@@ -37,7 +26,7 @@ function checkDefinition(def: unknown): ClassDefinition {
       'BAD_DEFINITION',
       `@ChangesFollower class ${d.name} needs at least one @OnChange handler`,
     );
-  return d as ClassDefinition;
+  return d;
 }
 
 function checkOptions(opts: unknown): FollowerStartOptions {

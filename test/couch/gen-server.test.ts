@@ -292,8 +292,8 @@ describe('startFollower checks its input', () => {
     });
   });
 
-  it('rejects what is not a ClassDefinition', async () => {
-    await expect(startFollower({} as never, undefined)).rejects.toMatchObject({ code: 'BAD_DEFINITION' });
+  it('Runtime.start rejects what is not a decorated class', async () => {
+    await expect(Runtime.start({} as never, undefined)).rejects.toMatchObject({ code: 'BAD_DEFINITION' });
   });
 
   it.each([
