@@ -118,7 +118,7 @@ export class Consumer {
         continue;
       }
       if (step.type === 'wait') return this.arm(step.watch, step.retryAt);
-      if (this.handling.misses > 0) await delay(Math.min(2 ** (this.handling.misses - 1), 50));
+      if (this.handling.cacheMisses > 0) await delay(Math.min(2 ** (this.handling.cacheMisses - 1), 50));
     }
   }
 

@@ -39,8 +39,12 @@ export interface Outcome {
  */
 export class Handling {
   private cached?: StoredState;
+  private misses = 0;
+
   /** Consecutive cache misses: the consumer backs off while another process keeps writing. */
-  misses = 0;
+  get cacheMisses(): number {
+    return this.misses;
+  }
 
   constructor(private readonly ctx: ServerContext) {}
 
