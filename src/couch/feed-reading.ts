@@ -8,6 +8,8 @@ import { FeedError } from './feed-error';
 import type { FeedItem } from './feed-item';
 import type { FollowerCore } from './follower-core';
 import { StopSignal } from './follower-core';
+import { startBatch } from './follower-telemetry';
+import type { ResolvedDb } from './db-target';
 import { longpollItems } from './longpoll-answer';
 import type { RowDispatch } from './row-dispatch';
 
@@ -29,6 +31,9 @@ export interface FeedReaderLoop {
  * to `@OnChange`, checkpointing after each batch. Returns when and why to connect again.
  */
 export class FeedReader<S> {
+  /** Rows handed to `@OnChange` so far (for the batch spans). */
+  private rowsHandled = 0;
+
   constructor(
     private readonly core: FollowerCore<S>,
     private readonly cursor: FeedCursor,
@@ -36,6 +41,7 @@ export class FeedReader<S> {
     private readonly policy: ConnectionPolicy<S>,
     private readonly loop: FeedReaderLoop,
     private readonly maxLineBytes: number,
+    private readonly db: ResolvedDb,
   ) {}
 
   /** Reads a continuous feed line by line, handling each batch of rows as it arrives. */
@@ -81,8 +87,23 @@ export class FeedReader<S> {
     return (await this.handleItems(items)) ?? { reason: 'end', waitMs: 0 };
   }
 
-  /** Handles one batch; checkpoints after it. Returns a Next when the connection must end early. */
+  /** Handles one batch inside its `follow.batch` span (when telemetry is on). */
   private async handleItems(items: readonly FeedItem[]): Promise<Next | undefined> {
+    if (!items.some((i) => i.kind === 'row')) return this.handleBatch(items);
+    const span = startBatch(this.core.def.name, this.db, this.cursor.since);
+    const before = this.rowsHandled;
+    try {
+      const next = await this.handleBatch(items);
+      span.end(this.rowsHandled - before, this.cursor.since);
+      return next;
+    } catch (err) {
+      span.end(this.rowsHandled - before, this.cursor.since, err instanceof StopSignal ? undefined : err);
+      throw err;
+    }
+  }
+
+  /** Handles one batch; checkpoints after it. Returns a Next when the connection must end early. */
+  private async handleBatch(items: readonly FeedItem[]): Promise<Next | undefined> {
     for (const item of items) {
       const serving = this.loop.serveQueued();
       if (serving) await serving;
@@ -125,6 +146,7 @@ export class FeedReader<S> {
 
   /** One row; a throwing `@OnChange` goes to `@OnError` (which decides the Next). */
   private row(row: Parameters<RowDispatch<S>['dispatch']>[0]): undefined | Promise<Next | undefined> {
+    this.rowsHandled++;
     try {
       const pending = this.rows.dispatch(row);
       if (pending)

@@ -19,6 +19,7 @@ import type { ResolvedOptions } from './follow-options';
 import { StopSignal, type FollowerCore } from './follower-core';
 import type { FollowerEvent } from './follower-events';
 import type { CallFrom, FollowerRef } from './follower-ref';
+import { registerFollowerMetrics, trackFollower } from './follower-telemetry';
 import { MessageLoop } from './message-loop';
 import { RowDispatch } from './row-dispatch';
 
@@ -66,6 +67,8 @@ export class FollowerProcess<S> {
   private inSession = false;
   private finished = false;
   private readonly callTimeout: number;
+  /** Leaves the follower lag gauge (telemetry). */
+  private untrack = (): void => undefined;
 
   readonly done: Promise<unknown>;
   readonly events$: Observable<FollowerEvent>;
@@ -95,6 +98,7 @@ export class FollowerProcess<S> {
         serveQueued: () => this.loop.serveQueued(),
       },
       setup.options.maxLineBytes,
+      setup.db,
     );
     this.verifyDb = setup.resumed !== undefined;
     this.callTimeout = setup.callTimeout ?? DEFAULT_CALL_TIMEOUT_MS;
@@ -117,6 +121,12 @@ export class FollowerProcess<S> {
 
   /** Starts the loop (in the background; `done` settles when it ends). */
   start(): void {
+    registerFollowerMetrics();
+    this.untrack = trackFollower({
+      cls: this.core.def.name,
+      db: this.setup.db,
+      lastSeq: () => this.cursor.since,
+    });
     void this.run();
   }
 
@@ -210,6 +220,7 @@ export class FollowerProcess<S> {
       // already reported on events$ (checkpoint-failed); stopping anyway
     }
     this.finished = true;
+    this.untrack();
     this.core.calls.failAll(() => new StoppedError('follower'));
     this.loop.clear();
     await this.core.life.end(reason, this.core.def, this.core.instance, () => this.core.state);
