@@ -14,4 +14,6 @@ export type ServerEvent =
   | { type: 'consumer-error'; error: unknown }
   /** `@OnTerminate` threw (the exit reason stays what it was). */
   | { type: 'terminate-failed'; error: unknown }
+  /** A due timer could not be moved into the queue (it is tried again shortly). */
+  | { type: 'timer-error'; error: unknown }
   | { type: 'stopped'; reason: unknown };

@@ -1,0 +1,117 @@
+import type { Tenant } from '../backend/types';
+import { DgenError } from '../errors';
+import type { ServerKeys } from '../runtime/server-keys';
+import type { Clock } from './clock';
+import { TimerStore } from './timer-store';
+
+/** What the scheduler needs of a consuming server. */
+export interface TimerOwner {
+  readonly keys: ServerKeys;
+  readonly tenant: Tenant;
+  readonly isStopped: boolean;
+  emit(e: { type: 'timer-error'; error: unknown }): void;
+}
+
+interface Entry {
+  /** The earliest due this process knows of (never later than the stored one: see note). */
+  due: number;
+  /** Bumped by every note: a fire that read the next due before a note must not overwrite it. */
+  gen: number;
+}
+
+/** Wait after a failed fire transaction before trying that server again. */
+const RETRY_MS = 100;
+
+/**
+ * The timers of every server this process consumes on one tenant, with one clock timer for the
+ * earliest due among them (not one per timer: a process may have 100,000 pending). It holds one
+ * number per server. A due it holds may be too early (a timer was cancelled or moved): firing then
+ * finds nothing and reads the next one. It is never too late: every way a timer is set reaches
+ * `note` (this process's writes directly; another process's through the consumer's wake-up, which
+ * reads the next due in the same transaction that arms its watch).
+ */
+export class TimerScheduler {
+  private static readonly all = new WeakMap<Tenant, Map<Clock, TimerScheduler>>();
+
+  static of(tenant: Tenant, clock: Clock): TimerScheduler {
+    let byClock = TimerScheduler.all.get(tenant);
+    if (!byClock) TimerScheduler.all.set(tenant, (byClock = new Map()));
+    let s = byClock.get(clock);
+    if (!s) byClock.set(clock, (s = new TimerScheduler(clock)));
+    return s;
+  }
+
+  private readonly entries = new Map<TimerOwner, Entry>();
+  private armed?: { at: number; cancel: () => void };
+
+  private running = false;
+
+  private constructor(private readonly clock: Clock) {}
+
+  /** `owner` has a timer due at `due` (or may have none: undefined). Keeps the earlier of the two. */
+  note(owner: TimerOwner, due: number | undefined): void {
+    if (due === undefined || owner.isStopped) return;
+    const e = this.entries.get(owner);
+    if (e) {
+      e.gen++;
+      if (due >= e.due) return;
+      e.due = due;
+    } else this.entries.set(owner, { due, gen: 0 });
+    this.reschedule();
+  }
+
+  forget(owner: TimerOwner): void {
+    if (this.entries.delete(owner)) this.reschedule();
+  }
+
+  /** How many servers have a due here, and how many clock timers are armed (at most one). */
+  get size(): { servers: number; clockTimers: number } {
+    return { servers: this.entries.size, clockTimers: this.armed ? 1 : 0 };
+  }
+
+  private reschedule(): void {
+    if (this.running) return; // tick reschedules when it ends
+    let min = Infinity;
+    for (const e of this.entries.values()) if (e.due < min) min = e.due;
+    if (this.armed?.at === min) return;
+    this.armed?.cancel();
+    this.armed = undefined;
+    if (min === Infinity) return;
+    const armed: { at: number; cancel: () => void } = { at: min, cancel: () => undefined };
+    armed.cancel = this.clock.at(min, () => this.tick(armed));
+    this.armed = armed;
+  }
+
+  /** The clock reached the earliest due: fire every server whose due has come, earliest first. */
+  private async tick(armed: { at: number }): Promise<void> {
+    if (this.armed !== armed || this.running) return;
+    this.armed = undefined;
+    this.running = true;
+    try {
+      const now = this.clock.now();
+      const due = [...this.entries].filter(([, e]) => e.due <= now).sort((a, b) => a[1].due - b[1].due);
+      for (const [owner, e] of due) await this.fireOne(owner, e, now);
+    } finally {
+      this.running = false;
+      this.reschedule();
+    }
+  }
+
+  private async fireOne(owner: TimerOwner, e: Entry, now: number): Promise<void> {
+    if (owner.isStopped) return void this.entries.delete(owner);
+    const gen = e.gen;
+    try {
+      const r = await owner.tenant.transact((tx) => TimerStore.fire(tx, owner.keys, now));
+      if (this.entries.get(owner) !== e) return;
+      if (e.gen === gen) {
+        if (r.next === undefined) this.entries.delete(owner);
+        else e.due = r.next;
+      } else if (r.next !== undefined) e.due = Math.min(e.due, r.next);
+    } catch (error) {
+      if (owner.isStopped || (error instanceof DgenError && error.code === 'BACKEND_CLOSED'))
+        return void this.entries.delete(owner);
+      owner.emit({ type: 'timer-error', error });
+      e.due = this.clock.now() + RETRY_MS;
+    }
+  }
+}
