@@ -8,6 +8,9 @@ export interface AlarmState {
   timeouts: number;
 }
 
+/** Test hooks (a child process sets them to misbehave on purpose). */
+export const alarmHooks: { beforeFire?: (tag: string) => Promise<void> | void } = {};
+
 /** ServerRefs a handler may name as outbox targets (a ref itself cannot travel in a message). */
 export const refTargets = new Map<string, unknown>();
 const targetOf = (to: unknown) => (typeof to === 'string' ? refTargets.get(to) : to);
@@ -49,7 +52,8 @@ export class Alarm {
     ctx.cast(targetOf(m.to), { type: 'fire', tag: m.tag });
     return noreply({ ...s, fired: [...s.fired, `told:${m.tag}`] });
   }
-  @OnCast('fire') fire(m: { tag: string }, s: AlarmState) {
+  @OnCast('fire') async fire(m: { tag: string }, s: AlarmState) {
+    if (alarmHooks.beforeFire) await alarmHooks.beforeFire(m.tag);
     return noreply({ ...s, fired: [...s.fired, m.tag] });
   }
   /** Answers and asks for an idle timeout of `ms`. */
