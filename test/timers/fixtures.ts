@@ -50,6 +50,7 @@ export class Alarm {
   }
   @OnCast('tell') tellCast(m: { to: unknown; tag: string }, s: AlarmState, ctx: HandlerContext) {
     ctx.cast(targetOf(m.to), { type: 'fire', tag: m.tag });
+    ctx.castAfter(10, { type: 'fire', tag: `later:${m.tag}` });
     return noreply({ ...s, fired: [...s.fired, `told:${m.tag}`] });
   }
   @OnCast('fire') async fire(m: { tag: string }, s: AlarmState) {
