@@ -23,8 +23,11 @@ interface IdleRecord {
   due: number;
 }
 
-/** Most timers one transaction moves into the queue (the rest follow in the next one). */
+/** Most timers one transaction moves into the queue per server (the rest follow in the next one). */
 export const FIRE_BATCH = 256;
+
+/** Message bytes after which a fire transaction takes no further timer (the limit is 10 MB). */
+export const FIRE_BYTES = 2_000_000;
 
 /**
  * A server's durable timers, under its tuid:
@@ -96,17 +99,24 @@ export const TimerStore = {
    * idle timeout fires only when the queue is empty: a queued message is one that arrived, and its
    * handling arms the timeout again or not.
    */
-  async fire(tx: Transaction, keys: ServerKeys, now: number): Promise<{ fired: number; next?: number }> {
+  async fire(
+    tx: Transaction,
+    keys: ServerKeys,
+    now: number,
+    budget: { bytes: number } = { bytes: 0 },
+  ): Promise<{ fired: number; next?: number }> {
     const { start } = prefixRange([...keys.tuid, 't', 'd']);
     const end = pack([...keys.tuid, 't', 'd', Math.floor(now) + 1]);
     const due = await tx.getRange(start, end, { limit: FIRE_BATCH });
     const items: QueueItem[] = [];
     for (const row of due) {
+      if (budget.bytes >= FIRE_BYTES) break;
       const key = unpack(row.key).at(-1) as string;
       const recordKey = pack([...keys.tuid, 't', 'k', key]);
       const rec = await tx.get(recordKey);
       tx.clear(row.key);
       if (!rec) continue;
+      budget.bytes += rec.length;
       tx.clear(recordKey);
       items.push({ kind: 'cast', msg: decodeWire<TimerRecord>(rec).msg });
     }

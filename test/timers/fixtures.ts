@@ -9,7 +9,13 @@ export interface AlarmState {
 }
 
 /** Test hooks (a child process sets them to misbehave on purpose). */
-export const alarmHooks: { beforeFire?: (tag: string) => Promise<void> | void } = {};
+export const alarmHooks: {
+  beforeFire?: (tag: string) => Promise<void> | void;
+  /** After the commit that handled a 'fire' (an action), with its message. */
+  onFired?: (m: { tag: string; due?: number }) => void;
+  /** Keep the state as it is on 'fire' (benchmarks: only the firing is measured). */
+  keepState?: boolean;
+} = {};
 
 /** ServerRefs a handler may name as outbox targets (a ref itself cannot travel in a message). */
 export const refTargets = new Map<string, unknown>();
@@ -31,6 +37,19 @@ export class Alarm {
       m.key === undefined ? undefined : { key: m.key },
     );
     return reply(key, s);
+  }
+  /** Arms `dues.length` timers in one transaction: tag `${prefix}${i}` due at dues[i] (ms since the epoch). */
+  @OnCall('armMany') armMany(
+    m: { prefix: string; dues: number[] },
+    _f: unknown,
+    s: AlarmState,
+    ctx: HandlerContext,
+  ) {
+    m.dues.forEach((due, i) => {
+      const tag = `${m.prefix}${i}`;
+      ctx.castAfter(Math.max(0, due - ctx.now()), { type: 'fire', tag, due }, { key: tag });
+    });
+    return reply(m.dues.length, s);
   }
   @OnCall('disarm') disarm(m: { key: string }, _f: unknown, s: AlarmState, ctx: HandlerContext) {
     ctx.cancelTimer(m.key);
@@ -55,7 +74,9 @@ export class Alarm {
   }
   @OnCast('fire') async fire(m: { tag: string }, s: AlarmState) {
     if (alarmHooks.beforeFire) await alarmHooks.beforeFire(m.tag);
-    return noreply({ ...s, fired: [...s.fired, m.tag] });
+    const onFired = alarmHooks.onFired;
+    const next = alarmHooks.keepState ? s : { ...s, fired: [...s.fired, m.tag] };
+    return noreply(next, onFired ? [() => onFired(m)] : []);
   }
   /** Answers and asks for an idle timeout of `ms`. */
   @OnCall('touch') touch(m: { ms: number }, _f: unknown, s: AlarmState) {
