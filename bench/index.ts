@@ -31,6 +31,7 @@ const MODULES: Array<{ name: string; file: string; fn: string }> = [
   { name: 'follower', file: 'follower', fn: 'benchFollower' },
   { name: 'postgres', file: 'postgres', fn: 'benchPostgres' },
   { name: 'ops', file: 'ops', fn: 'benchOps' },
+  { name: 'timers', file: 'timers', fn: 'benchTimers' },
 ];
 
 function exists(file: string): boolean {

@@ -35,10 +35,14 @@ export {
   type LockReturn,
   type StopReturn,
   type HandlerReturn,
+  type ReturnOptions,
 } from './returns';
 export { Runtime } from './facade/runtime';
 export type { StartOptions, Serializer } from './runtime/options';
 export type { ServerRef, CallOptions } from './runtime/server-ref';
+export type { HandlerContext, TimerOptions } from './runtime/context/handler-context';
+export type { PendingTimer } from './timers/timer-store';
+export type { Clock } from './kernel/clock';
 export type { ServerEvent, HandledKind } from './runtime/events';
 export type { IdentifiedDeadLetter as DeadLetter } from './ops/dead-letters';
 export { OnDeadLetter } from './ops/on-dead-letter';

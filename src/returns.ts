@@ -1,3 +1,5 @@
+import { BadArgumentError } from './errors';
+
 /**
  * What handlers return. Each helper makes a branded object, so the runtime can tell a real return
  * value from anything else a handler might return by mistake (a BAD_RETURN error).
@@ -20,11 +22,23 @@ export interface ReplyReturn<S, V = unknown> {
   readonly value: V;
   readonly state: S;
   readonly actions: ReadonlyArray<Action<S>>;
+  /** The idle timeout in ms (see ReturnOptions), when one was given. */
+  readonly timeout?: number;
 }
 export interface NoreplyReturn<S> {
   readonly [BRAND]: 'noreply';
   readonly state: S;
   readonly actions: ReadonlyArray<Action<S>>;
+  readonly timeout?: number;
+}
+
+/** Options of `reply` and `noreply`. */
+export interface ReturnOptions {
+  /**
+   * The gen_server idle timeout: when no other message arrives within `timeout` ms, the info
+   * `'timeout'` is delivered to `@OnInfo`. `Infinity` (as gen_server's `infinity`) sets none.
+   */
+  timeout?: number;
 }
 export interface LockReturn<S> {
   readonly [BRAND]: 'lock';
@@ -57,6 +71,24 @@ export function returnKind(value: unknown): ReturnKind | undefined {
     : undefined;
 }
 
+/** The idle timeout of a return's options, or undefined for none (shared by servers and followers). */
+export function checkReturnOptions(options: ReturnOptions | undefined): number | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== 'object' || options === null)
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      'the options of reply/noreply are an object such as { timeout: ms }',
+    );
+  const t = options.timeout;
+  if (t === undefined || t === Infinity) return undefined;
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0)
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      `the idle timeout is a number of ms, 0 or more, or Infinity for none (got ${String(t)})`,
+    );
+  return t;
+}
+
 function checkActions<S>(actions: ReadonlyArray<Action<S>> | undefined): ReadonlyArray<Action<S>> {
   if (actions === undefined) return [];
   if (!Array.isArray(actions) || !actions.every((a) => typeof a === 'function'))
@@ -73,12 +105,27 @@ export function reply<S, V = unknown>(
   value: V,
   state: S,
   actions?: ReadonlyArray<Action<S>>,
+  options?: ReturnOptions,
 ): ReplyReturn<S, V> {
-  return Object.freeze({ [BRAND]: 'reply', value, state, actions: checkActions(actions) });
+  const timeout = checkReturnOptions(options);
+  return Object.freeze(
+    timeout === undefined
+      ? { [BRAND]: 'reply', value, state, actions: checkActions(actions) }
+      : { [BRAND]: 'reply', value, state, actions: checkActions(actions), timeout },
+  );
 }
 /** Keep `state` and answer nothing (a caller keeps waiting until its timeout, as gen_server). */
-export function noreply<S>(state: S, actions?: ReadonlyArray<Action<S>>): NoreplyReturn<S> {
-  return Object.freeze({ [BRAND]: 'noreply', state, actions: checkActions(actions) });
+export function noreply<S>(
+  state: S,
+  actions?: ReadonlyArray<Action<S>>,
+  options?: ReturnOptions,
+): NoreplyReturn<S> {
+  const timeout = checkReturnOptions(options);
+  return Object.freeze(
+    timeout === undefined
+      ? { [BRAND]: 'noreply', state, actions: checkActions(actions) }
+      : { [BRAND]: 'noreply', state, actions: checkActions(actions), timeout },
+  );
 }
 /** Commit `state` plus a lock, then run the matching `@OnLocked` handler outside the transaction. */
 export function lock<S>(state: S): LockReturn<S> {

@@ -6,6 +6,8 @@ import { returnKind, type NoreplyReturn } from '../returns';
 import { deepFreeze } from '../kernel/freeze';
 import type { ServerContext } from '../runtime/server-context';
 import { encodeWire, type DeadLetter } from '../runtime/wire';
+import { ContextAsks } from '../runtime/context/handler-context';
+import { noteAsked, writeAsked } from '../runtime/context/apply';
 
 const KEY = Symbol.for('dgen-ts:on-dead-letter');
 
@@ -58,15 +60,17 @@ export async function deadLetterIn(
   const previous = batch ? batch.state : stored?.state;
   if (!batch && !stored) return undefined; // killed meanwhile: nothing to hand the handler
   let next: unknown;
+  const asks = new ContextAsks(ctx.timers.clock, ctx.tenant); // its HandlerContext: written here, with the letter
   try {
     const fn = (ctx.instance as Record<string | symbol, (...a: unknown[]) => unknown>)[method];
-    const result = await fn.call(ctx.instance, deepFreeze({ ...letter }), previous);
+    const result = await fn.call(ctx.instance, deepFreeze({ ...letter }), previous, asks);
     if (returnKind(result) !== 'noreply')
       throw new HandlerError(
         'BAD_RETURN',
         `${ctx.def.ctor.name}.${String(method)} must return noreply(state) from @OnDeadLetter`,
       );
     next = deepFreeze((result as NoreplyReturn<unknown>).state);
+    await writeAsked(tx, ctx, asks, result);
   } catch (error) {
     const e =
       error instanceof HandlerError
@@ -82,5 +86,9 @@ export async function deadLetterIn(
     return previous;
   }
   if (!batch && next !== previous) ctx.state.write(tx, previous, next);
+  void tx.getVersionstamp().then(
+    () => noteAsked(ctx, asks),
+    () => undefined,
+  );
   return next;
 }

@@ -215,7 +215,10 @@ export class Consumer {
         writing = false;
         // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
         // transaction of its own (one commit per batch, and one round trip less on remote backends).
-        if (written === head.length) return { done, wait: DurableQueue.watchPush(tx, keys) };
+        if (written === head.length) {
+          await this.ctx.timers.observe(tx); // the next timer due, as of the watch (src/timers)
+          return { done, wait: DurableQueue.watchPush(tx, keys) };
+        }
         return { done };
       });
     } catch (error) {
@@ -302,12 +305,15 @@ export class Consumer {
     let expired: { owner: string } | undefined;
     const r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | undefined> => {
       const lockRec = await LockRecords.read(tx, keys);
-      if (lockRec && lockRec.leaseUntil > Date.now())
+      if (lockRec && lockRec.leaseUntil > Date.now()) {
+        await this.ctx.timers.observe(tx);
         return { wait: DurableQueue.watchPush(tx, keys), retryAt: lockRec.leaseUntil + 1 };
+      }
       expired = lockRec;
       if (lockRec) tx.clear(keys.lock);
       this.sweepAbandonedCalls(tx);
       if ((await DurableQueue.peekKeys(tx, keys, 1)).length > 0) return undefined; // pushed meanwhile
+      await this.ctx.timers.observe(tx); // the next timer due, as of the watch (src/timers)
       return { wait: DurableQueue.watchPush(tx, keys) };
     });
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });

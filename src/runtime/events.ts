@@ -16,4 +16,6 @@ export type ServerEvent =
   | { readonly type: 'lock-released' }
   | { readonly type: 'lock-expired'; readonly owner: string }
   | { readonly type: 'dead-lettered'; readonly msg: unknown }
-  | { readonly type: 'consumer-error'; readonly error: unknown };
+  | { readonly type: 'consumer-error'; readonly error: unknown }
+  /** A due timer could not be moved into the queue (it is tried again shortly). */
+  | { readonly type: 'timer-error'; readonly error: unknown };

@@ -14,6 +14,8 @@ import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
 import type { StoredState } from './state-storage';
 import type { FromId } from './wire';
+import { ContextAsks } from './context/handler-context';
+import { noteAsked, writeAsked } from './context/apply';
 
 export type Role = 'call' | 'cast' | 'info';
 export type Result = HandlerReturn<unknown>;
@@ -31,6 +33,8 @@ export interface Outcome {
   /** Bytes of the reply written for a durable caller (batches stay well under the transaction limit). */
   replyBytes?: number;
   stamp?: Promise<Buffer>;
+  /** What the handler asked of its context (written with its effects). */
+  asks?: ContextAsks;
 }
 
 /**
@@ -125,15 +129,19 @@ export class Handling {
     state: unknown,
   ): Promise<Outcome> {
     const started = performance.now();
+    const asks = new ContextAsks(this.ctx.timers.clock, this.ctx.tenant);
     const args =
-      role === 'call' ? [msg, replyTo.kind === 'none' ? undefined : replyTo.from, state] : [msg, state];
+      role === 'call'
+        ? [msg, replyTo.kind === 'none' ? undefined : replyTo.from, state, asks]
+        : [msg, state, asks];
     const result = await invokeHandler<Result>(this.ctx.def, this.ctx.instance, role, method, args);
     deepFreeze(result.state);
-    return { result, kind, msg, replyTo, ms: performance.now() - started };
+    return { result, kind, msg, replyTo, ms: performance.now() - started, asks };
   }
 
   /** Writes an outcome's lock and reply (not its state) into `tx`; returns the reply's bytes. */
   async writeEffects(tx: Transaction, o: Outcome): Promise<number> {
+    await writeAsked(tx, this.ctx, o.asks, o.result);
     const kindOf = returnKindOf(o.result);
     if (kindOf === 'lock') LockRecords.take(tx, this.ctx.keys, this.ctx.owner, this.ctx.opts.lockLeaseMs);
     if (o.replyTo.kind !== 'durable') return 0;
@@ -185,6 +193,7 @@ export class Handling {
   async finish(o: Outcome): Promise<unknown> {
     const kindOf = returnKindOf(o.result);
     if (o.stamp) await this.committed(o.result.state, o.stamp);
+    noteAsked(this.ctx, o.asks);
     this.ctx.emit({ type: 'handled', kind: o.kind, ms: o.ms });
     if (kindOf === 'lock') return this.runLocked(o);
     const actions = 'actions' in o.result ? (o.result.actions as ReadonlyArray<Action<unknown>>) : [];
@@ -243,12 +252,14 @@ export class Handling {
       let result: ReplyReturn<unknown> | NoreplyReturn<unknown> | StopReturn<unknown> | undefined;
       let failure: Error | undefined;
       const started = performance.now();
+      const asks = new ContextAsks(this.ctx.timers.clock, this.ctx.tenant);
       try {
         if (!method) throw noHandler(this.ctx.def.ctor.name, 'locked', o.msg);
         result = await invokeHandler(this.ctx.def, this.ctx.instance, 'locked', method, [
           ev,
           o.msg,
           o.result.state,
+          asks,
         ]);
         if (returnKindOf(result) === 'reply' && ev.kind === 'cast')
           throw new HandlerError(
@@ -267,6 +278,7 @@ export class Handling {
         if (result) {
           const current = await this.load(tx);
           stampP = this.applyResult(tx, current.state, result) ?? undefined;
+          await writeAsked(tx, this.ctx, asks, result);
         }
         if (o.replyTo.kind === 'durable') {
           if (failure) await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, toRecord(failure));
@@ -281,6 +293,7 @@ export class Handling {
         return { stampP };
       });
       if (stamp.stampP && result) await this.committed(result.state, stamp.stampP);
+      if (result) noteAsked(this.ctx, asks);
       this.ctx.emit({ type: 'handled', kind: 'locked', ms });
       if (failure && o.replyTo.kind === 'local') throw failure;
       if (result) {

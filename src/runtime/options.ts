@@ -2,6 +2,7 @@ import type { Tenant } from '../backend/types';
 import { BadArgumentError, DgenError } from '../errors';
 import type { Serializer } from '../codec/serializer';
 import { MAX_BATCH } from './batch-window';
+import { isClock, systemClock, type Clock } from '../kernel/clock';
 
 export type { Serializer };
 
@@ -29,6 +30,8 @@ export interface StartOptions {
   maxBatch?: number;
   /** How state values are serialized (default CBOR). */
   serializer?: Serializer;
+  /** Where timers and idle timeouts take the time from (default the system clock; tests: VirtualClock). */
+  clock?: Clock;
 }
 
 export type ResolvedOptions = Required<Omit<StartOptions, 'name' | 'serializer'>> &
@@ -73,6 +76,7 @@ const KNOWN: ReadonlySet<string> = new Set<keyof StartOptions>([
   'lockLeaseMs',
   'maxBatch',
   'serializer',
+  'clock',
 ]);
 
 export function resolveOptions(opts: unknown): ResolvedOptions {
@@ -98,6 +102,11 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     (typeof o.serializer.encode !== 'function' || typeof o.serializer.decode !== 'function')
   )
     throw new BadArgumentError('BAD_ARGUMENT', 'option serializer must have encode(value) and decode(bytes)');
+  if (o.clock !== undefined && !isClock(o.clock))
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      'option clock must have now() and at(time, fn) (a VirtualClock)',
+    );
   return {
     tenant,
     consume: flag('consume', o.consume, true),
@@ -109,5 +118,6 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     lockLeaseMs: positive('lockLeaseMs', o.lockLeaseMs, 30_000),
     maxBatch: count('maxBatch', o.maxBatch, MAX_BATCH),
     serializer: o.serializer,
+    clock: o.clock ?? systemClock,
   };
 }

@@ -5,6 +5,7 @@ import type { ServerEvent } from './events';
 import type { ResolvedOptions } from './options';
 import type { ServerKeys } from './server-keys';
 import type { StateStorage } from './state-storage';
+import type { ServerTimers } from '../timers/server-timers';
 
 /** What the parts of one server process (handling, the consumer loop) share of it. */
 export interface ServerContext {
@@ -18,6 +19,8 @@ export interface ServerContext {
   /** Names this process in the lock records it writes. */
   readonly owner: string;
   readonly isStopped: boolean;
+  /** Its durable timers' side in this process (the scheduler, the idle timeout). */
+  readonly timers: ServerTimers;
   emit(e: ServerEvent): void;
   stop(reason: unknown): Promise<void>;
   /** Registers work that stop() waits for. */

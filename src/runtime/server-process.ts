@@ -21,6 +21,7 @@ import { ServerKeys } from './server-keys';
 import type { StateStorage } from './state-storage';
 import { decodeWire, type DeadLetter, type FromId } from './wire';
 import { forgetServer, recordServer, registerTenant } from '../ops/server-index';
+import { ServerTimers } from '../timers/server-timers';
 
 /** Most read replies' keys one push clears (more are left to the consumer's sweep). */
 const MAX_SPENT = 256;
@@ -42,6 +43,7 @@ export class ServerProcess implements ServerContext {
   readonly tenant: Tenant;
   readonly state: StateStorage;
   readonly owner = nextOwnerId();
+  readonly timers: ServerTimers;
   private stopped = false;
   private readonly handling: Handling;
   private consumer?: Consumer;
@@ -64,6 +66,7 @@ export class ServerProcess implements ServerContext {
     this.keys = new ServerKeys(tuid);
     this.state = storage(this.keys);
     this.handling = new Handling(this);
+    this.timers = new ServerTimers(this, opts.clock);
   }
 
   get events$(): Observable<ServerEvent> {
@@ -90,6 +93,7 @@ export class ServerProcess implements ServerContext {
     else if (stamp.existing) this.handling.remember(deepFreeze(stamp.existing.state), stamp.existing.version);
     if (this.opts.consume) {
       this.release = holdProcessOpen();
+      this.timers.consume();
       this.consumer = new Consumer(this, this.handling);
       this.consumer.start();
     }
@@ -224,6 +228,7 @@ export class ServerProcess implements ServerContext {
     if (this.stopped) return;
     this.stopped = true;
     this.consumer?.halt();
+    this.timers.stop();
     this.release?.();
     for (const cancel of this.pendingCalls ?? []) cancel();
     while (this.inFlight?.size) await Promise.all(this.inFlight);

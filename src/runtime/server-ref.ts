@@ -12,6 +12,11 @@ import { traceSend } from '../telemetry/spans';
 import type { ServerEvent } from './events';
 import type { ServerProcess } from './server-process';
 import { makeClient, type Client, type UntypedClient } from './typed-client';
+import type { Transaction } from '../backend/types';
+import type { TimerOptions } from './context/handler-context';
+import { registerRefHome } from './context/targets';
+import type { PendingTimer } from '../timers/timer-store';
+import { RefTimers } from '../timers/ref-timers';
 
 export interface CallOptions {
   /** Milliseconds to wait for the reply (the start option `callTimeout`, 5000 by default); `Infinity` waits for ever. */
@@ -57,6 +62,21 @@ export interface ServerRef<S = unknown> {
   requeueDeadLetters(ids?: readonly string[]): Promise<number>;
   /** Deletes the dead letters `ids` names (all when absent); resolves with how many. */
   purgeDeadLetters(ids?: readonly string[]): Promise<number>;
+  /**
+   * A durable timer: after `delayMs`, `msg` is cast to the server through its queue, at least once, on
+   * any consuming process (also one started after it fell due). Resolves with its key once stored;
+   * a timer with the same key is replaced.
+   */
+  castAfter(delayMs: number, msg: unknown, options?: TimerOptions): Promise<string>;
+  /** Cancels the pending timer `key`; resolves with whether there was one. */
+  cancelTimer(key: string): Promise<boolean>;
+  /** The pending timers, earliest due first: `{ key, due, msg }`. */
+  timers(): Promise<PendingTimer[]>;
+  /**
+   * Casts `msg` inside the caller's own transaction (`tenant.transact(tx => ref.castIn(tx, msg))` on
+   * the server's tenant): enqueued if and only if that transaction commits.
+   */
+  castIn(tx: Transaction, msg: unknown): Promise<void>;
 }
 
 /** A ref whose class the compiler knows: its `client` has the class's handler methods, typed. */
@@ -79,6 +99,7 @@ class DurableServerRef<S> implements ServerRef<S> {
   ) {
     this.tuid = p.tuid;
     this.done = p.done;
+    registerRefHome(this, p.tenant, p.keys); // a target of ctx.cast
     Object.freeze(this);
   }
 
@@ -146,6 +167,26 @@ class DurableServerRef<S> implements ServerRef<S> {
   async purgeDeadLetters(ids?: readonly string[]): Promise<number> {
     this.live();
     return purgeDeadLetters(this.p.tenant, this.tuid, ids);
+  }
+
+  async castAfter(delayMs: number, msg: unknown, options?: TimerOptions): Promise<string> {
+    this.live();
+    return RefTimers.castAfter(this.p, delayMs, msg, options);
+  }
+
+  async cancelTimer(key: string): Promise<boolean> {
+    this.live();
+    return RefTimers.cancelTimer(this.p, key);
+  }
+
+  async timers(): Promise<PendingTimer[]> {
+    this.live();
+    return RefTimers.timers(this.p);
+  }
+
+  async castIn(tx: Transaction, msg: unknown): Promise<void> {
+    this.live();
+    RefTimers.castIn(this.p, tx, msg);
   }
 
   private live(): void {

@@ -10,8 +10,15 @@ import type { QueueItemExtras } from '../telemetry/queue-extras';
 export const encodeWire = (value: unknown): Buffer => cborSerializer.encode(value);
 export const decodeWire = <T>(bytes: Buffer): T => cborSerializer.decode(bytes) as T;
 
-/** A queued message: a cast, or a call with the id of its waiting caller. */
-export type QueueItem = ({ kind: 'cast'; msg: unknown } | { kind: 'call'; msg: unknown; from: FromId }) &
+/**
+ * A queued message: a cast, a call with the id of its waiting caller, or an info (the idle timeout's
+ * 'timeout', which a timer puts in the queue).
+ */
+export type QueueItem = (
+  | { kind: 'cast'; msg: unknown }
+  | { kind: 'info'; msg: unknown }
+  | { kind: 'call'; msg: unknown; from: FromId }
+) &
   Partial<QueueItemExtras>; // ops: enqueue time, trace context (optional: older items lack them)
 
 /** Identifies one waiting caller: [the time (ms since the epoch) it gives up, random id]; keys sort by deadline for garbage collection. */

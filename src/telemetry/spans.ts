@@ -28,7 +28,7 @@ export function messageTag(msg: unknown): string {
 interface Names {
   cls: string;
   tuid: string;
-  metric: { cast: OtelApi.Attributes; call: OtelApi.Attributes };
+  metric: { cast: OtelApi.Attributes; call: OtelApi.Attributes; info: OtelApi.Attributes };
 }
 const names = new WeakMap<object, Names>();
 function namesOf(who: Who): Names {
@@ -41,6 +41,7 @@ function namesOf(who: Who): Names {
       metric: {
         cast: { 'dgen.server.class': cls, 'dgen.message.kind': 'cast' },
         call: { 'dgen.server.class': cls, 'dgen.message.kind': 'call' },
+        info: { 'dgen.server.class': cls, 'dgen.message.kind': 'info' },
       },
     };
     names.set(who, n);

@@ -18,9 +18,9 @@ const BASE_TELEMETRY = new Set(['telemetry/otel.ts', 'telemetry/backend-metrics.
 function layerOf(file: string): Layer {
   if (BASE_TELEMETRY.has(file)) return 'base';
   const top = file.split('/')[0];
-  if (top === 'index.ts' || top === 'facade') return 'facade';
+  if (top === 'index.ts' || top === 'facade' || top === 'testing') return 'facade'; // the package's entry points
   if (top === 'couch') return 'follower';
-  if (['runtime', 'ops', 'cli', 'telemetry'].includes(top)) return 'server';
+  if (['runtime', 'ops', 'cli', 'telemetry', 'timers'].includes(top)) return 'server';
   if (['kernel', 'decorators', 'registry'].includes(top)) return 'kernel';
   return 'base'; // errors.ts, returns.ts, text.ts, codec/, backend/
 }

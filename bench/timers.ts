@@ -1,0 +1,207 @@
+/**
+ * Durable timers and outbox casts on the SQLite backend.
+ *
+ *   npm run bench -- --only timers [--json]
+ *
+ * Keys:
+ * - timers.sqlite.fire_late_p50_ms / _p99_ms  10,000 timers over 100 servers, due within 2 s, at
+ *                                     synchronous=FULL: (handled and committed − due), p99 goal ≤ 20 ms
+ * - timers.sqlite.fired / timers.sqlite.fired_twice  every timer fired, none twice (no crashes here)
+ * - timers.pending_100k_rss_mb        RSS (MB) of a child consuming 100 servers that hold 100,000 pending
+ *                                     timers; timers.pending_none_rss_mb the same child before them
+ * - timers.pending_100k_rss_ratio     the two ÷ (goal ≤ 1.2); _heap_ratio the same for the JS heap (what
+ *                                     the runtime holds; RSS also has SQLite's page cache, which fills
+ *                                     as the file grows, up to 16 MB per connection);
+ *                                     _clock_timers how many clock timers they cost (one per tenant)
+ * - server.sqlite.outbox_cast_ratio   msgs/s handling a cast whose handler ctx.casts to another server ÷
+ *                                     handling one that does not (goal ≥ 0.7); _plain/_outbox_msgs_per_s
+ */
+import 'reflect-metadata';
+import { fork } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ts from 'typescript';
+import { DurableServer, Init, OnCast } from '../src/decorators';
+import { noreply, ok } from '../src/returns';
+import type { HandlerContext } from '../src/runtime/context/handler-context';
+import { Runtime } from '../src/facade/runtime';
+import { openSqlite } from '../test/helpers/runtime/sqlite';
+import { Alarm, alarmHooks } from '../test/timers/fixtures';
+
+const ROOT = path.resolve(__dirname, '..');
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+async function fireLate(dir: string): Promise<Record<string, number>> {
+  const backend = await openSqlite(path.join(dir, 'fire.sqlite'), 'full');
+  const late = new Map<string, number>();
+  let twice = 0;
+  alarmHooks.keepState = true;
+  alarmHooks.onFired = (m) => {
+    if (late.has(m.tag)) twice++;
+    else late.set(m.tag, Date.now() - (m.due ?? 0));
+  };
+  try {
+    const tenant = await backend.openTenant(['bench-fire']);
+    const refs = [];
+    for (let i = 0; i < 100; i++) refs.push(await Runtime.start(Alarm, `f${i}`, { tenant }));
+    const base = Date.now() + 3000;
+    for (const [i, r] of refs.entries())
+      await r.call({
+        type: 'armMany',
+        prefix: `s${i}-`,
+        dues: Array.from({ length: 100 }, () => base + Math.floor(Math.random() * 2000)),
+      });
+    if (Date.now() > base)
+      throw new Error('arming the timers took longer than 3 s: the figure would be wrong');
+    const until = base + 30_000;
+    while (late.size < 10_000 && Date.now() < until) await sleep(20);
+    await sleep(500); // a second firing would show up now
+    const xs = [...late.values()];
+    return {
+      'timers.sqlite.fire_late_p50_ms': pct(xs, 50),
+      'timers.sqlite.fire_late_p99_ms': pct(xs, 99),
+      'timers.sqlite.fire_late_max_ms': Math.max(...xs),
+      'timers.sqlite.fired': late.size,
+      'timers.sqlite.fired_twice': twice,
+    };
+  } finally {
+    alarmHooks.onFired = undefined;
+    alarmHooks.keepState = undefined;
+    await Runtime.stopAll();
+    await backend.close();
+  }
+}
+
+/** src/ and the child's imports as plain CommonJS (no TypeScript compiler in the child's memory). */
+function transpiled(): string {
+  const out = path.join(ROOT, '.bench-tmp', 'timers-js');
+  const { options } = ts.parseJsonConfigFileContent(
+    ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), ts.sys.readFile).config,
+    ts.sys,
+    ROOT,
+  );
+  const walk = (d: string): string[] =>
+    fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => {
+      const p = path.join(d, e.name);
+      return e.isDirectory() ? walk(p) : p.endsWith('.ts') && !p.endsWith('.d.ts') ? [p] : [];
+    });
+  const files = [
+    ...walk(path.join(ROOT, 'src')),
+    path.join(ROOT, 'test', 'timers', 'fixtures.ts'),
+    path.join(ROOT, 'bench', 'timers-rss-child.ts'),
+  ];
+  for (const src of files) {
+    const js = ts.transpileModule(fs.readFileSync(src, 'utf8'), {
+      compilerOptions: { ...options, sourceMap: false, declaration: false, module: ts.ModuleKind.CommonJS },
+      fileName: src,
+    }).outputText;
+    const dest = path.join(out, path.relative(ROOT, src)).replace(/\.ts$/, '.js');
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.writeFileSync(dest, js);
+  }
+  return path.join(out, 'bench', 'timers-rss-child.js');
+}
+
+async function pendingRss(dir: string): Promise<Record<string, number>> {
+  const child = fork(transpiled(), [], {
+    cwd: ROOT,
+    execArgv: ['--expose-gc'],
+    env: { ...process.env, TIMER_DB: path.join(dir, 'rss.sqlite') },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    type Answer = {
+      base: number;
+      loaded: number;
+      baseHeap: number;
+      loadedHeap: number;
+      clockTimers: number;
+      pending: number;
+    };
+    const r = await new Promise<Answer>((resolve, reject) => {
+      child.once('message', resolve as (m: unknown) => void);
+      child.once('exit', (code) => reject(new Error(`rss child exited (${code})`)));
+    });
+    if (r.pending !== 100_000) throw new Error(`expected 100,000 pending timers, found ${r.pending}`);
+    return {
+      'timers.pending_none_rss_mb': round(r.base / 2 ** 20, 1),
+      'timers.pending_100k_rss_mb': round(r.loaded / 2 ** 20, 1),
+      'timers.pending_100k_rss_ratio': round(r.loaded / r.base),
+      'timers.pending_100k_heap_ratio': round(r.loadedHeap / r.baseHeap),
+      'timers.pending_100k_clock_timers': r.clockTimers,
+    };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+@DurableServer({ name: 'bench-relay' })
+class Relay {
+  @Init() init(id: string) {
+    return ok(0, ['bench-relay', id]);
+  }
+  @OnCast('plain') plain(_m: unknown, n: number) {
+    return noreply(n + 1);
+  }
+  @OnCast('relay') relay(_m: unknown, n: number, ctx: HandlerContext) {
+    ctx.cast(['bench-relay', 'sink'], 'relayed');
+    return noreply(n + 1);
+  }
+}
+
+/** Messages per second one consumer handles from a queue filled beforehand with `n` of `msg`. */
+async function drainRate(dir: string, run: number, msg: string, n: number): Promise<number> {
+  const backend = await openSqlite(path.join(dir, `outbox-${run}.sqlite`), 'full');
+  try {
+    const tenant = await backend.openTenant(['bench-outbox']);
+    const filler = await Runtime.start(Relay, 'src', { tenant, consume: false });
+    for (let i = 0; i < n; i += 500) await filler.castMany(Array.from({ length: 500 }, () => msg));
+    const t0 = performance.now();
+    const ref = await Runtime.start(Relay, 'src', { tenant });
+    while ((await ref.queueLength()) > 0) await sleep(2);
+    const rate = (n * 1000) / (performance.now() - t0);
+    await Runtime.stopAll();
+    return rate;
+  } finally {
+    await backend.close();
+  }
+}
+
+async function outboxRatio(dir: string): Promise<Record<string, number>> {
+  const n = 5000;
+  await drainRate(dir, 0, 'plain', 1000); // warm up
+  const plain: number[] = [];
+  const outbox: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    plain.push(await drainRate(dir, 1 + 2 * i, 'plain', n));
+    outbox.push(await drainRate(dir, 2 + 2 * i, 'relay', n));
+  }
+  const p = Math.max(...plain);
+  const o = Math.max(...outbox);
+  return {
+    'server.sqlite.plain_msgs_per_s': Math.round(p),
+    'server.sqlite.outbox_msgs_per_s': Math.round(o),
+    'server.sqlite.outbox_cast_ratio': round(o / p),
+  };
+}
+
+export async function benchTimers(): Promise<Record<string, number>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dgen-bench-timers-'));
+  try {
+    return { ...(await fireLate(dir)), ...(await pendingRss(dir)), ...(await outboxRatio(dir)) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module)
+  benchTimers().then(
+    (f) => (console.log(JSON.stringify(f)), process.exit(0)),
+    (e) => (console.error(e), process.exit(1)),
+  );

@@ -1,0 +1,139 @@
+import type { Tenant } from '../backend/types';
+import { DgenError } from '../errors';
+import type { ServerKeys } from '../runtime/server-keys';
+import type { Clock } from '../kernel/clock';
+import { TimerStore } from './timer-store';
+
+/** What the scheduler needs of a consuming server. */
+export interface TimerOwner {
+  readonly keys: ServerKeys;
+  readonly tenant: Tenant;
+  readonly isStopped: boolean;
+  emit(e: { type: 'timer-error'; error: unknown }): void;
+}
+
+interface Entry {
+  /** The earliest due this process knows of (never later than the stored one: see note). */
+  due: number;
+  /** Bumped by every note: a fire that read the next due before a note must not overwrite it. */
+  gen: number;
+}
+
+/** Most servers one fire transaction serves (each moves up to FIRE_BATCH timers). */
+const SERVERS_PER_FIRE = 128;
+
+/** Wait after a failed fire transaction before trying that server again. */
+const RETRY_MS = 100;
+
+/**
+ * The timers of every server this process consumes on one tenant, with one clock timer for the
+ * earliest due among them (not one per timer: a process may have 100,000 pending). It holds one
+ * number per server. A due it holds may be too early (a timer was cancelled or moved): firing then
+ * finds nothing and reads the next one. It is never too late: every way a timer is set reaches
+ * `note` (this process's writes directly; another process's through the consumer's wake-up, which
+ * reads the next due in the same transaction that arms its watch).
+ */
+export class TimerScheduler {
+  private static readonly all = new WeakMap<Tenant, Map<Clock, TimerScheduler>>();
+
+  static of(tenant: Tenant, clock: Clock): TimerScheduler {
+    let byClock = TimerScheduler.all.get(tenant);
+    if (!byClock) TimerScheduler.all.set(tenant, (byClock = new Map()));
+    let s = byClock.get(clock);
+    if (!s) byClock.set(clock, (s = new TimerScheduler(clock)));
+    return s;
+  }
+
+  private readonly entries = new Map<TimerOwner, Entry>();
+  private armed?: { at: number; cancel: () => void };
+
+  private running = false;
+
+  private constructor(private readonly clock: Clock) {}
+
+  /** `owner` has a timer due at `due` (or may have none: undefined). Keeps the earlier of the two. */
+  note(owner: TimerOwner, due: number | undefined): void {
+    if (due === undefined || owner.isStopped) return;
+    const e = this.entries.get(owner);
+    if (e) {
+      e.gen++;
+      if (due >= e.due) return;
+      e.due = due;
+    } else this.entries.set(owner, { due, gen: 0 });
+    this.reschedule();
+  }
+
+  forget(owner: TimerOwner): void {
+    if (this.entries.delete(owner)) this.reschedule();
+  }
+
+  /** How many servers have a due here, and how many clock timers are armed (at most one). */
+  get size(): { servers: number; clockTimers: number } {
+    return { servers: this.entries.size, clockTimers: this.armed ? 1 : 0 };
+  }
+
+  private reschedule(): void {
+    if (this.running) return; // tick reschedules when it ends
+    let min = Infinity;
+    for (const e of this.entries.values()) if (e.due < min) min = e.due;
+    if (this.armed?.at === min) return;
+    this.armed?.cancel();
+    this.armed = undefined;
+    if (min === Infinity) return;
+    const armed: { at: number; cancel: () => void } = { at: min, cancel: () => undefined };
+    armed.cancel = this.clock.at(min, () => this.tick(armed));
+    this.armed = armed;
+  }
+
+  /** The clock reached the earliest due: fire every server whose due has come, earliest first. */
+  private async tick(armed: { at: number }): Promise<void> {
+    if (this.armed !== armed || this.running) return;
+    this.armed = undefined;
+    this.running = true;
+    try {
+      const now = this.clock.now();
+      const due = [...this.entries].filter(([o, e]) => e.due <= now && !o.isStopped);
+      due.sort((a, b) => a[1].due - b[1].due);
+      for (const [o] of this.entries) if (o.isStopped) this.entries.delete(o);
+      for (let i = 0; i < due.length; i += SERVERS_PER_FIRE)
+        await this.fire(due.slice(i, i + SERVERS_PER_FIRE), now);
+    } finally {
+      this.running = false;
+      this.reschedule();
+    }
+  }
+
+  /**
+   * Fires several servers' due timers in one transaction (they share this tenant): under load, one
+   * commit per tick rather than one per server.
+   */
+  private async fire(due: Array<[TimerOwner, Entry]>, now: number): Promise<void> {
+    const gens = due.map(([, e]) => e.gen);
+    const tenant = due[0][0].tenant;
+    let results: Array<{ next?: number }>;
+    try {
+      results = await tenant.transact(async (tx) => {
+        const out = [];
+        const budget = { bytes: 0 };
+        for (const [owner] of due) out.push(await TimerStore.fire(tx, owner.keys, now, budget));
+        return out;
+      });
+    } catch (error) {
+      const closed = error instanceof DgenError && error.code === 'BACKEND_CLOSED';
+      for (const [owner, e] of due) {
+        if (closed || owner.isStopped) this.entries.delete(owner);
+        else e.due = this.clock.now() + RETRY_MS;
+      }
+      if (!closed) due[0][0].emit({ type: 'timer-error', error });
+      return;
+    }
+    due.forEach(([owner, e], i) => {
+      const next = results[i].next;
+      if (this.entries.get(owner) !== e) return;
+      if (e.gen === gens[i]) {
+        if (next === undefined) this.entries.delete(owner);
+        else e.due = next;
+      } else if (next !== undefined) e.due = Math.min(e.due, next);
+    });
+  }
+}

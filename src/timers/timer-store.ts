@@ -1,0 +1,137 @@
+import { pack, prefixRange, unpack } from '../backend/keys';
+import type { ReadTransaction, Transaction } from '../backend/types';
+import { DurableQueue } from '../runtime/durable-queue';
+import type { ServerKeys } from '../runtime/server-keys';
+import { decodeWire, encodeWire, type QueueItem } from '../runtime/wire';
+
+/** A pending timer as `ref.timers()` lists it. */
+export interface PendingTimer {
+  key: string;
+  /** When it falls due, in ms since the epoch (of the server's clock). */
+  due: number;
+  msg: unknown;
+}
+
+/** What a timer record holds: when it falls due and the cast it then enqueues. */
+interface TimerRecord {
+  due: number;
+  msg: unknown;
+}
+
+/** The idle timeout ('timeout' info), one per server, kept apart from the keyed timers. */
+interface IdleRecord {
+  due: number;
+}
+
+/** Most timers one transaction moves into the queue per server (the rest follow in the next one). */
+export const FIRE_BATCH = 256;
+
+/** Message bytes after which a fire transaction takes no further timer (the limit is 10 MB). */
+export const FIRE_BYTES = 2_000_000;
+
+/**
+ * A server's durable timers, under its tuid:
+ *   t,k,<key>        the timer: { due, msg }
+ *   t,d,<due>,<key>  the due-ordered index (empty value): the next due is the first key
+ *   t,i              the idle timeout: { due }
+ * Due times are whole milliseconds, so the index sorts numerically. Setting, cancelling and firing
+ * are each one transaction over these keys, so two processes cannot both fire one timer.
+ */
+export const TimerStore = {
+  async set(tx: Transaction, keys: ServerKeys, key: string, due: number, msg: unknown): Promise<void> {
+    const recordKey = pack([...keys.tuid, 't', 'k', key]);
+    const old = await tx.get(recordKey);
+    if (old) tx.clear(indexKey(keys, decodeWire<TimerRecord>(old).due, key));
+    tx.set(recordKey, encodeWire({ due, msg } satisfies TimerRecord));
+    tx.set(indexKey(keys, due, key), Buffer.alloc(0));
+    DurableQueue.notify(tx, keys); // wakes the consumers, which look at the next due again
+  },
+
+  async cancel(tx: Transaction, keys: ServerKeys, key: string): Promise<boolean> {
+    const recordKey = pack([...keys.tuid, 't', 'k', key]);
+    const old = await tx.get(recordKey);
+    if (!old) return false;
+    tx.clear(indexKey(keys, decodeWire<TimerRecord>(old).due, key));
+    tx.clear(recordKey);
+    return true;
+  },
+
+  async list(tx: ReadTransaction, keys: ServerKeys): Promise<PendingTimer[]> {
+    const { start, end } = prefixRange([...keys.tuid, 't', 'd']);
+    const index = await tx.getRange(start, end);
+    const out: PendingTimer[] = [];
+    for (const row of index) {
+      const [due, key] = unpack(row.key).slice(-2) as [number, string];
+      const rec = await tx.get(pack([...keys.tuid, 't', 'k', key]));
+      if (rec) out.push({ key, due, msg: decodeWire<TimerRecord>(rec).msg });
+    }
+    return out;
+  },
+
+  /** Arms the idle timeout (or, with `due` undefined, disarms it): a blind write, no read. */
+  idle(tx: Transaction, keys: ServerKeys, due: number | undefined): void {
+    const k = pack([...keys.tuid, 't', 'i']);
+    if (due === undefined) tx.clear(k);
+    else {
+      tx.set(k, encodeWire({ due } satisfies IdleRecord));
+      DurableQueue.notify(tx, keys);
+    }
+  },
+
+  /** The earliest due of a timer or the idle timeout, or undefined when there is none. */
+  async nextDue(tx: ReadTransaction, keys: ServerKeys): Promise<number | undefined> {
+    return (await this.nextDueAndIdle(tx, keys)).next;
+  },
+
+  /** The next due, and whether an idle timeout is armed. */
+  async nextDueAndIdle(tx: ReadTransaction, keys: ServerKeys): Promise<{ next?: number; idle: boolean }> {
+    const { start, end } = prefixRange([...keys.tuid, 't', 'd']);
+    const [first] = await tx.getRange(start, end, { limit: 1 });
+    const idle = await tx.get(pack([...keys.tuid, 't', 'i']));
+    const a = first ? (unpack(first.key).at(-2) as number) : undefined;
+    const b = idle ? decodeWire<IdleRecord>(idle).due : undefined;
+    return { next: a === undefined ? b : b === undefined ? a : Math.min(a, b), idle: idle !== undefined };
+  },
+
+  /**
+   * Moves the timers due at `now` into the queue, in due order, in this one transaction (timer
+   * deleted and message pushed together), up to FIRE_BATCH; returns how many and the next due. The
+   * idle timeout fires only when the queue is empty: a queued message is one that arrived, and its
+   * handling arms the timeout again or not.
+   */
+  async fire(
+    tx: Transaction,
+    keys: ServerKeys,
+    now: number,
+    budget: { bytes: number } = { bytes: 0 },
+  ): Promise<{ fired: number; next?: number }> {
+    const { start } = prefixRange([...keys.tuid, 't', 'd']);
+    const end = pack([...keys.tuid, 't', 'd', Math.floor(now) + 1]);
+    const due = await tx.getRange(start, end, { limit: FIRE_BATCH });
+    const items: QueueItem[] = [];
+    for (const row of due) {
+      if (budget.bytes >= FIRE_BYTES) break;
+      const key = unpack(row.key).at(-1) as string;
+      const recordKey = pack([...keys.tuid, 't', 'k', key]);
+      const rec = await tx.get(recordKey);
+      tx.clear(row.key);
+      if (!rec) continue;
+      budget.bytes += rec.length;
+      tx.clear(recordKey);
+      items.push({ kind: 'cast', msg: decodeWire<TimerRecord>(rec).msg });
+    }
+    const idleKey = pack([...keys.tuid, 't', 'i']);
+    const idle = await tx.get(idleKey);
+    if (idle && decodeWire<IdleRecord>(idle).due <= now) {
+      tx.clear(idleKey);
+      if ((await DurableQueue.peekKeys(tx, keys, 1)).length === 0)
+        items.push({ kind: 'info', msg: 'timeout' });
+    }
+    if (items.length > 0) DurableQueue.push(tx, keys, items);
+    return { fired: items.length, next: await this.nextDue(tx, keys) };
+  },
+};
+
+function indexKey(keys: ServerKeys, due: number, key: string): Buffer {
+  return pack([...keys.tuid, 't', 'd', due, key]);
+}

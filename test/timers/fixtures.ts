@@ -1,0 +1,91 @@
+import 'reflect-metadata';
+import { DurableServer, Init, OnCall, OnCast, OnInfo } from '../../src/decorators';
+import { noreply, ok, reply } from '../../src/returns';
+import type { HandlerContext } from '../../src/runtime/context/handler-context';
+
+export interface AlarmState {
+  fired: string[];
+  timeouts: number;
+}
+
+/** Test hooks (a child process sets them to misbehave on purpose). */
+export const alarmHooks: {
+  beforeFire?: (tag: string) => Promise<void> | void;
+  /** After the commit that handled a 'fire' (an action), with its message. */
+  onFired?: (m: { tag: string; due?: number }) => void;
+  /** Keep the state as it is on 'fire' (benchmarks: only the firing is measured). */
+  keepState?: boolean;
+} = {};
+
+/** ServerRefs a handler may name as outbox targets (a ref itself cannot travel in a message). */
+export const refTargets = new Map<string, unknown>();
+const targetOf = (to: unknown) => (typeof to === 'string' ? refTargets.get(to) : to);
+
+type Arm = { type: 'arm'; ms: number; tag: string; key?: string };
+
+/** A server whose handlers set and cancel timers, cast to others, and take idle timeouts. */
+@DurableServer({ name: 'alarm' })
+export class Alarm {
+  @Init() init(id?: string) {
+    const s: AlarmState = { fired: [], timeouts: 0 };
+    return id ? ok(s, ['alarm', id]) : ok(s);
+  }
+  @OnCall('arm') arm(m: Arm, _f: unknown, s: AlarmState, ctx: HandlerContext) {
+    const key = ctx.castAfter(
+      m.ms,
+      { type: 'fire', tag: m.tag },
+      m.key === undefined ? undefined : { key: m.key },
+    );
+    return reply(key, s);
+  }
+  /** Arms `dues.length` timers in one transaction: tag `${prefix}${i}` due at dues[i] (ms since the epoch). */
+  @OnCall('armMany') armMany(
+    m: { prefix: string; dues: number[] },
+    _f: unknown,
+    s: AlarmState,
+    ctx: HandlerContext,
+  ) {
+    m.dues.forEach((due, i) => {
+      const tag = `${m.prefix}${i}`;
+      ctx.castAfter(Math.max(0, due - ctx.now()), { type: 'fire', tag, due }, { key: tag });
+    });
+    return reply(m.dues.length, s);
+  }
+  @OnCall('disarm') disarm(m: { key: string }, _f: unknown, s: AlarmState, ctx: HandlerContext) {
+    ctx.cancelTimer(m.key);
+    return reply(true, s);
+  }
+  /** Casts `tag` to `to` (a tuid) as an outbox cast, and records that it did. */
+  @OnCall('tell') tell(
+    m: { to: unknown; tag: string; fail?: boolean },
+    _f: unknown,
+    s: AlarmState,
+    ctx: HandlerContext,
+  ) {
+    ctx.cast(targetOf(m.to), { type: 'fire', tag: m.tag });
+    ctx.castAfter(10, { type: 'fire', tag: `later:${m.tag}` });
+    if (m.fail) throw new Error('refused after asking');
+    return reply('told', { ...s, fired: [...s.fired, `told:${m.tag}`] });
+  }
+  @OnCast('tell') tellCast(m: { to: unknown; tag: string }, s: AlarmState, ctx: HandlerContext) {
+    ctx.cast(targetOf(m.to), { type: 'fire', tag: m.tag });
+    ctx.castAfter(10, { type: 'fire', tag: `later:${m.tag}` });
+    return noreply({ ...s, fired: [...s.fired, `told:${m.tag}`] });
+  }
+  @OnCast('fire') async fire(m: { tag: string }, s: AlarmState) {
+    if (alarmHooks.beforeFire) await alarmHooks.beforeFire(m.tag);
+    const onFired = alarmHooks.onFired;
+    const next = alarmHooks.keepState ? s : { ...s, fired: [...s.fired, m.tag] };
+    return noreply(next, onFired ? [() => onFired(m)] : []);
+  }
+  /** Answers and asks for an idle timeout of `ms`. */
+  @OnCall('touch') touch(m: { ms: number }, _f: unknown, s: AlarmState) {
+    return reply('ok', s, [], { timeout: m.ms });
+  }
+  @OnInfo('timeout') timeout(_m: unknown, s: AlarmState) {
+    return noreply({ ...s, timeouts: s.timeouts + 1 });
+  }
+  @OnCall('get') get(_m: unknown, _f: unknown, s: AlarmState) {
+    return reply(s, s);
+  }
+}

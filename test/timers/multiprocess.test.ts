@@ -1,0 +1,101 @@
+/**
+ * Timers across real processes on one SQLite file: a timer that falls due while every process is
+ * down fires at the next start, in due order; a process killed with -9 after moving a due timer into
+ * the queue (its handler was running) loses nothing; two consuming processes fire each timer once.
+ */
+import 'reflect-metadata';
+import { fork, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import type { Backend, Tenant } from '../../src/backend/types';
+import { Runtime } from '../../src/facade/runtime';
+import { waitFor } from '../runtime/backends';
+import { openSqlite, tempDir } from '../helpers/runtime/sqlite';
+import { Alarm, type AlarmState } from './fixtures';
+
+const ROOT = path.resolve(__dirname, '../..');
+const tmp = tempDir('dgen-timers-');
+const children: ChildProcess[] = [];
+let backend: Backend | undefined;
+
+type Msg = { type: string };
+
+function child(
+  db: string,
+  env: Record<string, string>,
+): { proc: ChildProcess; seen: Msg[]; next: (t: string) => Promise<void> } {
+  const proc = fork(path.join(__dirname, 'timer-child.ts'), [], {
+    cwd: ROOT,
+    execArgv: ['-r', 'ts-node/register/transpile-only'],
+    env: { ...process.env, TS_NODE_PROJECT: path.join(ROOT, 'tsconfig.json'), TIMER_DB: db, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.push(proc);
+  const seen: Msg[] = [];
+  proc.on('message', (m: Msg) => seen.push(m));
+  const next = (t: string) => waitFor(() => seen.some((m) => m.type === t), 30_000);
+  return { proc, seen, next };
+}
+
+const exited = (p: ChildProcess) =>
+  new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', () => r())));
+
+afterAll(async () => {
+  await Runtime.stopAll();
+  await backend?.close();
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  tmp.dispose();
+});
+
+let tenant: Tenant;
+const db = tmp.file('timers.sqlite');
+beforeAll(async () => {
+  backend = await openSqlite(db);
+  tenant = await backend.openTenant(['timers-mp']);
+});
+
+const fired = async (ref: { readState(): Promise<unknown> }) => ((await ref.readState()) as AlarmState).fired;
+
+test('timers that fell due while every process was down fire at the next start, in due order', async () => {
+  const c = child(db, { TIMER_MODE: 'arm-and-leave' });
+  await c.next('left');
+  await exited(c.proc);
+  await new Promise((r) => setTimeout(r, 500)); // all three fall due with no process running
+  const ref = await Runtime.start(Alarm, 'down', { tenant });
+  await waitFor(async () => (await fired(ref)).length === 3, 10_000);
+  expect(await fired(ref)).toEqual(['c', 'b', 'a']);
+  expect(await ref.timers()).toEqual([]);
+  await ref.stop();
+}, 60_000);
+
+test('kill -9 while the fired message is being handled: the message is still handled, once', async () => {
+  const setter = await Runtime.start(Alarm, 'stall', { tenant, consume: false });
+  await setter.castAfter(400, { type: 'fire', tag: 'stall' }, { key: 'k' });
+  const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'stall' });
+  await c.next('stalling'); // the timer fell due and was moved into the queue; its handler runs
+  c.proc.kill('SIGKILL');
+  await exited(c.proc);
+  expect(await setter.timers()).toEqual([]); // no longer a timer: it is a queued message
+  expect(await setter.queueLength()).toBe(1);
+  const ref = await Runtime.start(Alarm, 'stall', { tenant });
+  await waitFor(async () => (await fired(ref)).length === 1, 10_000);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(await fired(ref)).toEqual(['stall']);
+  expect(await ref.queueLength()).toBe(0);
+  await ref.stop();
+  await setter.stop();
+}, 60_000);
+
+test('two consuming processes: 200 timers set from a third fire once each', async () => {
+  const a = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'shared' });
+  const b = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'shared' });
+  await Promise.all([a.next('ready'), b.next('ready')]);
+  const setter = await Runtime.start(Alarm, 'shared', { tenant, consume: false });
+  for (let i = 0; i < 200; i++) await setter.castAfter(200 + (i % 50) * 10, { type: 'fire', tag: String(i) });
+  await waitFor(async () => (await fired(setter)).length >= 200, 20_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const got = await fired(setter);
+  expect(got.length).toBe(200);
+  expect(new Set(got).size).toBe(200);
+  expect(await setter.timers()).toEqual([]);
+  await setter.stop();
+}, 60_000);

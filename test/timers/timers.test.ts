@@ -1,0 +1,158 @@
+import 'reflect-metadata';
+import type { Backend, Tenant } from '../../src/backend/types';
+import { Runtime } from '../../src/facade/runtime';
+import { noreply } from '../../src/returns';
+import { postgresRuntimeSkip, runtimeBackends, waitFor } from '../runtime/backends';
+import { Alarm, refTargets, type AlarmState } from './fixtures';
+
+if (postgresRuntimeSkip) test.skip(postgresRuntimeSkip, () => undefined);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, make) => {
+  let backend: Backend;
+  let tenant: Tenant;
+  let cleanup: () => Promise<void>;
+  let n = 0;
+
+  beforeEach(async () => {
+    ({ backend, cleanup } = await make());
+    tenant = await backend.openTenant(['timers', String(++n)]);
+  });
+  afterEach(async () => {
+    await Runtime.stopAll();
+    await cleanup();
+  });
+
+  const fired = async (ref: { readState(): Promise<unknown> }) =>
+    ((await ref.readState()) as AlarmState).fired;
+
+  test('a timer a handler sets fires once, through the queue, and is no longer pending', async () => {
+    const ref = await Runtime.start(Alarm, 'a', { tenant });
+    const key = await ref.call<string>({ type: 'arm', ms: 40, tag: 'one' });
+    expect(typeof key).toBe('string');
+    expect((await ref.timers()).map((t) => t.key)).toEqual([key]);
+    await waitFor(async () => (await fired(ref)).length === 1);
+    await sleep(150);
+    expect(await fired(ref)).toEqual(['one']);
+    expect(await ref.timers()).toEqual([]);
+  });
+
+  test('the same key replaces the earlier timer; timers() lists pending ones in due order', async () => {
+    const ref = await Runtime.start(Alarm, 'b', { tenant });
+    expect(await ref.castAfter(5_000, { type: 'fire', tag: 'x' }, { key: 'k' })).toBe('k');
+    await ref.castAfter(3_000, { type: 'fire', tag: 'y' }, { key: 'other' });
+    await ref.castAfter(60, { type: 'fire', tag: 'z' }, { key: 'k' });
+    const pending = await ref.timers();
+    expect(pending.map((t) => [t.key, t.msg])).toEqual([
+      ['k', { type: 'fire', tag: 'z' }],
+      ['other', { type: 'fire', tag: 'y' }],
+    ]);
+    expect(pending[0].due).toBeLessThan(pending[1].due);
+    await waitFor(async () => (await fired(ref)).length === 1);
+    expect(await fired(ref)).toEqual(['z']);
+    expect((await ref.timers()).map((t) => t.key)).toEqual(['other']);
+  });
+
+  test('cancelTimer says whether one was pending; a cancelled timer never fires', async () => {
+    const ref = await Runtime.start(Alarm, 'c', { tenant });
+    await ref.castAfter(80, { type: 'fire', tag: 'never' }, { key: 'k' });
+    await ref.call({ type: 'arm', ms: 80, tag: 'never2', key: 'h' });
+    expect(await ref.cancelTimer('k')).toBe(true);
+    expect(await ref.cancelTimer('k')).toBe(false);
+    await ref.call({ type: 'disarm', key: 'h' });
+    expect(await ref.timers()).toEqual([]);
+    await sleep(250);
+    expect(await fired(ref)).toEqual([]);
+  });
+
+  test('an outbox cast reaches its target with the sender state; a handler that throws leaves neither', async () => {
+    const a = await Runtime.start(Alarm, 'sender', { tenant });
+    const b = await Runtime.start(Alarm, 'target', { tenant });
+    await expect(a.call({ type: 'tell', to: b.tuid, tag: 'bad', fail: true })).rejects.toMatchObject({
+      code: 'HANDLER_FAILED',
+    });
+    expect(await a.call({ type: 'tell', to: b.tuid, tag: 'hi' })).toBe('told');
+    await waitFor(async () => (await fired(b)).length === 1);
+    await waitFor(async () => (await fired(a)).length === 2);
+    await sleep(100);
+    expect(await fired(b)).toEqual(['hi']);
+    expect(await fired(a)).toEqual(['told:hi', 'later:hi']);
+    // A ServerRef as the target
+    refTargets.set('b', b);
+    await a.cast({ type: 'tell', to: 'b', tag: 'ref' });
+    await waitFor(async () => (await fired(b)).length === 2);
+    expect(await fired(b)).toEqual(['hi', 'ref']);
+  });
+
+  test('ref.castIn enqueues inside the caller transaction: on commit only', async () => {
+    const ref = await Runtime.start(Alarm, 'in', { tenant });
+    const marker = Buffer.from('marker');
+    await expect(
+      tenant.transact(async (tx) => {
+        tx.set(marker, Buffer.from('1'));
+        await ref.castIn(tx, { type: 'fire', tag: 'rolled-back' });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    await tenant.transact(async (tx) => {
+      tx.set(marker, Buffer.from('2'));
+      await ref.castIn(tx, { type: 'fire', tag: 'committed' });
+    });
+    await waitFor(async () => (await fired(ref)).length === 1);
+    await sleep(50);
+    expect(await fired(ref)).toEqual(['committed']);
+  });
+
+  test('the idle timeout: info "timeout" after ms without another message, reset by every message', async () => {
+    const ref = await Runtime.start(Alarm, 'idle', { tenant });
+    const timeouts = async () => ((await ref.readState()) as AlarmState).timeouts;
+    await ref.call({ type: 'touch', ms: 150 });
+    for (let i = 0; i < 6; i++) {
+      await sleep(50);
+      await ref.call({ type: 'touch', ms: 150 });
+    }
+    expect(await timeouts()).toBe(0);
+    await waitFor(async () => (await timeouts()) === 1);
+    await sleep(300);
+    expect(await timeouts()).toBe(1); // once: the timeout handler set no new one
+    await ref.call({ type: 'touch', ms: 100 });
+    await ref.call('get'); // another message, without a timeout: disarms it
+    await sleep(300);
+    expect(await timeouts()).toBe(1);
+  });
+
+  test('bad arguments are refused with BAD_ARGUMENT', async () => {
+    const ref = await Runtime.start(Alarm, 'bad', { tenant });
+    const other = await Runtime.start(Alarm, 'elsewhere', {
+      tenant: await backend.openTenant(['elsewhere']),
+    });
+    await expect(ref.castAfter(-1, 'x')).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    await expect(ref.castAfter(Number.NaN, 'x')).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    await expect(ref.castAfter(10, 'x', { key: '' })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    await expect(ref.castAfter(10, 'x', { key: 7 as unknown as string })).rejects.toMatchObject({
+      code: 'BAD_ARGUMENT',
+    });
+    await expect(ref.castAfter(10, () => 1)).rejects.toMatchObject({ code: 'NOT_SERIALIZABLE' });
+    await expect(ref.cancelTimer('')).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    await expect(ref.castIn({} as never, 'x')).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    expect(() => noreply(1, [], { timeout: -5 })).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    const e1 = await ref.call({ type: 'tell', to: 'not-a-target', tag: 't' }).catch((e: unknown) => e);
+    expect(e1).toMatchObject({
+      code: 'HANDLER_FAILED',
+      cause: expect.objectContaining({ code: 'BAD_ARGUMENT' }),
+    });
+    refTargets.set('other', other);
+    const e2 = await ref.call({ type: 'tell', to: 'other', tag: 't' }).catch((e: unknown) => e);
+    expect(e2).toMatchObject({
+      code: 'HANDLER_FAILED',
+      cause: expect.objectContaining({ code: 'BAD_ARGUMENT' }),
+    });
+    const e3 = await ref.call({ type: 'arm', ms: -1, tag: 't' }).catch((e: unknown) => e);
+    expect(e3).toMatchObject({
+      code: 'HANDLER_FAILED',
+      cause: expect.objectContaining({ code: 'BAD_ARGUMENT' }),
+    });
+    expect(await ref.timers()).toEqual([]);
+  });
+});
