@@ -38,7 +38,7 @@ export {
 } from './returns';
 export { Runtime } from './runtime/runtime';
 export type { StartOptions, Serializer } from './runtime/options';
-export type { ServerRef, CallOptions } from './runtime/server-ref';
+export type { ServerRef, CallOptions, CastOptions } from './runtime/server-ref';
 export type { ServerEvent, HandledKind } from './runtime/events';
 export type { IdentifiedDeadLetter as DeadLetter } from './ops/dead-letters';
 export { OnDeadLetter } from './ops/on-dead-letter';

@@ -2,6 +2,7 @@ import type { Tenant } from '../backend/types';
 import { BadArgumentError, DgenError } from '../errors';
 import type { Serializer } from '../codec/serializer';
 import { MAX_BATCH } from './batch-window';
+import { DEFAULT_RETENTION_MS } from './idempotency';
 
 export type { Serializer };
 
@@ -29,6 +30,11 @@ export interface StartOptions {
   maxBatch?: number;
   /** How state values are serialized (default CBOR). */
   serializer?: Serializer;
+  /**
+   * How long an idempotency key (`cast`/`call` option `idempotencyKey`) is remembered, with a call's
+   * reply, in ms (default 24 h). Keys past it are collected, a few by each later keyed publish.
+   */
+  idempotencyRetentionMs?: number;
 }
 
 export type ResolvedOptions = Required<Omit<StartOptions, 'name' | 'serializer'>> &
@@ -73,6 +79,7 @@ const KNOWN: ReadonlySet<string> = new Set<keyof StartOptions>([
   'lockLeaseMs',
   'maxBatch',
   'serializer',
+  'idempotencyRetentionMs',
 ]);
 
 export function resolveOptions(opts: unknown): ResolvedOptions {
@@ -109,5 +116,10 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     lockLeaseMs: positive('lockLeaseMs', o.lockLeaseMs, 30_000),
     maxBatch: count('maxBatch', o.maxBatch, MAX_BATCH),
     serializer: o.serializer,
+    idempotencyRetentionMs: positive(
+      'idempotencyRetentionMs',
+      o.idempotencyRetentionMs,
+      DEFAULT_RETENTION_MS,
+    ),
   };
 }

@@ -132,21 +132,29 @@ export class ServerProcess implements ServerContext {
       return r;
     });
     if ('outcome' in pushed) return this.handling.finishLocal(pushed.outcome, timeout);
+    return this.awaitReply(from, pushed.watch, timeout);
+  }
+
+  /** Waits for the reply to the queued call `from` (its pending marker watched by `watch`). */
+  awaitReply(from: FromId, watch: Watch, timeout: number): Promise<unknown> {
     return awaitDurableReply(
       this.tenant,
       this.keys,
       from,
-      pushed.watch,
+      watch,
       timeout,
-      (cancel) => {
-        (this.pendingCalls ??= new Set()).add(cancel);
-        return () => this.pendingCalls?.delete(cancel);
-      },
+      (cancel) => this.onStop(cancel),
       (read) => {
         const list = (this.spent ??= []);
         if (list.length < MAX_SPENT) list.push(read);
       },
     );
+  }
+
+  /** Registers `cancel` to run when this process stops (a waiting call rejects with STOPPED); returns how to forget it. */
+  onStop(cancel: () => void): () => void {
+    (this.pendingCalls ??= new Set()).add(cancel);
+    return () => this.pendingCalls?.delete(cancel);
   }
 
   private takeSpent(): FromId[] | undefined {
