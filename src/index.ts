@@ -19,6 +19,7 @@ export {
   OnInfo,
   OnLocked,
   OnTerminate,
+  OnUpgrade,
   type DurableServerOptions,
 } from './decorators';
 export {

@@ -14,4 +14,8 @@ export type ServerEvent =
   | { type: 'consumer-error'; error: unknown }
   /** `@OnTerminate` threw (the exit reason stays what it was). */
   | { type: 'terminate-failed'; error: unknown }
+  /** The stored state is of a newer class version than this process's: it stops (VERSION_AHEAD). */
+  | { type: 'version-ahead'; stored: number; running: number }
+  /** `@OnUpgrade` threw upgrading the stored state: this process stops (UPGRADE_FAILED), the state is unchanged. */
+  | { type: 'upgrade-failed'; error: unknown }
   | { type: 'stopped'; reason: unknown };

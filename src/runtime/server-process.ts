@@ -13,6 +13,7 @@ import { Handling, type Outcome } from './handling';
 import { findHandler } from './invoke';
 import { holdProcessOpen } from './keep-alive';
 import { runTerminate } from '../kernel/terminate';
+import { classVersion } from '../kernel/upgrade';
 import { LockRecords } from './lock-record';
 import type { ResolvedOptions } from './options';
 import { awaitDurableReply } from './reply-wait';
@@ -77,13 +78,15 @@ export class ServerProcess implements ServerContext {
     deepFreeze(initial);
     await registerTenant(this.tenant); // ops hook: the server index (src/ops/server-index.ts)
     const stamp = await this.tenant.transact(async (tx) => {
-      await recordServer(tx, this.tuid, this.def.ctor.name); // ops hook
+      await recordServer(tx, this.tuid, this.def.ctor.name, classVersion(this.def)); // ops hook
       const existing = await this.state.read(tx);
-      if (existing && !this.opts.reset) return { existing };
-      this.state.write(tx, existing?.state, initial);
-      return { stamp: this.handling.stampOf(tx) }; // wrapped: a returned promise would be awaited inside the transaction
+      if (existing && !this.opts.reset && !existing.upgraded) return { existing };
+      // A state stored by an older version of the class is written back upgraded, in this transaction.
+      const state = existing && !this.opts.reset ? deepFreeze(existing.state) : initial;
+      this.state.write(tx, existing?.state, state);
+      return { state, stamp: this.handling.stampOf(tx) }; // wrapped: a returned promise would be awaited inside the transaction
     });
-    if (stamp.stamp) this.handling.remember(initial, await stamp.stamp);
+    if (stamp.stamp) this.handling.remember(stamp.state, await stamp.stamp);
     // The stored state, as read: the first message then needs only its version, not the state.
     else if (stamp.existing) this.handling.remember(deepFreeze(stamp.existing.state), stamp.existing.version);
     if (this.opts.consume) {

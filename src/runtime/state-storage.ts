@@ -4,6 +4,8 @@ import type { ReadTransaction, Transaction } from '../backend/types';
 export interface StoredState {
   state: unknown;
   version: Buffer;
+  /** The state was stored by an older version of the class and upgraded as read (write it back). */
+  upgraded?: boolean;
 }
 
 /**
