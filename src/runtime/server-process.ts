@@ -84,6 +84,7 @@ export class ServerProcess implements ServerContext {
       // A state stored by an older version of the class is written back upgraded, in this transaction.
       const state = existing && !this.opts.reset ? deepFreeze(existing.state) : initial;
       this.state.write(tx, existing?.state, state);
+      if (existing?.upgraded) DurableQueue.notify(tx, this.keys); // wakes older consumers: they step aside
       return { state, stamp: this.handling.stampOf(tx) }; // wrapped: a returned promise would be awaited inside the transaction
     });
     if (stamp.stamp) this.handling.remember(stamp.state, await stamp.stamp);

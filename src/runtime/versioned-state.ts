@@ -2,7 +2,13 @@ import { pack } from '../backend/keys';
 import type { ReadTransaction, Transaction } from '../backend/types';
 import type { StateStore } from '../codec/state-codec';
 import { DgenError, VersionAheadError } from '../errors';
-import { classVersion, decodeStateVersion, encodeStateVersion, toCurrentVersion } from '../kernel/upgrade';
+import {
+  assertNotAhead,
+  classVersion,
+  decodeStateVersion,
+  encodeStateVersion,
+  toCurrentVersion,
+} from '../kernel/upgrade';
 import type { ClassDefinition } from '../registry/class-definition';
 import type { ServerContext } from './server-context';
 import type { StateStorage, StoredState } from './state-storage';
@@ -37,7 +43,7 @@ export class VersionedState implements StateStorage {
   async read(tx: ReadTransaction): Promise<StoredState | undefined> {
     const [stored, raw] = await Promise.all([this.inner.read(tx), tx.get(this.versionKey)]);
     if (!stored) return undefined;
-    try {
+    return this.guard(() => {
       const { state, upgraded } = toCurrentVersion(
         this.def,
         this.instance,
@@ -45,6 +51,19 @@ export class VersionedState implements StateStorage {
         stored.state,
       );
       return upgraded ? { ...stored, state, upgraded } : stored;
+    });
+  }
+
+  /** For a consumer standing by (it reads no state): one key, about once a second. */
+  async assertCurrent(tx: ReadTransaction): Promise<void> {
+    const stored = decodeStateVersion(await tx.get(this.versionKey));
+    this.guard(() => assertNotAhead(this.def, stored));
+  }
+
+  /** Runs `fn`; a VERSION_AHEAD or UPGRADE_FAILED it throws makes the process step aside first. */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
     } catch (error) {
       if (error instanceof DgenError) this.fatal(error);
       throw error;
