@@ -12,6 +12,14 @@ export const MAX_IDEMPOTENCY_KEY = 1024;
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Most expired keys one publishing transaction collects (each publish adds one, so collection keeps up). */
 const COLLECT_PER_CLAIM = 4;
+/**
+ * Longest a process's claims skip looking at the expiry index when its head held nothing expired (keys
+ * other processes claimed with a shorter window may fall due before the head this process saw).
+ */
+const COLLECT_EVERY_MS = 1000;
+/** Per server in this process: when the next claim looks at the expiry index again (ms since the epoch). */
+const nextCollect = new WeakMap<ServerKeys, number>();
+const EMPTY = Buffer.alloc(0);
 
 /** What is stored per key: who used it first, until when it counts, and whether a call's reply is in. */
 interface KeyRecord {
@@ -46,13 +54,17 @@ export const IdempotencyKeys = {
     retentionMs: number,
   ): Promise<Claim> {
     const now = Date.now();
-    const [raw] = await Promise.all([tx.get(recordKey(keys, key)), IdempotencyKeys.collect(tx, keys, now)]);
+    const at = recordKey(keys, key);
+    const due = (nextCollect.get(keys) ?? 0) <= now;
+    const [raw] = await Promise.all([tx.get(at), due ? IdempotencyKeys.collect(tx, keys, now) : undefined]);
     const rec = raw && decodeWire<KeyRecord>(raw);
     if (rec && rec.expiresAt > now) return { fresh: false, kind: rec.kind };
     if (rec) forget(tx, keys, key, rec.expiresAt);
     const expiresAt = now + retentionMs;
-    tx.set(recordKey(keys, key), encodeWire({ kind, expiresAt } satisfies KeyRecord));
-    tx.set(expiryKey(keys, expiresAt, key), Buffer.alloc(0));
+    tx.set(at, encodeWire({ kind, expiresAt } satisfies KeyRecord));
+    tx.set(expiryKey(keys, expiresAt, key), EMPTY);
+    // The key just claimed falls due no later than this: look at the index again by then.
+    if (expiresAt < (nextCollect.get(keys) ?? Infinity)) nextCollect.set(keys, expiresAt);
     return { fresh: true };
   },
 
@@ -89,23 +101,44 @@ export const IdempotencyKeys = {
   /** The key a repeated caller watches: it changes when the first call's reply is stored. */
   recordKey: (keys: ServerKeys, key: string): Buffer => recordKey(keys, key),
 
-  /** Removes up to `limit` keys that expired before `now`, oldest first: one range read of the index. */
+  /**
+   * Removes up to `limit` keys that expired before `now`, oldest first: one range read of the index's
+   * head. The first key it finds unexpired says when the next one falls due: until then (at most
+   * COLLECT_EVERY_MS) this process's claims skip the read. Returns how many it removed.
+   */
   async collect(tx: Transaction, keys: ServerKeys, now: number, limit = COLLECT_PER_CLAIM): Promise<number> {
-    const start = pack([...keys.tuid, 'idem', 'x']);
-    const rows = await tx.getRange(start, pack([...keys.tuid, 'idem', 'x', now]), { limit });
+    const { start, end } = prefixRange([...keys.tuid, 'idem', 'x']);
+    const rows = await tx.getRange(start, end, { limit: limit + 1 });
+    let removed = 0;
+    let next = now + COLLECT_EVERY_MS;
     for (const row of rows) {
       const t = unpack(row.key);
-      forget(tx, keys, t[t.length - 1] as string, t[t.length - 2] as number);
+      const expiresAt = t[t.length - 2] as number;
+      if (expiresAt >= now || removed === limit) {
+        next = Math.min(next, expiresAt >= now ? expiresAt : now);
+        break;
+      }
+      forget(tx, keys, t[t.length - 1] as string, expiresAt);
+      removed++;
     }
-    return rows.length;
+    nextCollect.set(keys, next);
+    return removed;
   },
 };
 
-const recordKey = (keys: ServerKeys, key: string): Buffer => pack([...keys.tuid, 'idem', 'k', key]);
+/** The packed prefixes of a server's keys, once per server and process (tuple encoding concatenates). */
+const prefixes = new WeakMap<ServerKeys, { k: Buffer; x: Buffer }>();
+function prefixOf(keys: ServerKeys): { k: Buffer; x: Buffer } {
+  let p = prefixes.get(keys);
+  if (!p)
+    prefixes.set(keys, (p = { k: pack([...keys.tuid, 'idem', 'k']), x: pack([...keys.tuid, 'idem', 'x']) }));
+  return p;
+}
+const recordKey = (keys: ServerKeys, key: string): Buffer => Buffer.concat([prefixOf(keys).k, pack([key])]);
 const chunkKey = (keys: ServerKeys, key: string, i: number): Buffer =>
-  pack([...keys.tuid, 'idem', 'k', key, i]);
+  Buffer.concat([prefixOf(keys).k, pack([key, i])]);
 const expiryKey = (keys: ServerKeys, expiresAt: number, key: string): Buffer =>
-  pack([...keys.tuid, 'idem', 'x', expiresAt, key]);
+  Buffer.concat([prefixOf(keys).x, pack([expiresAt, key])]);
 
 /** Clears a key's record, its stored reply and its expiry entry. */
 function forget(tx: Transaction, keys: ServerKeys, key: string, expiresAt: number): void {
