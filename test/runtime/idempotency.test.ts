@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { FaultyBackend } from '../../src/backend/faulty/faulty-backend';
 import { prefixRange } from '../../src/backend/keys';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/runtime/runtime';
@@ -108,6 +109,26 @@ describe.each(runtimeBackends)('idempotency keys on %s', (_name, make) => {
     await ref.kill();
     expect(await idemRows('k')).toBe(0);
     expect(await idemRows('x')).toBe(0);
+  });
+
+  test('keyed publishes whose transactions are retried (injected conflicts) still enqueue and handle once per key', async () => {
+    const faulty = new FaultyBackend(backend, { commitFailureRate: 0.3, when: 'both', seed: 13 });
+    const t = await faulty.openTenant(['idem-faulty']);
+    const consumer = await Runtime.start(Counter, {}, { tenant: t });
+    const producer = await Runtime.start(Counter, {}, { tenant: t, consume: false, name: 'producer' });
+    for (let i = 0; i < 40; i++) {
+      await producer.cast('incr', { idempotencyKey: `cast-${i}` });
+      await producer.cast('incr', { idempotencyKey: `cast-${i}` });
+    }
+    const replies: unknown[] = [];
+    for (let i = 0; i < 10; i++) {
+      const first = await producer.call('incr', { idempotencyKey: `call-${i}` });
+      replies.push([first, await producer.call('incr', { idempotencyKey: `call-${i}` })]);
+    }
+    await waitFor(async () => (await consumer.queueLength()) === 0, 20_000);
+    expect(await consumer.call('get')).toBe(50);
+    for (const [a, b] of replies as Array<[number, number]>) expect(b).toBe(a);
+    expect(faulty.injectedFaults).toBeGreaterThan(10);
   });
 
   test('bad keys and misuse are BAD_ARGUMENT', async () => {

@@ -4,6 +4,7 @@ import { pack } from '../../src/backend/keys';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast, OnUpgrade } from '../../src/decorators';
 
+import { StateStore } from '../../src/codec/state-codec';
 import { decodeStateVersion } from '../../src/kernel/upgrade';
 import { readIndexRecord } from '../../src/ops/server-index';
 import { noreply, ok, reply } from '../../src/returns';
@@ -161,6 +162,22 @@ describe.each(runtimeBackends)('state versions on %s', (_name, make) => {
     expect((await tenant.read((tx) => readIndexRecord(tx, TUID)))?.version).toBe(1);
     const again = await Runtime.start(V1, undefined, { tenant });
     expect(await again.call('get')).toEqual({ n: 1 });
+  });
+
+  test('a state found older while running (written under this process) is upgraded as read and written back with its version', async () => {
+    const v2 = await Runtime.start(V2, undefined, { tenant });
+    await v2.cast('add');
+    await waitFor(async () => (await v2.queueLength()) === 0);
+    // An older writer's state, as a follower's checkpoint or a restore from a backup would leave it.
+    await tenant.transact((tx) => {
+      new StateStore([...TUID, 's']).write(tx, undefined, { n: 5 });
+      tx.clear(pack([...TUID, 's', 'n']));
+    });
+    expect(await storedVersion()).toBe(1);
+    await v2.cast('add');
+    await waitFor(async () => (await v2.queueLength()) === 0);
+    expect(await v2.call('get')).toEqual({ count: 6, log: ['from v1'] });
+    expect(await storedVersion()).toBe(2);
   });
 
   test('a version bump without @OnUpgrade keeps the state', async () => {
