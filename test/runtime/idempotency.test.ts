@@ -81,11 +81,12 @@ describe.each(runtimeBackends)('idempotency keys on %s', (_name, make) => {
   });
 
   test('keys expire after the retention window, and later keyed publishes collect them', async () => {
-    const pub = await Runtime.start(Counter, {}, { tenant, consume: false, idempotencyRetentionMs: 100 });
+    // A window long enough that no key expires while the ten are published (a remote backend is slower).
+    const pub = await Runtime.start(Counter, {}, { tenant, consume: false, idempotencyRetentionMs: 1500 });
     for (let i = 0; i < 10; i++) await pub.cast('incr', { idempotencyKey: `old-${i}` });
     expect(await idemRows('k')).toBe(10);
     expect(await idemRows('x')).toBe(10);
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 1600));
     await pub.cast('incr', { idempotencyKey: 'old-0' }); // expired: enqueued again
     expect(await pub.queueLength()).toBe(11);
     await pub.cast('incr', { idempotencyKey: 'new-1' });
