@@ -78,7 +78,7 @@ async function populate(spec: string): Promise<void> {
     await tenant.transact(async (tx) => {
       for (let j = i; j < i + 1000; j++) {
         const tuid = ['c', j];
-        await recordServer(tx, tuid, 'Counter');
+        await recordServer(tx, tuid, 'Counter', 1);
         new StateStore(new ServerKeys(tuid).state).write(tx, undefined, { n: j, tags: ['a', 'b'] });
       }
     });

@@ -24,7 +24,9 @@ export type ErrorCode =
   | 'STOPPED'
   | 'ALREADY_REGISTERED'
   | 'NOT_FOUND'
-  | 'FEED_FAILED';
+  | 'FEED_FAILED'
+  | 'VERSION_AHEAD'
+  | 'UPGRADE_FAILED';
 
 export class DgenError extends Error {
   readonly code: ErrorCode;
@@ -67,6 +69,21 @@ export class StoppedError extends DgenError {
 }
 
 /**
+ * The stored state was written by a newer version of the class than the one running here
+ * (`@DurableServer({ version })`): this process never touches it and steps aside.
+ */
+export class VersionAheadError extends DgenError {
+  constructor(
+    message: string,
+    /** The version the state was stored with, and this class's (undefined when it crossed the queue). */
+    readonly stored?: number,
+    readonly running?: number,
+  ) {
+    super('VERSION_AHEAD', message);
+  }
+}
+
+/**
  * The error for `code` with `message`, of the class that code is thrown as everywhere: a failure that
  * crossed the queue (a queued call's reply record) comes back as the same class as when it is thrown
  * in this process, so `instanceof StoppedError` does not depend on whether the call was queued.
@@ -97,7 +114,10 @@ export function errorFromCode(code: string, message: string): DgenError {
       return new BackendError(code as ErrorCode, message);
     case 'NO_HANDLER':
       return new NoHandlerError(message);
+    case 'VERSION_AHEAD':
+      return new VersionAheadError(message);
     case 'HANDLER_FAILED':
+    case 'UPGRADE_FAILED':
     case 'BAD_RETURN':
       return new HandlerError(code as ErrorCode, message);
     default:
@@ -129,6 +149,8 @@ const CODES: Readonly<Record<ErrorCode, true>> = {
   ALREADY_REGISTERED: true,
   NOT_FOUND: true,
   FEED_FAILED: true,
+  VERSION_AHEAD: true,
+  UPGRADE_FAILED: true,
 };
 const isErrorCode = (code: string): code is ErrorCode => Object.prototype.hasOwnProperty.call(CODES, code);
 

@@ -19,6 +19,7 @@ export {
   OnInfo,
   OnLocked,
   OnTerminate,
+  OnUpgrade,
   type DurableServerOptions,
 } from './decorators';
 export {
@@ -39,7 +40,7 @@ export {
 } from './returns';
 export { Runtime } from './facade/runtime';
 export type { StartOptions, Serializer } from './runtime/options';
-export type { ServerRef, CallOptions } from './runtime/server-ref';
+export type { ServerRef, CallOptions, CastOptions } from './runtime/server-ref';
 export type { HandlerContext, TimerOptions } from './runtime/context/handler-context';
 export type { PendingTimer } from './timers/timer-store';
 export type { Clock } from './kernel/clock';

@@ -1,4 +1,5 @@
 export { DurableServer, type DurableServerOptions } from './durable-server';
+export { OnUpgrade } from './on-upgrade';
 export { Init, OnCall, OnCast, OnInfo, OnLocked, OnTerminate, handlerDecorator } from './handler-decorators';
 export {
   getClassMeta,

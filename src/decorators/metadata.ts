@@ -5,6 +5,8 @@ export interface ClassMeta {
   kind: 'server' | 'follower';
   decorator: string;
   name?: string;
+  /** The version of the state's shape (`@DurableServer({ version })`); 1 when absent. */
+  version?: number;
 }
 
 export type HandlerRole = 'init' | 'call' | 'cast' | 'info' | 'locked' | 'change' | 'error' | 'terminate';

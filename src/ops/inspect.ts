@@ -13,7 +13,7 @@ export interface ServerSummary {
   tenant: string[];
   tuid: Tuid;
   className: string;
-  /** Stored version of the class's state schema (0 until versioning exists). */
+  /** The state version of the class that last started the server (see IndexRecord.version). */
   version: number;
   createdAt: number;
   queueLength: number;

@@ -19,7 +19,10 @@ import { decodeWire, encodeWire } from '../runtime/wire';
  */
 export interface IndexRecord {
   className: string;
-  /** The stored-state version of the class (schema versioning is not there yet: 0). */
+  /**
+   * The state version of the class that last started the server (`@DurableServer({ version })`, 1 by
+   * default; 0 in records written before versions existed, until the server next starts).
+   */
   version: number;
   /** ms since the epoch. */
   createdAt: number;
@@ -31,11 +34,22 @@ const INDEX = 'dgen_index';
 export const indexKey = (tuid: Tuid): Buffer => pack([INDEX, ...tuid]);
 export const indexRange = (): { start: Buffer; end: Buffer } => prefixRange([INDEX]);
 
-/** Called in the transaction of a server's `init`: records the server unless it is recorded. */
-export async function recordServer(tx: Transaction, tuid: Tuid, className: string): Promise<void> {
+/**
+ * Called in the transaction of a server's `init` (which fails, writing nothing, if the stored state is
+ * newer than `version`): records the server, or its new version, unless recorded as it is.
+ */
+export async function recordServer(
+  tx: Transaction,
+  tuid: Tuid,
+  className: string,
+  version: number,
+): Promise<void> {
   const key = indexKey(tuid);
-  if ((await tx.get(key)) !== undefined) return;
-  tx.set(key, encodeWire({ className, version: 0, createdAt: Date.now() } satisfies IndexRecord));
+  const raw = await tx.get(key);
+  const known = raw && decodeWire<IndexRecord>(raw);
+  if (known && known.version === version) return;
+  const createdAt = known ? known.createdAt : Date.now();
+  tx.set(key, encodeWire({ className, version, createdAt } satisfies IndexRecord));
 }
 
 /** Called in the transaction of `kill`. */

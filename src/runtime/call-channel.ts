@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ReadTransaction, Transaction, Watch } from '../backend/types';
 import { toChunks } from '../codec/chunks';
+import { IdempotencyKeys } from './idempotency';
 import type { ServerKeys } from './server-keys';
 import { DgenError, errorFromCode } from '../errors';
 import { decodeWire, encodeWire, type FromId, type ReplyRecord } from './wire';
@@ -38,19 +39,21 @@ export const CallChannel = {
 
   /**
    * Writes the reply if the caller still waits (it clears its marker when it times out). A caller long
-   * past its deadline died waiting: its keys are cleared instead of answered. Returns the bytes written.
+   * past its deadline died waiting: its keys are cleared instead of answered. A call with an
+   * idempotency key has its reply stored under the key as well, whoever waits. Returns the bytes written.
    */
   async answer(tx: Transaction, keys: ServerKeys, from: FromId, record: ReplyRecord): Promise<number> {
+    const kept = from[2] === undefined ? 0 : await IdempotencyKeys.storeReply(tx, keys, from[2], record);
     const marker = keys.pendingMarker(from);
-    if ((await tx.get(marker)) === undefined) return 0;
+    if ((await tx.get(marker)) === undefined) return kept;
     if (abandoned(from)) {
       CallChannel.close(tx, keys, from);
-      return 0;
+      return kept;
     }
     const bytes = encodeWire(record);
     toChunks(bytes).forEach((chunk, i) => tx.set(keys.replyChunk(from, i), chunk));
     tx.set(marker, READY);
-    return bytes.length;
+    return kept + bytes.length;
   },
 
   /** The reply, if it has arrived. */

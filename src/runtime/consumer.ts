@@ -282,6 +282,7 @@ export class Consumer {
    */
   private async standBy(): Promise<Step> {
     const r = await this.ctx.tenant.transact(async (tx) => {
+      await this.ctx.state.assertCurrent?.(tx); // a newer version took over: step aside (versioned-state.ts)
       const until = ConsumerLease.heldByOther(await ConsumerLease.read(tx, this.ctx.keys), this.ctx.owner);
       return until === undefined ? undefined : { watch: tx.watch(this.ctx.keys.consumerLease), until };
     });

@@ -18,4 +18,8 @@ export type ServerEvent =
   | { readonly type: 'dead-lettered'; readonly msg: unknown }
   | { readonly type: 'consumer-error'; readonly error: unknown }
   /** A due timer could not be moved into the queue (it is tried again shortly). */
-  | { readonly type: 'timer-error'; readonly error: unknown };
+  | { readonly type: 'timer-error'; readonly error: unknown }
+  /** The stored state is of a newer class version than this process's: it stops (VERSION_AHEAD). */
+  | { readonly type: 'version-ahead'; readonly stored: number; readonly running: number }
+  /** `@OnUpgrade` threw upgrading the stored state: this process stops (UPGRADE_FAILED), the state is unchanged. */
+  | { readonly type: 'upgrade-failed'; readonly error: unknown };

@@ -3,6 +3,7 @@ import { BadArgumentError, DgenError } from '../errors';
 import type { Serializer } from '../codec/serializer';
 import { MAX_BATCH } from './batch-window';
 import { isClock, systemClock, type Clock } from '../kernel/clock';
+import { DEFAULT_RETENTION_MS } from './idempotency';
 
 export type { Serializer };
 
@@ -32,6 +33,11 @@ export interface StartOptions {
   serializer?: Serializer;
   /** Where timers and idle timeouts take the time from (default the system clock; tests: VirtualClock). */
   clock?: Clock;
+  /**
+   * How long an idempotency key (`cast`/`call` option `idempotencyKey`) is remembered, with a call's
+   * reply, in ms (default 24 h). Keys past it are collected, a few by each later keyed publish.
+   */
+  idempotencyRetentionMs?: number;
 }
 
 export type ResolvedOptions = Required<Omit<StartOptions, 'name' | 'serializer'>> &
@@ -77,6 +83,7 @@ const KNOWN: ReadonlySet<string> = new Set<keyof StartOptions>([
   'maxBatch',
   'serializer',
   'clock',
+  'idempotencyRetentionMs',
 ]);
 
 export function resolveOptions(opts: unknown): ResolvedOptions {
@@ -119,5 +126,10 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     maxBatch: count('maxBatch', o.maxBatch, MAX_BATCH),
     serializer: o.serializer,
     clock: o.clock ?? systemClock,
+    idempotencyRetentionMs: positive(
+      'idempotencyRetentionMs',
+      o.idempotencyRetentionMs,
+      DEFAULT_RETENTION_MS,
+    ),
   };
 }

@@ -13,6 +13,7 @@ import { Handling, type Outcome } from './handling';
 import { findHandler } from '../kernel/invoke';
 import { holdProcessOpen } from './keep-alive';
 import { Lifecycle } from '../kernel/lifecycle';
+import { classVersion } from '../kernel/upgrade';
 import { LockRecords } from './lock-record';
 import type { ResolvedOptions } from './options';
 import { awaitDurableReply } from './reply-wait';
@@ -82,13 +83,16 @@ export class ServerProcess implements ServerContext {
     deepFreeze(initial);
     await registerTenant(this.tenant); // ops hook: the server index (src/ops/server-index.ts)
     const stamp = await this.tenant.transact(async (tx) => {
-      await recordServer(tx, this.tuid, this.def.ctor.name); // ops hook
+      await recordServer(tx, this.tuid, this.def.ctor.name, classVersion(this.def)); // ops hook
       const existing = await this.state.read(tx);
-      if (existing && !this.opts.reset) return { existing };
-      this.state.write(tx, existing?.state, initial);
-      return { stamp: this.handling.stampOf(tx) }; // wrapped: a returned promise would be awaited inside the transaction
+      if (existing && !this.opts.reset && !existing.upgraded) return { existing };
+      // A state stored by an older version of the class is written back upgraded, in this transaction.
+      const state = existing && !this.opts.reset ? deepFreeze(existing.state) : initial;
+      this.state.write(tx, existing?.state, state);
+      if (existing?.upgraded) DurableQueue.notify(tx, this.keys); // wakes older consumers: they step aside
+      return { state, stamp: this.handling.stampOf(tx) }; // wrapped: a returned promise would be awaited inside the transaction
     });
-    if (stamp.stamp) this.handling.remember(initial, await stamp.stamp);
+    if (stamp.stamp) this.handling.remember(stamp.state, await stamp.stamp);
     // The stored state, as read: the first message then needs only its version, not the state.
     else if (stamp.existing) this.handling.remember(deepFreeze(stamp.existing.state), stamp.existing.version);
     if (this.opts.consume) {
@@ -138,21 +142,29 @@ export class ServerProcess implements ServerContext {
       return r;
     });
     if ('outcome' in pushed) return this.handling.finishLocal(pushed.outcome, timeout);
+    return this.awaitReply(from, pushed.watch, timeout);
+  }
+
+  /** Waits for the reply to the queued call `from` (its pending marker watched by `watch`). */
+  awaitReply(from: FromId, watch: Watch, timeout: number): Promise<unknown> {
     return awaitDurableReply(
       this.tenant,
       this.keys,
       from,
-      pushed.watch,
+      watch,
       timeout,
-      (cancel) => {
-        (this.pendingCalls ??= new Set()).add(cancel);
-        return () => this.pendingCalls?.delete(cancel);
-      },
+      (cancel) => this.onStop(cancel),
       (read) => {
         const list = (this.spent ??= []);
         if (list.length < MAX_SPENT) list.push(read);
       },
     );
+  }
+
+  /** Registers `cancel` to run when this process stops (a waiting call rejects with STOPPED); returns how to forget it. */
+  onStop(cancel: () => void): () => void {
+    (this.pendingCalls ??= new Set()).add(cancel);
+    return () => this.pendingCalls?.delete(cancel);
   }
 
   private takeSpent(): FromId[] | undefined {

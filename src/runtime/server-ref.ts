@@ -10,6 +10,8 @@ import {
 import type { Tuid } from '../returns';
 import { traceSend } from '../telemetry/spans';
 import type { ServerEvent } from './events';
+import { idempotencyKeyOf } from './idempotency';
+import { callOnce, castOnce } from './idempotent-publish';
 import type { ServerProcess } from './server-process';
 import { makeClient, type Client, type UntypedClient } from './typed-client';
 import type { Transaction } from '../backend/types';
@@ -21,6 +23,16 @@ import { RefTimers } from '../timers/ref-timers';
 export interface CallOptions {
   /** Milliseconds to wait for the reply (the start option `callTimeout`, 5000 by default); `Infinity` waits for ever. */
   timeout?: number;
+  /**
+   * Handle this call once per key within the retention window (start option `idempotencyRetentionMs`,
+   * default 24 h): a repeat is not queued and resolves with the first call's reply. Not for `priorityCall`.
+   */
+  idempotencyKey?: string;
+}
+
+export interface CastOptions {
+  /** Enqueue once per key within the retention window: a repeat resolves without enqueuing anything. */
+  idempotencyKey?: string;
 }
 
 /** A handle on a durable server from this process. Every method of a stopped ref rejects with STOPPED. */
@@ -39,10 +51,10 @@ export interface ServerRef<S = unknown> {
   readonly done: Promise<unknown>;
   /** A call through the durable queue (handled inline when the queue is empty); resolves with the reply. */
   call<R = unknown>(msg: unknown, options?: CallOptions): Promise<R>;
-  /** Resolves once the message is durably enqueued. */
-  cast(msg: unknown): Promise<void>;
-  /** Enqueues all messages in one transaction: all or none. */
-  castMany(msgs: readonly unknown[]): Promise<void>;
+  /** Resolves once the message is durably enqueued (or, with an idempotency key seen before, at once). */
+  cast(msg: unknown, options?: CastOptions): Promise<void>;
+  /** Enqueues all messages in one transaction: all or none (an idempotency key covers the batch). */
+  castMany(msgs: readonly unknown[], options?: CastOptions): Promise<void>;
   /** A call that skips the queue and the lock (breaks ordering; good for snapshot reads). */
   priorityCall<R = unknown>(msg: unknown, options?: CallOptions): Promise<R>;
   /** A cast that skips the queue and the lock; resolves once handled and committed. */
@@ -84,7 +96,6 @@ export interface TypedServerRef<S, T> extends Omit<ServerRef<S>, 'client'> {
   readonly client: Client<T>;
 }
 
-
 /**
  * The ServerRef implementation. Its methods live on the prototype, not in per-ref closures: a process
  * may hold tens of thousands of idle refs. (Call them on the ref: `ref.cast(m)`, or bind them.)
@@ -113,20 +124,35 @@ class DurableServerRef<S> implements ServerRef<S> {
 
   async call<R>(msg: unknown, o?: CallOptions): Promise<R> {
     const timeout = callTimeoutOf(o, this.callTimeout);
-    return (await traceSend('call', this.p, [msg], () => this.p.call(msg, timeout))) as R; // ops: telemetry
+    const key = idempotencyKeyOf(o);
+    return (await traceSend('call', this.p, [msg], () =>
+      key === undefined ? this.p.call(msg, timeout) : callOnce(this.p, msg, key, timeout),
+    )) as R; // ops: telemetry
   }
 
-  cast(msg: unknown): Promise<void> {
-    return traceSend('cast', this.p, [msg], () => this.p.cast([msg])); // ops: telemetry
+  async cast(msg: unknown, o?: CastOptions): Promise<void> {
+    const key = idempotencyKeyOf(o);
+    return traceSend('cast', this.p, [msg], () =>
+      key === undefined ? this.p.cast([msg]) : castOnce(this.p, [msg], key),
+    ); // ops: telemetry
   }
 
-  async castMany(msgs: readonly unknown[]): Promise<void> {
+  async castMany(msgs: readonly unknown[], o?: CastOptions): Promise<void> {
     if (!Array.isArray(msgs))
       throw new BadArgumentError('BAD_ARGUMENT', 'castMany takes an array of messages');
-    await traceSend('cast', this.p, msgs, () => this.p.cast(msgs)); // an empty batch commits nothing, but a stopped ref still says STOPPED
+    const key = idempotencyKeyOf(o);
+    // an empty batch commits nothing, but a stopped ref still says STOPPED
+    await traceSend('cast', this.p, msgs, () =>
+      key === undefined ? this.p.cast(msgs) : castOnce(this.p, msgs, key),
+    );
   }
 
   async priorityCall<R>(msg: unknown, o?: CallOptions): Promise<R> {
+    if (idempotencyKeyOf(o) !== undefined)
+      throw new BadArgumentError(
+        'BAD_ARGUMENT',
+        'priorityCall takes no idempotencyKey (it skips the queue); use call(msg, { idempotencyKey })',
+      );
     return (await this.p.priorityCall(msg, callTimeoutOf(o, this.callTimeout))) as R;
   }
 

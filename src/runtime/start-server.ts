@@ -7,6 +7,7 @@ import { resolveOptions, type StartOptions } from './options';
 import { makeServerRef, type ServerRef } from './server-ref';
 import { ServerProcess } from './server-process';
 import { StateStore } from '../codec/state-codec';
+import { stepAside, VersionedState } from './versioned-state';
 import { isWellFormed } from '../text';
 
 function checkTuid(tuid: unknown, where: string): Tuid {
@@ -41,11 +42,14 @@ export async function startServer<S>(
     state = init.state;
     if (init.tuid !== undefined) tuid = checkTuid(init.tuid, `${def.ctor.name}.${String(def.init)}`);
   }
-  const process = new ServerProcess(
+  const process: ServerProcess = new ServerProcess(
     def,
     instance,
     tuid,
-    (keys) => new StateStore(keys.state, opts.serializer),
+    (keys) =>
+      new VersionedState(def, instance, new StateStore(keys.state, opts.serializer), (e) =>
+        stepAside(process, e),
+      ),
     opts,
   );
   const ref = makeServerRef<S>(process, opts.callTimeout);

@@ -4,6 +4,8 @@ import type { ReadTransaction, Transaction } from '../backend/types';
 export interface StoredState {
   state: unknown;
   version: Buffer;
+  /** The state was stored by an older version of the class and upgraded as read (write it back). */
+  upgraded?: boolean;
 }
 
 /**
@@ -13,6 +15,8 @@ export interface StoredState {
 export interface StateStorage {
   readVersion(tx: ReadTransaction): Promise<Buffer | undefined>;
   read(tx: ReadTransaction): Promise<StoredState | undefined>;
+  /** Throws (VERSION_AHEAD) when the stored state belongs to a newer version of the class. */
+  assertCurrent?(tx: ReadTransaction): Promise<void>;
   /** Writes `next`, given the state as last read or written (`previous`), and stamps a new version. */
   write(tx: Transaction, previous: unknown, next: unknown): void;
 }

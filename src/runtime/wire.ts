@@ -21,8 +21,12 @@ export type QueueItem = (
 ) &
   Partial<QueueItemExtras>; // ops: enqueue time, trace context (optional: older items lack them)
 
-/** Identifies one waiting caller: [the time (ms since the epoch) it gives up, random id]; keys sort by deadline for garbage collection. */
-export type FromId = [number, string];
+/**
+ * Identifies one waiting caller: [the time (ms since the epoch) it gives up, random id]; keys sort by
+ * deadline for garbage collection. A call with an idempotency key carries it third: the consumer
+ * stores the reply under that key too (idempotency.ts).
+ */
+export type FromId = [deadline: number, id: string, idempotencyKey?: string];
 
 /** What a waiting caller finds under its from-key. */
 export type ReplyRecord = { ok: true; value: unknown } | { ok: false; code: string; message: string };

@@ -34,7 +34,7 @@ describe.each(runtimeBackends)('server index on %s', (_name, make) => {
     expect(inA[0]).toEqual({
       tuid: ['counter', 'c0'],
       className: 'Counter',
-      version: 0,
+      version: 1,
       createdAt: expect.any(Number),
     });
     expect(inA[0].createdAt).toBeGreaterThanOrEqual(before);

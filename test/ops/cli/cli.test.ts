@@ -35,7 +35,7 @@ describe('dgen-ts CLI (a real child process on a real SQLite file)', () => {
       [['app', 'b'], ['inspected', 'z'], 'Inspected'],
     ]);
     const [x, y, z] = servers;
-    expect(x).toMatchObject({ queueLength: 0, oldestAgeMs: null, deadLetters: 2, lock: null, version: 0 });
+    expect(x).toMatchObject({ queueLength: 0, oldestAgeMs: null, deadLetters: 2, lock: null, version: 1 });
     expect(y).toMatchObject({ queueLength: 3, deadLetters: 0 });
     expect(y.oldestAgeMs).toEqual(expect.any(Number));
     expect(y.oldestAgeMs as number).toBeGreaterThanOrEqual(0);
@@ -66,7 +66,7 @@ describe('dgen-ts CLI (a real child process on a real SQLite file)', () => {
     ]);
     expect(rule).toMatch(/^-+( +-+)+$/);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatch(/^app\/b\s+\["inspected","z"\]\s+Inspected\s+0\s+-\s+-\s+-\s+0\s+\d+\s+\d+\s+0$/);
+    expect(rows[0]).toMatch(/^app\/b\s+\["inspected","z"\]\s+Inspected\s+0\s+-\s+-\s+-\s+0\s+\d+\s+\d+\s+1$/);
     const none = await runCli(['servers', spec, '--tenant', 'app/none']);
     expect(none).toMatchObject({ status: 0, stdout: 'no servers in tenant app/none\n' });
   });

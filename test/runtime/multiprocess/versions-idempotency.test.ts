@@ -1,0 +1,115 @@
+/**
+ * Across real processes on one SQLite file: a keyed call whose caller was killed is answered once and
+ * its reply given to the callers that repeat it from new processes; and a rolling upgrade, where an old
+ * and a new version consume one server: the new one upgrades, the old one steps aside with
+ * VERSION_AHEAD, and every message an old-version producer sent is handled once.
+ */
+import 'reflect-metadata';
+import * as path from 'node:path';
+import { pack } from '../../../src/backend/keys';
+import type { Backend, Tenant } from '../../../src/backend/types';
+import { decodeStateVersion } from '../../../src/kernel/upgrade';
+import { readIndexRecord } from '../../../src/ops/server-index';
+import { DurableQueue } from '../../../src/runtime/durable-queue';
+import { ServerKeys } from '../../../src/runtime/server-keys';
+import { openSqlite, tempDir } from '../../helpers/runtime/sqlite';
+import { waitUntil, Workers, type Worker } from '../../helpers/runtime/workers';
+
+const SCRIPT = path.join(__dirname, '../../helpers/runtime/version-worker.ts');
+const TUID = ['dgen_server', 'tally'];
+const keys = new ServerKeys(TUID);
+const tmp = tempDir('dgen-ver-');
+const workers = new Workers();
+let backend: Backend;
+let tenant: Tenant;
+
+const spawn = (db: string, version: 1 | 2): Promise<Worker> =>
+  workers.spawn({ db, script: SCRIPT, env: { DGEN_CLASS_VERSION: String(version) } });
+const queueLength = () => tenant.read((tx) => DurableQueue.length(tx, keys));
+
+afterEach(async () => {
+  await workers.killAll();
+  await backend?.close();
+});
+afterAll(() => tmp.dispose());
+
+test('a keyed call whose caller was killed after it committed is handled once; callers in new processes get its reply', async () => {
+  const db = tmp.file('idem.sqlite');
+  backend = await openSqlite(db);
+  tenant = await backend.openTenant(['mp']);
+  const a = await spawn(db, 1);
+  await a.rpc('start', { opts: { consume: false } });
+  const lost = a.rpc('call', { msg: 'pay', key: 'pay-42', timeout: 60_000 }, 60_000).catch(() => 'killed');
+  await waitUntil(queueLength, (n) => n === 1); // the call is durably queued
+  await a.kill9();
+  expect(await lost).toBe('killed');
+
+  // A new client repeats the call before anyone consumes: not queued again; it waits for the first reply.
+  const b = await spawn(db, 1);
+  await b.rpc('start', { opts: { consume: false } });
+  const waiting = b.rpc('call', { msg: 'pay', key: 'pay-42', timeout: 30_000 }, 40_000);
+  await new Promise((r) => setTimeout(r, 300));
+  expect(await queueLength()).toBe(1);
+
+  const consumer = await spawn(db, 1);
+  await consumer.rpc('start', {});
+  const first = (await waiting) as { payment: number; pid: number };
+  expect(first).toEqual({ payment: 1, pid: consumer.pid });
+
+  // And a third process, after the reply is stored: the same reply at once, no second handling.
+  const c = await spawn(db, 1);
+  await c.rpc('start', { opts: { consume: false } });
+  expect(await c.rpc('call', { msg: 'pay', key: 'pay-42', timeout: 10_000 })).toEqual(first);
+  expect(await c.rpc('call', { msg: 'pay', key: 'pay-43', timeout: 10_000 })).toMatchObject({ payment: 2 });
+  expect(await consumer.rpc('get')).toMatchObject({ paid: 2 });
+  expect(
+    consumer.messages.filter((m) => m.type === 'event' && (m.event as { type: string }).type === 'handled'),
+  ).toHaveLength(3); // pay-42 once, pay-43, get
+}, 120_000);
+
+test('a rolling upgrade: the new version upgrades, the old consumer steps aside with VERSION_AHEAD, nothing is lost', async () => {
+  const db = tmp.file('upgrade.sqlite');
+  backend = await openSqlite(db);
+  tenant = await backend.openTenant(['mp']);
+  const N = 400;
+  const old = await spawn(db, 1);
+  const standBy = await spawn(db, 1);
+  const producer = await spawn(db, 1);
+  const next = await spawn(db, 2);
+  await old.rpc('start', {});
+  await standBy.rpc('start', {}); // a second old consumer: it stands by while `old` holds the consumer lease
+  await producer.rpc('start', { opts: { consume: false } }); // an old-version client: it only publishes
+  const sending = producer.rpc('castSeq', { range: [1, N / 2] }, 120_000); // the old consumer is at work
+  await old.waitFor((m) => m.type === 'event' && (m.event as { type: string }).type === 'handled', 30_000);
+  while (old.messages.filter((m) => m.type === 'event').length < 50)
+    await new Promise((r) => setTimeout(r, 10));
+
+  await next.rpc('start', {}); // upgrades the stored state in the transaction of its start
+  const ahead = await old.waitFor(
+    (m) => m.type === 'event' && (m.event as { type: string }).type === 'version-ahead',
+    30_000,
+    'version-ahead',
+  );
+  expect(ahead.event).toEqual({ type: 'version-ahead', stored: 2, running: 1 });
+  for (const w of [old, standBy])
+    expect(await w.waitFor((m) => m.type === 'done', 10_000, 'done')).toMatchObject({
+      code: 'VERSION_AHEAD',
+    });
+
+  // The old client keeps publishing after the upgrade: its casts are handled by the new version.
+  expect(await sending).toBe(N / 2);
+  expect(await producer.rpc('castSeq', { range: [N / 2 + 1, N] }, 120_000)).toBe(N / 2);
+  await waitUntil(queueLength, (n) => n === 0, 60_000);
+  const handled = (w: Worker) =>
+    w.messages.filter((m) => m.type === 'event' && (m.event as { type: string }).type === 'handled').length;
+  expect(handled(old) + handled(standBy)).toBeGreaterThan(0);
+  expect(handled(next)).toBeGreaterThanOrEqual(N / 2);
+  const state = (await next.rpc('get')) as { count: number; sum: number; upgradedFrom: number };
+  expect(state).toMatchObject({ count: N, sum: (N * (N + 1)) / 2, upgradedFrom: 1 }); // each handled once
+  expect(decodeStateVersion(await tenant.read((tx) => tx.get(pack([...TUID, 's', 'n']))))).toBe(2);
+  expect((await tenant.read((tx) => readIndexRecord(tx, TUID)))?.version).toBe(2);
+
+  // The old version cannot come back: a restarted old process refuses to start.
+  const again = await spawn(db, 1);
+  await expect(again.rpc('start', {})).rejects.toMatchObject({ code: 'VERSION_AHEAD' });
+}, 180_000);
