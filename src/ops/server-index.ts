@@ -88,13 +88,11 @@ export async function* scanIndexEntries(
   pageSize = 500,
 ): AsyncGenerator<Array<{ server: IndexedServer; prefix: Buffer }>> {
   for await (const rows of pages(tenant, indexRange(), pageSize))
-    yield rows.map((r) => ({
-      server: {
-        ...decodeWire<IndexRecord>(r.value),
-        tuid: (unpack(r.key) as Array<string | number>).slice(1),
-      },
-      prefix: r.key.subarray(INDEX_PREFIX_LENGTH),
-    }));
+    yield rows.map((r) => {
+      const prefix = r.key.subarray(INDEX_PREFIX_LENGTH);
+      const { className, version, createdAt } = decodeWire<IndexRecord>(r.value);
+      return { server: { className, version, createdAt, tuid: unpack(prefix) as Tuid }, prefix };
+    });
 }
 
 export async function readIndexRecord(tx: ReadTransaction, tuid: Tuid): Promise<IndexRecord | undefined> {
