@@ -219,6 +219,43 @@ export function traceFailure(
   else m?.retried.add(1, n.metric[item.kind]);
 }
 
+/**
+ * After a message handled outside the queue committed (an inline call — the fast path of a call to
+ * an idle server —, a priority call or cast, an info): its `handle` span, the child of the sending
+ * `call` span when there is one (the carrier the ref put in outgoingTrace). Not counted as handled
+ * by the metrics: those count queued messages.
+ */
+export function traceOutside(
+  ctx: ServerContext,
+  began: number,
+  o: { result: unknown; kind: string; msg: unknown; ms: number },
+): void {
+  const a = otel();
+  const tracer = a && tracerOf(a);
+  if (!tracer) return;
+  const n = namesOf(ctx);
+  tracer
+    .startSpan(
+      'handle',
+      {
+        kind: a!.SpanKind.CONSUMER,
+        startTime: began,
+        attributes: {
+          'dgen.server.class': n.cls,
+          'dgen.tuid': n.tuid,
+          'dgen.message.tag': messageTag(o.msg),
+          'dgen.message.kind': o.kind,
+          'dgen.inline': true,
+          'dgen.batch.size': 1,
+          'dgen.outcome': returnKind(o.result) ?? 'unknown',
+          'dgen.handler.ms': o.ms,
+        },
+      },
+      parentContext(a!, outgoingTrace.getStore()),
+    )
+    .end();
+}
+
 // ---- queue gauges: the servers this process consumes (seen handling), read when metrics are collected
 
 const MAX_GAUGED = 1000;
