@@ -9,8 +9,17 @@ import type { Tuid } from '../returns';
 export function out(text: string): Promise<void> {
   return new Promise((resolve, reject) => {
     if (process.stdout.write(text + '\n')) return resolve();
-    process.stdout.once('drain', resolve);
-    process.stdout.once('error', reject);
+    // one listener of each at a time (a listing waits for 'drain' thousands of times)
+    const drained = () => {
+      process.stdout.off('error', failed);
+      resolve();
+    };
+    const failed = (err: Error) => {
+      process.stdout.off('drain', drained);
+      reject(err);
+    };
+    process.stdout.once('drain', drained);
+    process.stdout.once('error', failed);
   });
 }
 

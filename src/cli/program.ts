@@ -1,9 +1,12 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { dashboardCommand } from './commands/dashboard';
-import { deadLettersCommand } from './commands/dead-letters';
-import { serversCommand } from './commands/servers';
-import { stateCommand } from './commands/state';
-import { topCommand } from './commands/top';
+
+// Each command's module is loaded when it runs (the dashboard's server and page are not loaded to
+// list servers): start-up counts in every scripted call.
+const servers = () => import('./commands/servers');
+const state = () => import('./commands/state');
+const deadLetters = () => import('./commands/dead-letters');
+const top = () => import('./commands/top');
+const dashboard = () => import('./commands/dashboard');
 
 const positiveInt = (name: string) => (text: string) => {
   const n = Number(text);
@@ -32,7 +35,9 @@ export function buildProgram(): Command {
     .argument('<spec>', SPEC)
     .option('--tenant <path>', 'only the tenant at this path, e.g. app/counters')
     .option('--json', 'a JSON array (streamed)')
-    .action((spec: string, o: { tenant?: string; json?: boolean }) => serversCommand(spec, o));
+    .action(async (spec: string, o: { tenant?: string; json?: boolean }) =>
+      (await servers()).serversCommand(spec, o),
+    );
 
   program
     .command('state')
@@ -41,8 +46,8 @@ export function buildProgram(): Command {
     .argument('<tenant>', 'tenant path, e.g. app/counters')
     .argument('<tuid>', 'the tuid as `servers` prints it, e.g. \'["counter","c1"]\'')
     .option('--json', 'one line with the tenant, tuid and state version')
-    .action((spec: string, tenant: string, tuid: string, o: { json?: boolean }) =>
-      stateCommand(spec, tenant, tuid, o),
+    .action(async (spec: string, tenant: string, tuid: string, o: { json?: boolean }) =>
+      (await state()).stateCommand(spec, tenant, tuid, o),
     );
 
   program
@@ -55,7 +60,9 @@ export function buildProgram(): Command {
     .option('--purge [ids...]', 'WRITES: delete these letters (or --all)')
     .option('--all', 'every dead letter of the server (with --requeue or --purge)')
     .option('--json', 'JSON output')
-    .action((spec: string, tenant: string, tuid: string, o) => deadLettersCommand(spec, tenant, tuid, o));
+    .action(async (spec: string, tenant: string, tuid: string, o) =>
+      (await deadLetters()).deadLettersCommand(spec, tenant, tuid, o),
+    );
 
   program
     .command('top')
@@ -66,7 +73,7 @@ export function buildProgram(): Command {
     .option('--iterations <n>', 'stop after n refreshes', positiveInt('--iterations'))
     .option('--limit <n>', 'rows shown', positiveInt('--limit'), 20)
     .option('--json', 'one JSON line per refresh')
-    .action((spec: string, o) => topCommand(spec, o));
+    .action(async (spec: string, o) => (await top()).topCommand(spec, o));
 
   program
     .command('dashboard')
@@ -76,7 +83,9 @@ export function buildProgram(): Command {
     .argument('<spec>', SPEC)
     .requiredOption('--port <n>', 'port on 127.0.0.1 (0: any free port, printed)', port)
     .option('--interval <ms>', 'sampling period', positiveInt('--interval'), 1000)
-    .action((spec: string, o: { port: number; interval: number }) => dashboardCommand(spec, o));
+    .action(async (spec: string, o: { port: number; interval: number }) =>
+      (await dashboard()).dashboardCommand(spec, o),
+    );
 
   return program;
 }

@@ -6,7 +6,8 @@ import { DgenError } from '../errors';
 import type { Tuid } from '../returns';
 import { ServerKeys } from '../runtime/server-keys';
 import { decodeWire, type LockRecord, type QueueItem } from '../runtime/wire';
-import { listTenantPaths, readIndexRecord, scanIndex, type IndexedServer } from './server-index';
+import { scannable, summarizePage } from './page-summary';
+import { listTenantPaths, readIndexRecord, scanIndexEntries, type IndexedServer } from './server-index';
 
 /** What the inspector says about one server, read from the backend in one snapshot. */
 export interface ServerSummary {
@@ -90,7 +91,8 @@ export async function summarize(
 
 /**
  * Every indexed server of `backend` (or of the one tenant `tenantPath`), a page at a time: each page
- * is summarised in one snapshot read, and nothing but the page is held.
+ * is summarised in one snapshot read (a few range reads, see page-summary.ts), and nothing but the
+ * page is held.
  */
 export async function* listServers(
   backend: Backend,
@@ -100,9 +102,13 @@ export async function* listServers(
   const paths = tenantPath ? [tenantPath] : await listTenantPaths(backend);
   for (const path of paths) {
     const tenant = await backend.openTenant(path);
-    for await (const page of scanIndex(tenant, pageSize)) {
+    for await (const page of scanIndexEntries(tenant, pageSize)) {
       const now = Date.now();
-      yield await tenant.read((tx) => Promise.all(page.map((s) => summarize(tx, path, s, now))));
+      yield await tenant.read((tx) =>
+        scannable(page)
+          ? summarizePage(tx, path, page, now)
+          : Promise.all(page.map((e) => summarize(tx, path, e.server, now))),
+      );
     }
   }
 }

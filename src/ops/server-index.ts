@@ -88,11 +88,25 @@ export interface IndexedServer extends IndexRecord {
 
 /** The servers indexed in `tenant`, a page of at most `pageSize` at a time (memory stays bounded). */
 export async function* scanIndex(tenant: Tenant, pageSize = 500): AsyncGenerator<IndexedServer[]> {
+  for await (const page of scanIndexEntries(tenant, pageSize)) yield page.map((e) => e.server);
+}
+
+const INDEX_PREFIX_LENGTH = pack([INDEX]).length;
+
+/**
+ * As scanIndex, with each server's packed tuid: the tuple encoding is concatenative, so the index key
+ * is pack(['dgen_index']) + pack(tuid), and its tail is the prefix of every key of the server.
+ */
+export async function* scanIndexEntries(
+  tenant: Tenant,
+  pageSize = 500,
+): AsyncGenerator<Array<{ server: IndexedServer; prefix: Buffer }>> {
   for await (const rows of pages(tenant, indexRange(), pageSize))
-    yield rows.map((r) => ({
-      ...decodeWire<IndexRecord>(r.value),
-      tuid: (unpack(r.key) as Array<string | number>).slice(1),
-    }));
+    yield rows.map((r) => {
+      const prefix = r.key.subarray(INDEX_PREFIX_LENGTH);
+      const { className, version, createdAt } = decodeWire<IndexRecord>(r.value);
+      return { server: { className, version, createdAt, tuid: unpack(prefix) as Tuid }, prefix };
+    });
 }
 
 export async function readIndexRecord(tx: ReadTransaction, tuid: Tuid): Promise<IndexRecord | undefined> {

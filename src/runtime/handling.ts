@@ -16,6 +16,7 @@ import type { StoredState } from './state-storage';
 import type { FromId } from './wire';
 import { ContextAsks } from './context/handler-context';
 import { noteAsked, writeAsked } from './context/apply';
+import { traceOutside } from '../telemetry/spans';
 
 export type Role = 'call' | 'cast' | 'info';
 export type Result = HandlerReturn<unknown>;
@@ -91,6 +92,7 @@ export class Handling {
   ): Promise<{ outcome: Outcome } | { otherwise: F }> {
     const method = findHandler(this.ctx.def, role, msg);
     if (!method) throw noHandler(this.ctx.def.ctor.name, role, msg);
+    const began = Date.now(); // ops: telemetry
     for (;;) {
       const seen = await this.ctx.tenant.read(async (tx) =>
         guard && !(await guard.holds(tx)) ? undefined : this.load(tx),
@@ -107,7 +109,9 @@ export class Handling {
         o.stamp = this.applyResult(tx, seen.state, o.result);
         return { outcome: o };
       });
-      if (r !== 'stale') return r;
+      if (r === 'stale') continue;
+      if ('outcome' in r && r.outcome) traceOutside(this.ctx, began, r.outcome); // ops hook: telemetry
+      return r;
     }
   }
 

@@ -35,16 +35,38 @@ export interface Instruments {
   deadLettered: OtelApi.Counter;
 }
 
-let instruments: { provider: OtelApi.MeterProvider; value: Instruments } | undefined;
+let tracing: { api: Api; delegate: OtelApi.TracerProvider; tracer: OtelApi.Tracer | null } | undefined;
 
 /**
- * The metric instruments, created again when the global MeterProvider changes (the metrics API has
- * no proxy: a meter taken before the SDK registers would stay a no-op for ever).
+ * Our tracer, or null while no SDK tracer provider is registered (then a span would be a no-op, and
+ * its attributes and parent context are not worth building). Cached per registered provider: a
+ * lookup per span otherwise, and tests swap providers.
  */
-export function meters(a: Api): Instruments {
+export function tracerOf(a: Api): OtelApi.Tracer | null {
+  const p = a.trace.getTracerProvider();
+  const delegate = p instanceof a.ProxyTracerProvider ? p.getDelegate() : p;
+  if (tracing?.delegate === delegate && tracing.api === a) return tracing.tracer;
+  // a fresh proxy's delegate is the API's no-op provider (it exports no other handle on it)
+  const noop = new a.ProxyTracerProvider().getDelegate();
+  tracing = { api: a, delegate, tracer: delegate === noop ? null : a.trace.getTracer(INSTRUMENTATION) };
+  return tracing.tracer;
+}
+
+let instruments: { provider: OtelApi.MeterProvider; value: Instruments | null } | undefined;
+
+/**
+ * The metric instruments, or null while no SDK meter provider is registered (the API's no-op meter);
+ * created again when the global MeterProvider changes (the metrics API has no proxy: a meter taken
+ * before the SDK registers would stay a no-op for ever).
+ */
+export function meters(a: Api): Instruments | null {
   const provider = a.metrics.getMeterProvider();
   if (instruments?.provider === provider) return instruments.value;
   const m = provider.getMeter(INSTRUMENTATION);
+  if (m === a.createNoopMeter()) {
+    instruments = { provider, value: null };
+    return null;
+  }
   const value: Instruments = {
     handleDuration: m.createHistogram('dgen.handle.duration', {
       unit: 'ms',

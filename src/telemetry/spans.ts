@@ -4,7 +4,7 @@ import { returnKind } from '../returns';
 import { DurableQueue } from '../runtime/durable-queue';
 import type { ServerContext } from '../runtime/server-context';
 import { decodeWire, type QueueItem } from '../runtime/wire';
-import { INSTRUMENTATION, meters, otel, setGaugeSource, type Api } from './otel';
+import { meters, otel, setGaugeSource, tracerOf, type Api } from './otel';
 import { outgoingTrace, type TraceCarrier } from './queue-extras';
 
 /**
@@ -55,15 +55,23 @@ function traceparent(sc: OtelApi.SpanContext): string {
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1).toString(16).padStart(2, '0')}`;
 }
 
+/** The context of the last traceparent read: the items of one castMany share it. */
+let lastParent: { a: Api; traceparent: string; ctx: OtelApi.Context } | undefined;
+
 function parentContext(a: Api, carrier: TraceCarrier | undefined): OtelApi.Context {
-  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(carrier?.traceparent ?? '');
+  const tp = carrier?.traceparent;
+  if (tp === undefined) return a.ROOT_CONTEXT;
+  if (lastParent?.traceparent === tp && lastParent.a === a) return lastParent.ctx;
+  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(tp);
   if (!m) return a.ROOT_CONTEXT;
-  return a.trace.setSpanContext(a.ROOT_CONTEXT, {
+  const ctx = a.trace.setSpanContext(a.ROOT_CONTEXT, {
     traceId: m[1],
     spanId: m[2],
     traceFlags: parseInt(m[3], 16),
     isRemote: true,
   });
+  lastParent = { a, traceparent: tp, ctx };
+  return ctx;
 }
 
 /** Runs a ref's `cast`/`call` inside a PRODUCER span whose context the queued items carry. */
@@ -74,21 +82,24 @@ export function traceSend<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   const a = otel();
-  return a ? traced(a, name, who, msgs, fn) : fn(); // no wrapper at all without the API
+  const tracer = a && tracerOf(a);
+  return tracer ? traced(a!, tracer, name, who, msgs, fn) : fn(); // no wrapper at all without an SDK
 }
 
 async function traced<T>(
   a: Api,
+  tracer: OtelApi.Tracer,
   name: 'cast' | 'call',
   who: Who,
   msgs: readonly unknown[],
   fn: () => Promise<T>,
 ): Promise<T> {
-  const span = a.trace.getTracer(INSTRUMENTATION).startSpan(name, {
+  const n = namesOf(who);
+  const span = tracer.startSpan(name, {
     kind: a.SpanKind.PRODUCER,
     attributes: {
-      'dgen.server.class': namesOf(who).cls,
-      'dgen.tuid': namesOf(who).tuid,
+      'dgen.server.class': n.cls,
+      'dgen.tuid': n.tuid,
       'dgen.message.tag': messageTag(msgs[0]),
       'dgen.batch.size': msgs.length,
     },
@@ -112,7 +123,11 @@ async function traced<T>(
 /** What a consumer batch left per item: a handler outcome (with its result) or a skipped item. */
 type Done = { result: unknown; ms: number; kind: string } | { skipped: Error; call: boolean };
 
-/** After a consumer batch committed: one `handle` span per message, metrics. */
+/**
+ * After a consumer batch committed: one `handle` span per message, metrics. Counters are added once
+ * per batch and kind (an SDK counter hashes its attributes on every add); the duration histogram
+ * takes each message.
+ */
 export function traceBatch(
   ctx: ServerContext,
   began: number,
@@ -121,16 +136,28 @@ export function traceBatch(
 ): void {
   const a = otel();
   if (!a) return;
-  watch(ctx);
+  const tracer = tracerOf(a);
   const m = meters(a);
-  const tracer = a.trace.getTracer(INSTRUMENTATION);
-  const end = Date.now();
+  if (!tracer && !m) return;
   const n = namesOf(ctx);
+  const end = Date.now();
+  const counts = {
+    cast: { handled: 0, dead: 0 },
+    call: { handled: 0, dead: 0 },
+    info: { handled: 0, dead: 0 },
+  };
   for (let i = 0; i < done.length; i++) {
     const d = done[i];
     const item = items[i].item;
-    const outcome = 'result' in d ? (returnKind(d.result) ?? 'unknown') : 'no_handler';
-    const attrs = n.metric[item.kind];
+    if (m) {
+      if ('skipped' in d) {
+        if (!d.call) counts[item.kind].dead++;
+      } else {
+        counts[item.kind].handled++;
+        m.handleDuration.record(d.ms, n.metric[item.kind]);
+      }
+    }
+    if (!tracer) continue;
     const span = tracer.startSpan(
       'handle',
       {
@@ -142,20 +169,20 @@ export function traceBatch(
           'dgen.message.tag': messageTag(item.msg),
           'dgen.message.kind': item.kind,
           'dgen.batch.size': done.length,
-          'dgen.outcome': outcome,
+          'dgen.outcome': 'result' in d ? (returnKind(d.result) ?? 'unknown') : 'no_handler',
           'dgen.handler.ms': 'ms' in d ? d.ms : 0,
         },
       },
       parentContext(a, item.trace),
     );
-    if ('skipped' in d) {
-      span.setStatus({ code: a.SpanStatusCode.ERROR, message: d.skipped.message });
-      if (!d.call) m.deadLettered.add(1, attrs);
-    } else {
-      m.handled.add(1, attrs);
-      m.handleDuration.record(d.ms, attrs);
-    }
+    if ('skipped' in d) span.setStatus({ code: a.SpanStatusCode.ERROR, message: d.skipped.message });
     span.end(end);
+  }
+  if (!m) return;
+  watch(ctx);
+  for (const kind of ['cast', 'call', 'info'] as const) {
+    if (counts[kind].handled > 0) m.handled.add(counts[kind].handled, n.metric[kind]);
+    if (counts[kind].dead > 0) m.deadLettered.add(counts[kind].dead, n.metric[kind]);
   }
 }
 
@@ -170,29 +197,68 @@ export function traceFailure(
   const a = otel();
   if (!a) return;
   const n = namesOf(ctx);
-  const attrs = n.metric[item.kind];
-  const span = a.trace.getTracer(INSTRUMENTATION).startSpan(
-    'handle',
-    {
-      kind: a.SpanKind.CONSUMER,
-      attributes: {
-        'dgen.server.class': n.cls,
-        'dgen.tuid': n.tuid,
-        'dgen.message.tag': messageTag(item.msg),
-        'dgen.message.kind': item.kind,
-        'dgen.attempt': attempt,
-        'dgen.batch.size': 1,
-        'dgen.outcome': deadLettered ? 'dead_lettered' : 'retry',
-        'dgen.error.code': errorCode(error),
+  const tracer = tracerOf(a);
+  if (tracer) {
+    const span = tracer.startSpan(
+      'handle',
+      {
+        kind: a.SpanKind.CONSUMER,
+        attributes: {
+          'dgen.server.class': n.cls,
+          'dgen.tuid': n.tuid,
+          'dgen.message.tag': messageTag(item.msg),
+          'dgen.message.kind': item.kind,
+          'dgen.attempt': attempt,
+          'dgen.batch.size': 1,
+          'dgen.outcome': deadLettered ? 'dead_lettered' : 'retry',
+          'dgen.error.code': errorCode(error),
+        },
       },
-    },
-    parentContext(a, item.trace),
-  );
-  span.setStatus({ code: a.SpanStatusCode.ERROR, message: (error as Error)?.message });
-  span.end();
+      parentContext(a, item.trace),
+    );
+    span.setStatus({ code: a.SpanStatusCode.ERROR, message: (error as Error)?.message });
+    span.end();
+  }
   const m = meters(a);
-  if (deadLettered) m.deadLettered.add(1, attrs);
-  else m.retried.add(1, attrs);
+  if (deadLettered) m?.deadLettered.add(1, n.metric[item.kind]);
+  else m?.retried.add(1, n.metric[item.kind]);
+}
+
+/**
+ * After a message handled outside the queue committed (an inline call — the fast path of a call to
+ * an idle server —, a priority call or cast, an info): its `handle` span, the child of the sending
+ * `call` span when there is one (the carrier the ref put in outgoingTrace). Not counted as handled
+ * by the metrics: those count queued messages.
+ */
+export function traceOutside(
+  ctx: ServerContext,
+  began: number,
+  o: { result: unknown; kind: string; msg: unknown; ms: number },
+): void {
+  const a = otel();
+  const tracer = a && tracerOf(a);
+  if (!tracer) return;
+  const n = namesOf(ctx);
+  tracer
+    .startSpan(
+      'handle',
+      {
+        kind: a!.SpanKind.CONSUMER,
+        startTime: began,
+        attributes: {
+          'dgen.server.class': n.cls,
+          'dgen.tuid': n.tuid,
+          'dgen.message.tag': messageTag(o.msg),
+          'dgen.message.kind': o.kind,
+          'dgen.inline': true,
+          'dgen.batch.size': 1,
+          'dgen.outcome': returnKind(o.result) ?? 'unknown',
+          'dgen.handler.ms': o.ms,
+        },
+      },
+      parentContext(a!, outgoingTrace.getStore()),
+    )
+    .end();
 }
 
 // ---- queue gauges: the servers this process consumes (seen handling), read when metrics are collected

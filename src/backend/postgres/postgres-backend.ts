@@ -1,5 +1,6 @@
 import postgres, { type ReservedSql, type Sql } from 'postgres';
 import { BackendError, isRetryable } from '../../errors';
+import { countConflict } from '../../telemetry/backend-metrics';
 import { PrefixTenant } from '../common/prefix-tenant';
 import { checkTenantPath, subtreeRange, tenantPrefix } from '../common/tenant-path';
 import { transactionTimedOut, withinTimeLimit } from '../common/transaction-deadline';
@@ -209,6 +210,7 @@ export class PostgresBackend implements Backend {
         }
         // The body's own errors (and those of its reads, translated already) are rethrown as they are.
         const e = committing || conn === undefined ? this.translate(err) : err;
+        if (isRetryable(e)) countConflict('postgres', 'TRANSACTION_CONFLICT'); // ops hook: telemetry
         if (!isRetryable(e) || attempt >= maxRetries) throw e;
         postgresCounters.conflictRetries++;
         unavailableSince = undefined;

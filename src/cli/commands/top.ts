@@ -1,4 +1,4 @@
-import { listServers, type ServerSummary } from '../../ops/inspect';
+import { Sampler, type Sample } from '../../ops/sampler';
 import { out, parseTenant, withBackend } from '../io';
 import { ago, Table } from '../table';
 
@@ -10,19 +10,16 @@ export interface TopOptions {
   json?: boolean;
 }
 
-export interface TopRow extends ServerSummary {
-  /** Messages enqueued / handled per second since the previous refresh (null on the first). */
-  inRate: number | null;
-  outRate: number | null;
-}
+/** A server with its enqueue/handle rates since the previous refresh (null on the first). */
+export type TopRow = Sample;
 
 const busiest = (a: TopRow, b: TopRow) =>
   b.queueLength - a.queueLength || (b.inRate ?? 0) - (a.inRate ?? 0) || (b.outRate ?? 0) - (a.outRate ?? 0);
 
 /**
  * `top SPEC`: every `interval` ms, the busiest queues (depth, then enqueue rate), until Ctrl-C or
- * `--iterations`. Rates come from the queues' push/pop counters between two refreshes; the previous
- * counters of every server are kept (two numbers per server).
+ * `--iterations`. The dashboard's Sampler reads the servers and turns the queues' push/pop counters
+ * into rates between two refreshes; only the busiest rows are held.
  */
 export async function topCommand(spec: string, opts: TopOptions): Promise<void> {
   const tenant = opts.tenant === undefined ? undefined : parseTenant(opts.tenant);
@@ -36,30 +33,19 @@ export async function topCommand(spec: string, opts: TopOptions): Promise<void> 
   process.once('SIGTERM', onSignal);
   try {
     await withBackend(spec, async (backend) => {
-      const previous = new Map<string, { pushed: number; popped: number; at: number }>();
+      const sampler = new Sampler(backend, tenant);
       for (let i = 0; !stopped && (opts.iterations === undefined || i < opts.iterations); i++) {
         if (i > 0) await new Promise<void>((r) => ((wake = r), setTimeout(r, opts.interval)));
         if (stopped) break;
         let rows: TopRow[] = [];
         let servers = 0;
         let depth = 0;
-        for await (const page of listServers(backend, tenant)) {
-          const now = Date.now();
-          for (const s of page) {
-            const id = JSON.stringify([s.tenant, s.tuid]);
-            const before = previous.get(id);
-            const secs = before ? (now - before.at) / 1000 : 0;
-            previous.set(id, { pushed: s.pushed, popped: s.popped, at: now });
-            rows.push({
-              ...s,
-              inRate: before && secs > 0 ? (s.pushed - before.pushed) / secs : null,
-              outRate: before && secs > 0 ? (s.popped - before.popped) / secs : null,
-            });
-            servers++;
-            depth += s.queueLength;
-          }
+        await sampler.sample((s) => {
+          rows.push(s);
+          servers++;
+          depth += s.queueLength;
           if (rows.length > opts.limit * 4) rows = rows.sort(busiest).slice(0, opts.limit);
-        }
+        });
         rows = rows.sort(busiest).slice(0, opts.limit);
         await show(spec, rows, servers, depth, opts);
       }
