@@ -16,7 +16,8 @@ export interface SqliteBackendOptions {
    * How durable a commit is once `transact` resolves (SQLite's `PRAGMA synchronous`, in WAL mode).
    * - `'full'` (the default): every commit is fsync'ed to disk before `transact` resolves, so an
    *   acknowledged message survives power loss and OS crashes, as on FoundationDB; one disk flush per
-   *   commit (concurrent transactions of one process share commits, see LockingBackend).
+   *   commit (concurrent transactions of one process share commits, see LockingBackend). A transaction
+   *   that defers its flush (TransactOptions.deferFlush: a call's push) leaves it to the next one.
    * - `'normal'`: the commit has been handed to the operating system, so it survives a crash or
    *   `kill -9` of any process, but a power loss or OS crash may lose the last few commits (never a
    *   part of one: the file stays consistent). Faster where flushes are slow; SQLite's usual WAL setting.
@@ -115,6 +116,8 @@ export class SqliteBackend extends LockingBackend {
     release: Database.Statement;
     rollbackTo: Database.Statement;
   };
+  /** The writer's current `PRAGMA synchronous` (at 'full', commits that defer their flush switch it). */
+  private writerSync: 'normal' | 'full';
   private readonly session: LockSession;
   private readonly notice: CommitNotice;
   private watchDb: Database.Database | undefined;
@@ -172,6 +175,7 @@ export class SqliteBackend extends LockingBackend {
       release: this.writer.prepare('RELEASE member'),
       rollbackTo: this.writer.prepare('ROLLBACK TO member'),
     };
+    this.writerSync = synchronous;
     const versions = new CommitVersions(this.writer, VERSION_KEY);
     this.notice = new CommitNotice(this.path);
     // One transaction at a time per backend (the write lock), so one session object serves them all.
@@ -205,7 +209,8 @@ export class SqliteBackend extends LockingBackend {
       } satisfies Partial<LockSession>);
   }
 
-  protected begin(): LockSession | Promise<LockSession> {
+  protected begin(deferFlush: boolean): LockSession | Promise<LockSession> {
+    if (this.synchronous === 'full') this.syncFor(deferFlush);
     if (this.fairness.shouldYield()) return this.beginWhenFree(YIELD_MS);
     try {
       this.sql.begin.run();
@@ -214,6 +219,22 @@ export class SqliteBackend extends LockingBackend {
       if (!isBusy(err)) throw err;
       return this.beginWhenFree(0);
     }
+  }
+
+  /**
+   * At 'full', a transaction that defers its flush (a call's push, see TransactOptions) commits at
+   * NORMAL: its WAL frames are written but not fsync'ed, and the next FULL commit by any process
+   * fsyncs the WAL file, which holds them before its own — so they are on disk before anything that
+   * depends on them is acknowledged. (WAL frames carry a running checksum: after a power cut, recovery
+   * keeps a prefix of the commits, never a later one without an earlier one.) The setting can only
+   * change outside a transaction, hence here; and not through a prepared statement: SQLite applies
+   * this pragma when it compiles it, so re-running a prepared one does nothing.
+   */
+  private syncFor(deferFlush: boolean): void {
+    const wanted = deferFlush ? 'normal' : 'full';
+    if (this.writerSync === wanted) return;
+    this.writer.exec(`PRAGMA synchronous = ${wanted.toUpperCase()}`);
+    this.writerSync = wanted;
   }
 
   /**
