@@ -108,7 +108,7 @@ export async function xprocFigures(
       script,
       env: { DGEN_SYNCHRONOUS: 'full', DGEN_COUNT_COMMITS: '1' },
     });
-    await child.rpc('start', { ref: 'c', server: 'Counter', opts: {} });
+    await child.rpc('start', { ref: 'c', server: 'Counter', opts: {}, quiet: true });
     const caller = await Runtime.start(Counter, undefined, { tenant, consume: false });
     await callTimes(caller, 30, RUN_MS);
 
