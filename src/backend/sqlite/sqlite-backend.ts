@@ -68,9 +68,15 @@ const isBusy = (err: unknown): boolean =>
   typeof (err as { code?: unknown })?.code === 'string' &&
   /^SQLITE_(BUSY|LOCKED)/.test((err as { code: string }).code);
 
-/** Between retries of a busy lock: the next turn of the event loop at first, then every 1-2 ms. */
-const pause = (attempt: number): Promise<void> =>
-  attempt < 3
+/**
+ * How long a busy lock is retried on every turn of the event loop (ms): another process's commit,
+ * fsync included, usually ends well within it, and a 1 ms timer would add a millisecond to the wait.
+ */
+const SPIN_MS = 1;
+
+/** Between retries of a busy lock: the next turn of the event loop while `spin`, else in 1-2 ms. */
+const pause = (spin: boolean): Promise<void> =>
+  spin
     ? new Promise((resolve) => setImmediate(resolve))
     : new Promise((resolve) => setTimeout(resolve, 1 + Math.random()));
 
@@ -245,8 +251,9 @@ export class SqliteBackend extends LockingBackend {
     const started = Date.now();
     const deadline = started + this.lockTimeoutMs;
     let lastError: unknown;
-    await (firstDelayMs > 0 ? sleep(firstDelayMs) : pause(0));
-    for (let attempt = 0; ; attempt++) {
+    await (firstDelayMs > 0 ? sleep(firstDelayMs) : pause(true));
+    const spinFrom = performance.now();
+    for (;;) {
       if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this sqlite backend has been closed');
       try {
         this.sql.begin.run();
@@ -262,7 +269,7 @@ export class SqliteBackend extends LockingBackend {
           { cause: lastError },
         );
       if (Date.now() - started >= 2) this.fairness.announce();
-      await pause(attempt + 1);
+      await pause(performance.now() - spinFrom < SPIN_MS);
     }
   }
 
@@ -280,7 +287,7 @@ export class SqliteBackend extends LockingBackend {
           } catch (err) {
             if (!isBusy(err) || attempt > 1000) throw err;
           }
-          await pause(attempt);
+          await pause(attempt < 3);
         }
         return await fn(this.readStore);
       } finally {
