@@ -12,7 +12,7 @@ export const WATCH_POLL_MS = 50;
  * connection — another process — committed (this process's own commits wake its watches directly and
  * cost no recheck); then `onChange` runs.
  *
- * It runs only while `wanted()` says watches exist (it stops at the first poll that finds none, so a
+ * It runs only while `wanted()` says watches exist (it stops once two polls in a row found none, so a
  * process that watches one key after another, such as a caller awaiting replies, keeps one kernel
  * watch instead of adding and removing it each time), holds no reference that keeps Node alive, and
  * `stop()` releases everything. Idle, it costs one kernel file watch and one `data_version` per poll.
@@ -22,6 +22,8 @@ export class SqliteWatcher {
   private poll: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private lastDataVersion = -1;
+  /** Polls in a row that found no watches. */
+  private idlePolls = 0;
 
   constructor(
     private readonly noticeFile: string,
@@ -44,6 +46,7 @@ export class SqliteWatcher {
   }
 
   stop(): void {
+    this.idlePolls = 0;
     this.fsWatcher?.close();
     this.fsWatcher = undefined;
     if (this.poll) clearInterval(this.poll);
@@ -78,9 +81,10 @@ export class SqliteWatcher {
 
   private check(fromPoll = false): void {
     if (!this.wanted()) {
-      if (fromPoll) this.stop();
+      if (fromPoll && ++this.idlePolls >= 2) this.stop();
       return;
     }
+    this.idlePolls = 0;
     let version: number;
     try {
       version = this.dataVersion();
