@@ -301,13 +301,16 @@ export class SqliteBackend extends LockingBackend {
       this.watchDb = this.connect();
       this.watchDb.pragma('busy_timeout = 0');
       const store = new SqliteStore(this.watchDb);
+      // Every watched key in one read transaction: one snapshot, one pair of WAL-index locks (a read
+      // per key on its own would be a transaction per key, thousands with thousands of idle servers).
+      const readAll = this.watchDb.transaction((keys: Buffer[]) => store.readMany(keys));
       // data_version of the writing connection changes only for other connections' commits.
       const dataVersion = this.writer.prepare<[], number>('PRAGMA data_version').pluck();
       this.watcher = new SqliteWatcher(
         this.notice.file,
         () => dataVersion.get()!,
         () => this.hub.size > 0 && !this.closed,
-        () => this.hub.recheck((keys) => store.readMany(keys)),
+        () => this.hub.recheck((keys) => readAll(keys)),
       );
     }
     this.watcher.kick();
