@@ -25,10 +25,12 @@ function withinMs<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-const MODULES: Array<{ name: string; file: string; fn: string }> = [
+const MODULES: Array<{ name: string; file: string; fn: string; only?: boolean }> = [
   { name: 'backend', file: 'backend', fn: 'benchBackend' },
   { name: 'codec', file: 'codec', fn: 'benchCodec' },
   { name: 'server', file: 'server', fn: 'benchServer' },
+  // Not in a full run (benchServer includes it): `--only server-xproc` runs the cross-process figures alone.
+  { name: 'server-xproc', file: 'server', fn: 'benchServerXproc', only: true },
   { name: 'follower', file: 'follower', fn: 'benchFollower' },
   { name: 'postgres', file: 'postgres', fn: 'benchPostgres' },
   { name: 'ops', file: 'ops', fn: 'benchOps' },
@@ -63,7 +65,7 @@ async function main(): Promise<void> {
   const all: Figures = {};
   let failed = false;
   for (const mod of MODULES) {
-    if (only && !only.includes(mod.name)) continue;
+    if (only ? !only.includes(mod.name) : mod.only) continue;
     if (!exists(mod.file)) continue;
     const started = Date.now();
     console.log(`\n== ${mod.name} (bench/${mod.file}.ts)`);

@@ -5,6 +5,8 @@
  * - server.sqlite.call_xproc_p50_ms / _p99_ms   a call from this process to a server consumed in a child
  * - server.sqlite.commits_per_xproc_call      commits of both processes per such call, counted by
  *                                             CountingBackend (test/helpers/runtime) (goal ≤ 2)
+ * - server.sqlite.flushes_per_xproc_call      of those, the commits flushed to disk (fsync'ed): the push
+ *                                             defers its flush to the handling's commit (TransactOptions.deferFlush)
  * - server.sqlite.raw_full_msgs_per_s         bench/raw-queue.ts at FULL (two commits per message)
  * - server.sqlite.xproc_call_ratio            sequential cross-process calls/s ÷ raw_full_msgs_per_s (goal ≥ 0.5)
  * - server.sqlite.bare_full_commits_per_s     one-row FULL commits/s on the servers' own file
@@ -106,7 +108,7 @@ export async function xprocFigures(
       script,
       env: { DGEN_SYNCHRONOUS: 'full', DGEN_COUNT_COMMITS: '1' },
     });
-    await child.rpc('start', { ref: 'c', server: 'Counter', opts: {} });
+    await child.rpc('start', { ref: 'c', server: 'Counter', opts: {}, quiet: true });
     const caller = await Runtime.start(Counter, undefined, { tenant, consume: false });
     await callTimes(caller, 30, RUN_MS);
 
@@ -116,6 +118,7 @@ export async function xprocFigures(
       return {
         writes: backend.counts.writes + theirs.writes,
         readOnly: backend.counts.readOnly + theirs.readOnly,
+        deferred: backend.counts.deferred + theirs.deferred,
       };
     };
     const times: number[] = [];
@@ -131,6 +134,7 @@ export async function xprocFigures(
     );
     const after = await counts();
     const commits = after.writes + after.readOnly - before.writes - before.readOnly;
+    const flushes = after.writes - after.deferred - (before.writes - before.deferred);
 
     // Concurrency: 32 callers to the child's consumer, 32 casts in flight, against bare commits.
     const bare = bareCommitLoop(db, 'FULL');
@@ -169,6 +173,7 @@ export async function xprocFigures(
       'server.sqlite.call_xproc_p50_ms': round(median(times)),
       'server.sqlite.call_xproc_p99_ms': round(quantile(times, 0.99)),
       'server.sqlite.commits_per_xproc_call': round(commits / times.length),
+      'server.sqlite.flushes_per_xproc_call': round(flushes / times.length),
       'server.sqlite.raw_full_msgs_per_s': Math.round(rawRate),
       'server.sqlite.xproc_calls_per_s': Math.round(callRate),
       'server.sqlite.xproc_call_ratio': round(callRate / rawRate),

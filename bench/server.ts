@@ -341,6 +341,16 @@ export async function benchServer(): Promise<Record<string, number>> {
   }
 }
 
+/** `npm run bench -- --only server-xproc`: the cross-process figures alone (bench/server-xproc.ts). */
+export async function benchServerXproc(): Promise<Record<string, number>> {
+  const tmp = tempDir();
+  try {
+    return await xprocFigures(tmp.file, transpiledWorker());
+  } finally {
+    tmp.dispose();
+  }
+}
+
 if (require.main === module)
   void benchServer().then(
     (r) => console.log(r),

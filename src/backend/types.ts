@@ -70,6 +70,14 @@ export interface TransactOptions {
   timeoutMs?: number;
   /** How many times a retryable conflict re-runs the body before giving up (100). */
   maxRetries?: number;
+  /**
+   * The commit need not be on disk when `transact` resolves, because nothing is acknowledged on its
+   * strength until a later, durable commit to the same store, which makes it durable too (a call's
+   * push: its caller learns only from the reply). Engines that flush every commit (SQLite at
+   * `synchronous: 'full'`) leave the flush to that later commit, as PostgreSQL's asynchronous commit
+   * does; the others ignore it. Default false.
+   */
+  deferFlush?: boolean;
 }
 
 export interface Tenant {

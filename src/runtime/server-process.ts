@@ -132,7 +132,8 @@ export class ServerProcess implements ServerContext {
     };
     // A consuming ref handles the call itself while the queue is empty and the server unlocked.
     const pushed = await this.guard(async (): Promise<{ watch: Watch } | { outcome: Outcome }> => {
-      if (!this.opts.consume) return this.tenant.transact(push);
+      // Nobody learns of the push but from the reply, whose commit flushes it too: no flush of its own.
+      if (!this.opts.consume) return this.tenant.transact(push, { deferFlush: true });
       const r = await this.handling.handleOutside('call', msg, { kind: 'local', from: local }, 'call', {
         holds: async (tx) => (await DurableQueue.length(tx, this.keys)) === 0 && !(await this.lockHeld(tx)),
         otherwise: push,

@@ -275,6 +275,44 @@ test('group commit: a watch armed by one member fires for a later member of the 
   expect(fired).toBe(true);
 });
 
+test('deferFlush: deferred and flushed transactions commit in arrival order; a flushed one never joins a deferred group', async () => {
+  const b = backend();
+  const t = await b.openTenant(['t']);
+  const log = (tx: Parameters<Parameters<typeof t.transact>[0]>[0], name: string) =>
+    tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from(name));
+  await t.transact((tx) => tx.set(pack(['warm']), Buffer.from('1')));
+  truncateWal();
+  const seen = await Promise.all([
+    t.transact((tx) => log(tx, 'a'), { deferFlush: true }),
+    t.transact((tx) => log(tx, 'b'), { deferFlush: true }),
+    t.transact(
+      async (tx) => (
+        log(tx, 'c'),
+        (await tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end)).length
+      ),
+    ),
+    t.transact((tx) => log(tx, 'd'), { deferFlush: true }),
+  ]);
+  expect(seen[2]).toBe(3); // c saw a and b
+  const rows = await t.read((tx) => tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end));
+  expect(rows.map((r) => r.value.toString())).toEqual(['a', 'b', 'c', 'd']);
+  // a and b shared a commit; c (flushed) did not join it, and d joined c's: two commits, one frame each.
+  expect(walFrames()).toBe(2);
+  // The writer is back at FULL after a flushed transaction, and at NORMAL only for deferred ones (the
+  // setting itself, read from the connection: SQLite would ignore a re-run prepared pragma silently).
+  const writer = (sqlite: SqliteBackend) =>
+    (sqlite as unknown as { writer: Database.Database }).writer.pragma('synchronous', { simple: true });
+  expect(writer(b)).toBe(2);
+  await t.transact((tx) => log(tx, 'e'), { deferFlush: true });
+  expect(writer(b)).toBe(1);
+  await t.transact((tx) => log(tx, 'f'));
+  expect(writer(b)).toBe(2);
+  // Committed is committed: another connection sees all of it.
+  const other = new Database(file, { readonly: true });
+  expect((other.prepare('SELECT count(*) AS n FROM kv').get() as { n: number }).n).toBeGreaterThanOrEqual(5);
+  other.close();
+});
+
 test('a file path is required', () => {
   for (const bad of ['', ':memory:', 'file::memory:'])
     expect(() => new SqliteBackend(bad)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));

@@ -36,6 +36,8 @@ interface Group {
   members: Array<{ tx: LockedTransaction; resolve: () => void; reject: (err: unknown) => void }>;
   /** A member armed watches: later members must note what they write (see LockedTransaction). */
   watching: boolean;
+  /** Every member deferred its flush (TransactOptions.deferFlush): the engine commits without one. */
+  deferFlush: boolean;
 }
 
 type Body<T> = (tx: Transaction) => T | Promise<T>;
@@ -70,8 +72,11 @@ export abstract class LockingBackend implements Backend {
   /** The open group commit, if any (only engines whose sessions have savepoints). */
   private group: Group | undefined;
 
-  /** Takes the engine's write lock: synchronously if it can, else (another process holds it) asynchronously. */
-  protected abstract begin(): LockSession | Promise<LockSession>;
+  /**
+   * Takes the engine's write lock: synchronously if it can, else (another process holds it)
+   * asynchronously. With `deferFlush`, the commit may skip the disk flush (see TransactOptions).
+   */
+  protected abstract begin(deferFlush: boolean): LockSession | Promise<LockSession>;
   /** Runs `fn` on a consistent read-only view of the committed data. */
   protected abstract snapshot<T>(fn: (store: SyncStore) => Promise<T>): Promise<T>;
   protected abstract closeEngine(): Promise<void>;
@@ -104,6 +109,7 @@ export abstract class LockingBackend implements Backend {
   async transactAt<T>(prefix: Buffer, fn: Body<T>, options: TransactOptions): Promise<T> {
     const maxRetries = options.maxRetries ?? 100;
     const timeoutMs = options.timeoutMs ?? LIMITS.transactionMs;
+    const deferFlush = options.deferFlush === true;
     for (let attempt = 0; ; attempt++) {
       this.open();
       if (!this.writeLock.tryLock()) await this.writeLock.lock();
@@ -111,11 +117,17 @@ export abstract class LockingBackend implements Backend {
       try {
         this.open(); // closed while we waited for the lock
         let group = this.group;
+        // A transaction that must be flushed does not join a group that will not be: that group
+        // commits now (its members come first, as they arrived), and a flushed one begins.
+        if (group && group.deferFlush && !deferFlush) {
+          this.commitGroup(group);
+          group = undefined;
+        }
         if (!group) {
-          const begun = this.begin();
+          const begun = this.begin(deferFlush);
           const session = begun instanceof Promise ? await begun : begun;
           if (!session.savepoint) return await this.run(session, prefix, fn, timeoutMs);
-          group = this.group = { session, members: [], watching: false };
+          group = this.group = { session, members: [], watching: false, deferFlush };
           setImmediate(() => void this.flush(group!));
         }
         const joined = this.runMember(group, prefix, fn, timeoutMs);

@@ -16,7 +16,8 @@ export interface SqliteBackendOptions {
    * How durable a commit is once `transact` resolves (SQLite's `PRAGMA synchronous`, in WAL mode).
    * - `'full'` (the default): every commit is fsync'ed to disk before `transact` resolves, so an
    *   acknowledged message survives power loss and OS crashes, as on FoundationDB; one disk flush per
-   *   commit (concurrent transactions of one process share commits, see LockingBackend).
+   *   commit (concurrent transactions of one process share commits, see LockingBackend). A transaction
+   *   that defers its flush (TransactOptions.deferFlush: a call's push) leaves it to the next one.
    * - `'normal'`: the commit has been handed to the operating system, so it survives a crash or
    *   `kill -9` of any process, but a power loss or OS crash may lose the last few commits (never a
    *   part of one: the file stays consistent). Faster where flushes are slow; SQLite's usual WAL setting.
@@ -67,9 +68,15 @@ const isBusy = (err: unknown): boolean =>
   typeof (err as { code?: unknown })?.code === 'string' &&
   /^SQLITE_(BUSY|LOCKED)/.test((err as { code: string }).code);
 
-/** Between retries of a busy lock: the next turn of the event loop at first, then every 1-2 ms. */
-const pause = (attempt: number): Promise<void> =>
-  attempt < 3
+/**
+ * How long a busy lock is retried on every turn of the event loop (ms): another process's commit,
+ * fsync included, usually ends well within it, and a 1 ms timer would add a millisecond to the wait.
+ */
+const SPIN_MS = 1;
+
+/** Between retries of a busy lock: the next turn of the event loop while `spin`, else in 1-2 ms. */
+const pause = (spin: boolean): Promise<void> =>
+  spin
     ? new Promise((resolve) => setImmediate(resolve))
     : new Promise((resolve) => setTimeout(resolve, 1 + Math.random()));
 
@@ -115,6 +122,8 @@ export class SqliteBackend extends LockingBackend {
     release: Database.Statement;
     rollbackTo: Database.Statement;
   };
+  /** The writer's current `PRAGMA synchronous` (at 'full', commits that defer their flush switch it). */
+  private writerSync: 'normal' | 'full';
   private readonly session: LockSession;
   private readonly notice: CommitNotice;
   private watchDb: Database.Database | undefined;
@@ -172,6 +181,7 @@ export class SqliteBackend extends LockingBackend {
       release: this.writer.prepare('RELEASE member'),
       rollbackTo: this.writer.prepare('ROLLBACK TO member'),
     };
+    this.writerSync = synchronous;
     const versions = new CommitVersions(this.writer, VERSION_KEY);
     this.notice = new CommitNotice(this.path);
     // One transaction at a time per backend (the write lock), so one session object serves them all.
@@ -205,7 +215,8 @@ export class SqliteBackend extends LockingBackend {
       } satisfies Partial<LockSession>);
   }
 
-  protected begin(): LockSession | Promise<LockSession> {
+  protected begin(deferFlush: boolean): LockSession | Promise<LockSession> {
+    if (this.synchronous === 'full') this.syncFor(deferFlush);
     if (this.fairness.shouldYield()) return this.beginWhenFree(YIELD_MS);
     try {
       this.sql.begin.run();
@@ -217,6 +228,22 @@ export class SqliteBackend extends LockingBackend {
   }
 
   /**
+   * At 'full', a transaction that defers its flush (a call's push, see TransactOptions) commits at
+   * NORMAL: its WAL frames are written but not fsync'ed, and the next FULL commit by any process
+   * fsyncs the WAL file, which holds them before its own — so they are on disk before anything that
+   * depends on them is acknowledged. (WAL frames carry a running checksum: after a power cut, recovery
+   * keeps a prefix of the commits, never a later one without an earlier one.) The setting can only
+   * change outside a transaction, hence here; and not through a prepared statement: SQLite applies
+   * this pragma when it compiles it, so re-running a prepared one does nothing.
+   */
+  private syncFor(deferFlush: boolean): void {
+    const wanted = deferFlush ? 'normal' : 'full';
+    if (this.writerSync === wanted) return;
+    this.writer.exec(`PRAGMA synchronous = ${wanted.toUpperCase()}`);
+    this.writerSync = wanted;
+  }
+
+  /**
    * Another process holds the write lock (or we let one have a turn): try again from the event loop
    * until the lock is ours, announcing that we wait (see LockFairness).
    */
@@ -224,8 +251,9 @@ export class SqliteBackend extends LockingBackend {
     const started = Date.now();
     const deadline = started + this.lockTimeoutMs;
     let lastError: unknown;
-    await (firstDelayMs > 0 ? sleep(firstDelayMs) : pause(0));
-    for (let attempt = 0; ; attempt++) {
+    await (firstDelayMs > 0 ? sleep(firstDelayMs) : pause(true));
+    const spinFrom = performance.now();
+    for (;;) {
       if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this sqlite backend has been closed');
       try {
         this.sql.begin.run();
@@ -241,7 +269,7 @@ export class SqliteBackend extends LockingBackend {
           { cause: lastError },
         );
       if (Date.now() - started >= 2) this.fairness.announce();
-      await pause(attempt + 1);
+      await pause(performance.now() - spinFrom < SPIN_MS);
     }
   }
 
@@ -259,7 +287,7 @@ export class SqliteBackend extends LockingBackend {
           } catch (err) {
             if (!isBusy(err) || attempt > 1000) throw err;
           }
-          await pause(attempt);
+          await pause(attempt < 3);
         }
         return await fn(this.readStore);
       } finally {
@@ -273,13 +301,16 @@ export class SqliteBackend extends LockingBackend {
       this.watchDb = this.connect();
       this.watchDb.pragma('busy_timeout = 0');
       const store = new SqliteStore(this.watchDb);
+      // Every watched key in one read transaction: one snapshot, one pair of WAL-index locks (a read
+      // per key on its own would be a transaction per key, thousands with thousands of idle servers).
+      const readAll = this.watchDb.transaction((keys: Buffer[]) => store.readMany(keys));
       // data_version of the writing connection changes only for other connections' commits.
       const dataVersion = this.writer.prepare<[], number>('PRAGMA data_version').pluck();
       this.watcher = new SqliteWatcher(
         this.notice.file,
         () => dataVersion.get()!,
         () => this.hub.size > 0 && !this.closed,
-        () => this.hub.recheck((keys) => store.readMany(keys)),
+        () => this.hub.recheck((keys) => readAll(keys)),
       );
     }
     this.watcher.kick();

@@ -12,7 +12,9 @@ export const WATCH_POLL_MS = 50;
  * connection — another process — committed (this process's own commits wake its watches directly and
  * cost no recheck); then `onChange` runs.
  *
- * It runs only while `wanted()` says watches exist, holds no reference that keeps Node alive, and
+ * It runs only while `wanted()` says watches exist (it stops once two polls in a row found none, so a
+ * process that watches one key after another, such as a caller awaiting replies, keeps one kernel
+ * watch instead of adding and removing it each time), holds no reference that keeps Node alive, and
  * `stop()` releases everything. Idle, it costs one kernel file watch and one `data_version` per poll.
  */
 export class SqliteWatcher {
@@ -20,7 +22,8 @@ export class SqliteWatcher {
   private poll: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private lastDataVersion = -1;
-  private force = false;
+  /** Polls in a row that found no watches. */
+  private idlePolls = 0;
 
   constructor(
     private readonly noticeFile: string,
@@ -30,14 +33,20 @@ export class SqliteWatcher {
     private readonly pollMs = WATCH_POLL_MS,
   ) {}
 
-  /** Starts listening (if not already) and checks soon even if nothing seems to have changed. */
+  /**
+   * New watches exist: start listening if not already, and then check at once. A running watcher needs
+   * no extra check: the new watches' baselines were read after every commit it has seen, and any later
+   * commit by another process changes `data_version` again.
+   */
   kick(): void {
+    if (this.poll) return;
     this.start();
-    this.force = true;
+    this.lastDataVersion = -1; // the first check always compares
     this.schedule();
   }
 
   stop(): void {
+    this.idlePolls = 0;
     this.fsWatcher?.close();
     this.fsWatcher = undefined;
     if (this.poll) clearInterval(this.poll);
@@ -48,7 +57,7 @@ export class SqliteWatcher {
 
   private start(): void {
     if (this.poll) return;
-    this.poll = setInterval(() => this.check(), this.pollMs);
+    this.poll = setInterval(() => this.check(true), this.pollMs);
     this.poll.unref();
     try {
       this.fsWatcher = fs.watch(this.noticeFile, { persistent: false }, () => this.schedule());
@@ -70,24 +79,24 @@ export class SqliteWatcher {
     });
   }
 
-  private check(): void {
+  private check(fromPoll = false): void {
     if (!this.wanted()) {
-      this.stop();
+      if (fromPoll && ++this.idlePolls >= 2) this.stop();
       return;
     }
+    this.idlePolls = 0;
     let version: number;
     try {
       version = this.dataVersion();
     } catch {
       return; // busy (another process is recovering the file): the poll tries again
     }
-    if (version === this.lastDataVersion && !this.force) return;
+    if (version === this.lastDataVersion) return;
     this.lastDataVersion = version;
-    this.force = false;
     try {
       this.onChange();
     } catch {
-      this.force = true; // try again on the next poll
+      this.lastDataVersion = -1; // try again on the next poll
     }
   }
 }

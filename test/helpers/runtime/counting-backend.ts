@@ -8,10 +8,15 @@ import type {
   Watch,
 } from '../../../src/backend/types';
 
-/** Commits seen by a CountingBackend: those that wrote something, and those that only read or watched. */
+/**
+ * Commits seen by a CountingBackend: those that wrote something, and those that only read or watched;
+ * `deferred` counts the writing ones that deferred their flush (TransactOptions.deferFlush), so at
+ * SQLite's `full` the fsyncs are `writes - deferred`.
+ */
 export interface CommitCounts {
   writes: number;
   readOnly: number;
+  deferred: number;
 }
 
 /**
@@ -20,7 +25,7 @@ export interface CommitCounts {
  * if its last run wrote anything. Works for every backend, since it only sees the Tenant contract.
  */
 export function countingBackend(inner: Backend): Backend & { readonly counts: CommitCounts } {
-  const counts: CommitCounts = { writes: 0, readOnly: 0 };
+  const counts: CommitCounts = { writes: 0, readOnly: 0, deferred: 0 };
   const backend: Backend & { counts: CommitCounts } = {
     kind: inner.kind,
     counts,
@@ -43,6 +48,7 @@ function countingTenant(inner: Tenant, backend: Backend, counts: CommitCounts): 
       }, options);
       if (wrote) counts.writes++;
       else counts.readOnly++;
+      if (wrote && options?.deferFlush) counts.deferred++;
       return result;
     },
     read: <T>(fn: (tx: ReadTransaction) => T | Promise<T>) => inner.read(fn),

@@ -3,7 +3,7 @@
  *   node -r ts-node/register/transpile-only test/helpers/runtime/worker.ts
  * It says `{ type: 'ready' }` over IPC, then serves requests `{ id, op, ... }` from the parent,
  * answering `{ id, ok: true, value }` or `{ id, ok: false, code, message }`. Every ref it starts
- * reports its events as `{ type: 'event', ref, event }`.
+ * reports its events as `{ type: 'event', ref, event }` (unless the `start` request says `quiet`).
  *
  * Which SQLite file and tenant: a `start` request's `db` and `tenant`, else DGEN_DB and DGEN_TENANT
  * (JSON) from the environment; each file is opened once. `reset` stops every ref and closes every
@@ -82,9 +82,11 @@ async function serve(req: Request): Promise<unknown> {
       const r = await Runtime.start(cls, req.arg, { ...(req.opts as object), tenant: await tenantOf(req) });
       const name = String(req.ref);
       refs.set(name, r);
-      r.events$.subscribe((e) =>
-        send({ type: 'event', ref: name, event: { type: e.type, kind: 'kind' in e ? e.kind : undefined } }),
-      );
+      // `quiet`: no events over IPC (benchmarks: the parent would wake to parse one per message).
+      if (!req.quiet)
+        r.events$.subscribe((e) =>
+          send({ type: 'event', ref: name, event: { type: e.type, kind: 'kind' in e ? e.kind : undefined } }),
+        );
       return r.tuid;
     }
     case 'startMany': {
@@ -142,12 +144,13 @@ async function serve(req: Request): Promise<unknown> {
       return undefined;
     case 'commits': {
       // With DGEN_COUNT_COMMITS=1: the commits of every backend this worker opened, summed.
-      const sum: CommitCounts = { writes: 0, readOnly: 0 };
+      const sum: CommitCounts = { writes: 0, readOnly: 0, deferred: 0 };
       for (const b of backends.values()) {
         const counts = ((await b) as Partial<{ counts: CommitCounts }>).counts;
         if (!counts) continue;
         sum.writes += counts.writes;
         sum.readOnly += counts.readOnly;
+        sum.deferred += counts.deferred;
       }
       return sum;
     }

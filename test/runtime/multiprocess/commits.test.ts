@@ -21,7 +21,7 @@ afterAll(async () => {
   tmp.dispose();
 });
 
-test('a call to a server consumed in another process costs two commits: the push, and the handling with its reply', async () => {
+test('a call to a server consumed in another process costs two commits, one of them flushed: the push, and the handling with its reply', async () => {
   const db = tmp.file('commits.sqlite');
   backend = countingBackend(await openSqlite(db));
   const tenant = await backend.openTenant(['mp']);
@@ -35,6 +35,7 @@ test('a call to a server consumed in another process costs two commits: the push
     return {
       writes: backend!.counts.writes + theirs.writes,
       readOnly: backend!.counts.readOnly + theirs.readOnly,
+      deferred: backend!.counts.deferred + theirs.deferred,
     };
   };
   const before = await total();
@@ -49,4 +50,6 @@ test('a call to a server consumed in another process costs two commits: the push
   const readOnly = after.readOnly - before.readOnly;
   expect((writes + readOnly) / calls).toBeLessThanOrEqual(2);
   expect(writes).toBe(2 * calls);
+  // Only the handling is flushed: the push defers its flush to it (TransactOptions.deferFlush).
+  expect(after.deferred - before.deferred).toBe(calls);
 }, 60_000);
