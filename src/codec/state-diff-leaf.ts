@@ -1,3 +1,4 @@
+import { toChunks } from './chunks';
 import { inspectValue, type ValuePath } from './serializable';
 import { CHUNK_BYTES } from './state-diff-ops';
 import type { DiffWalk } from './state-diff-walk';
@@ -41,11 +42,9 @@ function writeLeaf(
   primitive: boolean,
   digest: Buffer | undefined,
 ): LeafNode {
-  const chunks = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
-  for (let i = 0; i < chunks; i++) {
-    const value = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
-    w.ops.push({ type: 'set', path: w.here(TAG.leaf, i), value });
-  }
+  const pieces = toChunks(bytes, CHUNK_BYTES);
+  const chunks = pieces.length;
+  for (let i = 0; i < chunks; i++) w.ops.push({ type: 'set', path: w.here(TAG.leaf, i), value: pieces[i] });
   for (let i = chunks; i < (old?.chunks ?? 0); i++) w.ops.push({ type: 'clear', path: w.here(TAG.leaf, i) });
   return new LeafNode(source, immutable, chunks, bytes.length, primitive, digest);
 }
