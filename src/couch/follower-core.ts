@@ -2,6 +2,7 @@ import type { Lifecycle } from '../kernel/lifecycle';
 import type { PendingCalls } from '../kernel/pending-calls';
 import type { ClassDefinition } from '../registry/class-definition';
 import type { FollowerEvent } from './follower-events';
+import type { IdleTimeout } from './idle-timeout';
 
 /** Unwinds the follower's loop: it stops with `reason`. */
 export class StopSignal {
@@ -16,4 +17,5 @@ export interface FollowerCore<S> {
   state: S;
   readonly life: Lifecycle<FollowerEvent>;
   readonly calls: PendingCalls;
+  readonly idle: IdleTimeout;
 }

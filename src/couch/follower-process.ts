@@ -2,6 +2,7 @@ import type { Observable } from 'rxjs';
 import { StoppedError } from '../errors';
 import { callTimeoutOf } from '../kernel/call-timeout';
 import { deepFreeze } from '../kernel/freeze';
+import { systemClock, type Clock } from '../kernel/clock';
 import { Lifecycle } from '../kernel/lifecycle';
 import { PendingCalls } from '../kernel/pending-calls';
 import type { ClassDefinition } from '../registry/class-definition';
@@ -20,6 +21,7 @@ import { StopSignal, type FollowerCore } from './follower-core';
 import type { FollowerEvent } from './follower-events';
 import type { CallFrom, FollowerRef } from './follower-ref';
 import { registerFollowerMetrics, trackFollower } from './follower-telemetry';
+import { IdleTimeout } from './idle-timeout';
 import { MessageLoop } from './message-loop';
 import { RowDispatch } from './row-dispatch';
 
@@ -47,6 +49,8 @@ export interface FollowerSetup<S> {
   readonly resumed?: Checkpoint<S>;
   readonly store?: CheckpointStore;
   readonly callTimeout?: number;
+  /** Where idle timeouts take the time from (the system clock by default). */
+  readonly clock?: Clock;
 }
 
 /**
@@ -83,6 +87,9 @@ export class FollowerProcess<S> {
       state: deepFreeze(setup.state),
       life,
       calls: new PendingCalls(),
+      idle: new IdleTimeout(setup.clock ?? systemClock, () =>
+        this.loop.push({ kind: 'info', msg: 'timeout' }),
+      ),
     };
     this.loop = new MessageLoop(this.core);
     this.cursor = new FeedCursor(setup.since, setup.resumed?.last, setup.store);
@@ -220,6 +227,7 @@ export class FollowerProcess<S> {
       // already reported on events$ (checkpoint-failed); stopping anyway
     }
     this.finished = true;
+    this.core.idle.reset();
     this.untrack();
     this.core.calls.failAll(() => new StoppedError('follower'));
     this.loop.clear();

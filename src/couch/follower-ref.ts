@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import type { Clock } from '../kernel/clock';
 import type { Seq } from './change-row';
 import type { FollowerEvent } from './follower-events';
 
@@ -8,6 +9,8 @@ export interface FollowerStartOptions {
   readonly name?: string;
   /** Default timeout of `ref.call` in milliseconds (5000). */
   readonly callTimeout?: number;
+  /** Where idle timeouts take the time from: a `VirtualClock` from `dgen-ts/testing` in tests. */
+  readonly clock?: Clock;
 }
 
 /** Who sent a call: `from.reply(value)` answers it later, after a handler returned `noreply`. */

@@ -19,6 +19,7 @@ export type Message =
  * fails rejects its call (HANDLER_FAILED / BAD_RETURN) and is reported; the follower keeps going.
  */
 export async function handleMessage<S>(core: FollowerCore<S>, m: Message): Promise<void> {
+  core.idle.reset();
   const method = core.def.tables[m.kind].match(m.msg);
   if (method === undefined) {
     if (m.kind === 'call') core.calls.fail(m.from.id, noHandler(core.def.name, 'call', m.msg));
@@ -37,6 +38,7 @@ export async function handleMessage<S>(core: FollowerCore<S>, m: Message): Promi
   }
   const r = result as ReplyReturn<S> | NoreplyReturn<S> | StopReturn<S>;
   core.state = deepFreeze(r.state);
+  if ('timeout' in r) core.idle.reset(r.timeout);
   if (m.kind === 'call' && returnKind(r) === 'reply')
     core.calls.reply(m.from.id, (r as ReplyReturn<S>).value);
   await runActions(r.actions, core.state, (error) => core.life.emit({ type: 'action-failed', error }));

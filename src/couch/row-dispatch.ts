@@ -28,6 +28,7 @@ export class RowDispatch<S> {
    */
   dispatch(row: ChangeRow): void | Promise<void> {
     const { core } = this;
+    core.idle.reset();
     const method = this.methodFor(row);
     if (method === undefined) {
       this.cursor.handled(row);

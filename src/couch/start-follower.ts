@@ -2,6 +2,7 @@ import { BadArgumentError, DefinitionError, DgenError, HandlerError } from '../e
 import { describeMessage } from '../registry/dispatch-table';
 import type { ClassDefinition } from '../registry/class-definition';
 import { returnKind, type StopReturn } from '../returns';
+import { isClock } from '../kernel/clock';
 import { callHandler, thrownBy } from '../kernel/invoke';
 import { track } from '../kernel/local-registry';
 import { CheckpointStore, type Checkpoint } from './checkpoint-store';
@@ -33,11 +34,11 @@ function checkOptions(opts: unknown): FollowerStartOptions {
   if (opts === undefined) return {};
   if (typeof opts !== 'object' || opts === null)
     throw new BadArgumentError('BAD_ARGUMENT', 'start options must be an object such as { name }');
-  const unknown = Object.keys(opts).filter((k) => k !== 'name' && k !== 'callTimeout');
+  const unknown = Object.keys(opts).filter((k) => k !== 'name' && k !== 'callTimeout' && k !== 'clock');
   if (unknown.length > 0)
     throw new BadArgumentError(
       'BAD_ARGUMENT',
-      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} for a changes follower (it takes { name, callTimeout }${unknown.includes('tenant') ? '; its state lives in memory — checkpoint it with follow(db, state, { checkpoint: { tenant } })' : ''})`,
+      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} for a changes follower (it takes { name, callTimeout, clock }${unknown.includes('tenant') ? '; its state lives in memory — checkpoint it with follow(db, state, { checkpoint: { tenant } })' : ''})`,
     );
   const o = opts as FollowerStartOptions;
   if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length === 0))
@@ -49,6 +50,11 @@ function checkOptions(opts: unknown): FollowerStartOptions {
     throw new BadArgumentError(
       'BAD_ARGUMENT',
       `options.callTimeout must be a positive number of ms (got ${String(o.callTimeout)})`,
+    );
+  if (o.clock !== undefined && !isClock(o.clock))
+    throw new BadArgumentError(
+      'BAD_ARGUMENT',
+      'options.clock must be a Clock (e.g. a VirtualClock from dgen-ts/testing)',
     );
   return o;
 }
@@ -130,6 +136,7 @@ export async function startFollower<S = unknown>(
     resumed: saved,
     store,
     callTimeout: options.callTimeout,
+    clock: options.clock,
   });
   track(follower.ref, options.name);
   follower.start();
