@@ -1,10 +1,17 @@
 import { BadArgumentError } from '../errors';
 import { handlerDecorator } from '../decorators/handler-decorators';
+import { checkVersionOption } from '../decorators/durable-server';
 import { setClassMeta } from '../decorators/metadata';
 
 export interface ChangesFollowerOptions {
   /** The follower's name: the default checkpoint key. Defaults to the class name. */
   name?: string;
+  /**
+   * The version of the state's shape, a positive integer (default 1), as a durable server's: a
+   * checkpoint stored by an older version is upgraded (`@OnUpgrade`) when the follower starts; one
+   * stored by a newer version is never touched (VERSION_AHEAD).
+   */
+  version?: number;
 }
 
 /**
@@ -17,8 +24,9 @@ export function ChangesFollower(options: ChangesFollowerOptions = {}): ClassDeco
     throw new BadArgumentError('BAD_ARGUMENT', '@ChangesFollower(options) takes an object such as { name }');
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0))
     throw new BadArgumentError('BAD_ARGUMENT', '@ChangesFollower({ name }) takes a non-empty string');
+  const version = checkVersionOption('ChangesFollower', options.version);
   return (target) =>
-    setClassMeta(target, { kind: 'follower', decorator: 'ChangesFollower', name: options.name });
+    setClassMeta(target, { kind: 'follower', decorator: 'ChangesFollower', name: options.name, version });
 }
 
 /**

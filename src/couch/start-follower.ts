@@ -3,6 +3,7 @@ import { describeMessage } from '../registry/dispatch-table';
 import type { ClassDefinition } from '../registry/class-definition';
 import { returnKind, type StopReturn } from '../returns';
 import { isClock } from '../kernel/clock';
+import { classVersion, toCurrentVersion } from '../kernel/upgrade';
 import { callHandler, thrownBy } from '../kernel/invoke';
 import { track } from '../kernel/local-registry';
 import { CheckpointStore, type Checkpoint } from './checkpoint-store';
@@ -113,10 +114,13 @@ export async function startFollower<S = unknown>(
     store = new CheckpointStore(
       spec.options.checkpoint.tenant,
       spec.options.checkpoint.key ?? definition.name,
+      classVersion(definition),
     );
     saved = await store.load<S>();
     if (saved) {
-      state = saved.state;
+      // as a durable server's state: upgraded when older (written back with the next checkpoint),
+      // VERSION_AHEAD when newer
+      state = toCurrentVersion(definition, instance, saved.version, saved.state).state as S;
       since = saved.seq;
     }
   }

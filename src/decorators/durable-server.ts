@@ -16,12 +16,17 @@ export interface DurableServerOptions {
 export function DurableServer(options: DurableServerOptions = {}): ClassDecorator {
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0))
     throw new BadArgumentError('BAD_ARGUMENT', `@DurableServer({ name }) takes a non-empty string`);
-  const version = options.version;
+  const version = checkVersionOption('DurableServer', options.version);
+  return (target) =>
+    setClassMeta(target, { kind: 'server', decorator: 'DurableServer', name: options.name, version });
+}
+
+/** A class decorator's `version` option: a positive integer, or undefined for 1. */
+export function checkVersionOption(decorator: string, version: unknown): number | undefined {
   if (version !== undefined && (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1))
     throw new BadArgumentError(
       'BAD_ARGUMENT',
-      `@DurableServer({ version }) takes a positive integer (got ${String(version)})`,
+      `@${decorator}({ version }) takes a positive integer (got ${String(version)})`,
     );
-  return (target) =>
-    setClassMeta(target, { kind: 'server', decorator: 'DurableServer', name: options.name, version });
+  return version as number | undefined;
 }

@@ -170,9 +170,9 @@ describeTargets('checkpoints', (target) => {
     const store = new CheckpointStore(tenant, 'big');
     const state = { blob: 'x'.repeat(250_000), list: Array.from({ length: 1000 }, (_, i) => i) };
     await store.save('42-abc', state);
-    expect(await store.load()).toEqual({ seq: '42-abc', state });
+    expect(await store.load()).toEqual({ seq: '42-abc', state, version: 1 });
     await store.save(43, { small: true });
-    expect(await store.load()).toEqual({ seq: 43, state: { small: true } });
+    expect(await store.load()).toEqual({ seq: 43, state: { small: true }, version: 1 });
     await store.clear();
     expect(await store.load()).toBeUndefined();
   });
