@@ -26,6 +26,9 @@ let tenant: Tenant;
 const spawn = (db: string, version: 1 | 2): Promise<Worker> =>
   workers.spawn({ db, script: SCRIPT, env: { DGEN_CLASS_VERSION: String(version) } });
 const queueLength = () => tenant.read((tx) => DurableQueue.length(tx, keys));
+/** How many messages a worker's ref reported handled. */
+const handled = (w: Worker) =>
+  w.messages.filter((m) => m.type === 'event' && (m.event as { type: string }).type === 'handled').length;
 
 afterEach(async () => {
   await workers.killAll();
@@ -77,12 +80,14 @@ test('a rolling upgrade: the new version upgrades, the old consumer steps aside 
   const producer = await spawn(db, 1);
   const next = await spawn(db, 2);
   await old.rpc('start', {});
-  await standBy.rpc('start', {}); // a second old consumer: it stands by while `old` holds the consumer lease
+  await standBy.rpc('start', {}); // a second old consumer: one of the two holds the consumer lease, the other stands by
   await producer.rpc('start', { opts: { consume: false } }); // an old-version client: it only publishes
-  const sending = producer.rpc('castSeq', { range: [1, N / 2] }, 120_000); // the old consumer is at work
-  await old.waitFor((m) => m.type === 'event' && (m.event as { type: string }).type === 'handled', 30_000);
-  while (old.messages.filter((m) => m.type === 'event').length < 50)
-    await new Promise((r) => setTimeout(r, 10));
+  const sending = producer.rpc('castSeq', { range: [1, N / 2] }, 120_000); // the old consumers are at work
+  await waitUntil(
+    async () => handled(old) + handled(standBy),
+    (n) => n >= 50,
+    60_000,
+  );
 
   await next.rpc('start', {}); // upgrades the stored state in the transaction of its start
   const ahead = await old.waitFor(
@@ -100,8 +105,6 @@ test('a rolling upgrade: the new version upgrades, the old consumer steps aside 
   expect(await sending).toBe(N / 2);
   expect(await producer.rpc('castSeq', { range: [N / 2 + 1, N] }, 120_000)).toBe(N / 2);
   await waitUntil(queueLength, (n) => n === 0, 60_000);
-  const handled = (w: Worker) =>
-    w.messages.filter((m) => m.type === 'event' && (m.event as { type: string }).type === 'handled').length;
   expect(handled(old) + handled(standBy)).toBeGreaterThan(0);
   expect(handled(next)).toBeGreaterThanOrEqual(N / 2);
   const state = (await next.rpc('get')) as { count: number; sum: number; upgradedFrom: number };
