@@ -19,6 +19,9 @@
  * - server.sqlite.cast_cpu_us_with_otel / _without_otel  CPU (user + system, this process: sender and
  *                                  consumer) per cast, medians: the instrumentation's own cost, which
  *                                  the fsync-bound rates hide on a loaded machine
+ * - server.otel_us_per_msg_sdk / _no_api  CPU µs of the instrumentation alone per message (its `cast`
+ *                                  span, its `handle` span, the handled counter and duration histogram),
+ *                                  called directly in a loop with the SDK registered / without the API
  */
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
@@ -40,6 +43,9 @@ import { Runtime } from '../src/facade/runtime';
 import type { ServerRef } from '../src/runtime/server-ref';
 import { ServerKeys } from '../src/runtime/server-keys';
 import { otel, setOtelApiForTest } from '../src/telemetry/otel';
+import { outgoingTrace } from '../src/telemetry/queue-extras';
+import { traceBatch, traceSend } from '../src/telemetry/spans';
+import type { ServerContext } from '../src/runtime/server-context';
 import { Counter } from '../test/helpers/runtime/servers';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -215,10 +221,62 @@ async function castWithOtel(dir: string): Promise<Record<string, number>> {
   }
 }
 
+/**
+ * The telemetry hooks of one cast, as the runtime calls them (send, then the consumer's batch of one),
+ * on a stand-in server context: CPU µs per message. `isStopped` makes the queue gauges drop it.
+ */
+async function hooksPerMessage(n: number): Promise<number> {
+  const ctx = { def: { ctor: { name: 'Counter' } }, tuid: ['dgen_server', 'counter'], isStopped: true };
+  const msg = { type: 'add', by: 1 };
+  const done = [{ result: { kind: 'noreply', state: 1 }, ms: 0.1, kind: 'cast' }];
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    let carrier: Record<string, string> | undefined;
+    await traceSend('cast', ctx as unknown as ServerContext, [msg], async () => {
+      carrier = outgoingTrace.getStore();
+    });
+    const item = { kind: 'cast' as const, msg, at: Date.now(), trace: carrier };
+    traceBatch(ctx as unknown as ServerContext, Date.now(), [{ item }], done);
+  }
+  const used = process.cpuUsage(cpu);
+  return (used.user + used.system) / n;
+}
+
+async function otelHooks(): Promise<Record<string, number>> {
+  const api = otel();
+  if (!api) throw new Error('@opentelemetry/api is not installed (a devDependency)');
+  const tracer = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(noopSpans)] });
+  const meter = new MeterProvider({
+    readers: [new PeriodicExportingMetricReader({ exporter: noopMetrics, exportIntervalMillis: 1000 })],
+  });
+  trace.setGlobalTracerProvider(tracer);
+  metrics.setGlobalMeterProvider(meter);
+  try {
+    const sdk: number[] = [];
+    const none: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      setOtelApiForTest(api);
+      sdk.push(await hooksPerMessage(i === 0 ? 2000 : 10_000)); // the first: warm-up, outvoted
+      setOtelApiForTest(null);
+      none.push(await hooksPerMessage(i === 0 ? 2000 : 10_000));
+    }
+    return {
+      'server.otel_us_per_msg_sdk': round(median(sdk), 2),
+      'server.otel_us_per_msg_no_api': round(median(none), 2),
+    };
+  } finally {
+    setOtelApiForTest(undefined);
+    await tracer.shutdown();
+    await meter.shutdown();
+    trace.disable();
+    metrics.disable();
+  }
+}
+
 export async function benchOps(): Promise<Record<string, number>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dgen-bench-ops-'));
   try {
-    return { ...(await castWithOtel(dir)), ...(await serversList(dir)) };
+    return { ...(await castWithOtel(dir)), ...(await otelHooks()), ...(await serversList(dir)) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
