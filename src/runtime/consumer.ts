@@ -10,11 +10,12 @@ import type { Handling, Outcome, ReplyTo } from './handling';
 import { findHandler } from '../kernel/invoke';
 import { noHandler } from '../kernel/no-handler';
 import { ConsumerLease } from './consumer-lease';
+import { recordFailedAttempt } from './failed-attempts';
 import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
-import { decodeWire, encodeWire, type QueueItem } from './wire';
+import type { QueueItem } from './wire';
 import { deadLetterIn, hasDeadLetterHandler } from '../ops/on-dead-letter';
-import { traceBatch, traceFailure } from '../telemetry/spans';
+import { traceBatch } from '../telemetry/spans';
 
 /** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
 type Skipped = { skipped: Error; msg: unknown; call: boolean };
@@ -148,7 +149,7 @@ export class Consumer {
     if (!seen) return this.idle();
     const plan = await this.planBatch(seen.items, seen.loaded.state);
     if ('fault' in plan) {
-      await this.recordFailure(seen.items[0].key, seen.items[0].item, plan.fault);
+      await recordFailedAttempt(this.ctx, seen.items[0].key, seen.items[0].item, plan.fault);
       return { type: 'handled' };
     }
     let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
@@ -227,7 +228,7 @@ export class Consumer {
       if (!failed || !fault || this.ctx.isStopped) throw error;
       // Not the head: nothing of the batch committed; retry the items before it, then it alone.
       if (blame > 0) this.window.suspectItem(failed.key);
-      else await this.recordFailure(failed.key, failed.item, fault);
+      else await recordFailedAttempt(this.ctx, failed.key, failed.item, fault);
       return { type: 'handled' };
     }
     if (r === 'stale') return { type: 'handled' };
@@ -342,28 +343,6 @@ export class Consumer {
       throw error;
     }
     return r.wait ? { type: 'wait', watch: r.wait } : { type: 'handled' };
-  }
-
-  /** A handler failed on the head item: count the attempt; at maxAttempts move it to the dead letters. */
-  private async recordFailure(key: Buffer, item: QueueItem, error: DgenError): Promise<void> {
-    const attempt = await this.ctx.tenant.transact(async (tx) => {
-      const raw = await tx.get(this.ctx.keys.attempts);
-      const prev = raw ? decodeWire<{ key: Buffer; n: number }>(raw) : undefined;
-      const n = prev && Buffer.from(prev.key).equals(key) ? prev.n + 1 : 1;
-      if ((await tx.get(key)) === undefined) return n; // another consumer dealt with it
-      if (n < this.ctx.opts.maxAttempts) {
-        tx.set(this.ctx.keys.attempts, encodeWire({ key, n }));
-        return n;
-      }
-      DurableQueue.pop(tx, this.ctx.keys, key);
-      tx.clear(this.ctx.keys.attempts);
-      await deadLetterIn(tx, this.ctx, { msg: item.msg, error: error.message, attempts: n }); // ops hook
-      if (item.kind === 'call') await CallChannel.answer(tx, this.ctx.keys, item.from, toRecord(error));
-      return n;
-    });
-    this.ctx.emit({ type: 'handler-failed', kind: item.kind, error, attempt });
-    traceFailure(this.ctx, item, error, attempt, attempt >= this.ctx.opts.maxAttempts); // ops hook: telemetry
-    if (attempt >= this.ctx.opts.maxAttempts) this.ctx.emit({ type: 'dead-lettered', msg: item.msg });
   }
 
   /**
