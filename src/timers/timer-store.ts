@@ -71,14 +71,16 @@ export const TimerStore = {
     return out.sort((a, b) => a.due - b.due || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   },
 
-  /** Arms the idle timeout (or, with `due` undefined, disarms it): a blind write, no read. */
-  idle(tx: Transaction, keys: ServerKeys, due: number | undefined): void {
+  /** Arms the idle timeout: a blind write, and a wake-up for the consumers. */
+  armIdle(tx: Transaction, keys: ServerKeys, due: number): void {
+    tx.set(pack([...keys.tuid, 't', 'i']), encodeWire({ due } satisfies IdleRecord));
+    DurableQueue.notify(tx, keys);
+  },
+
+  /** Disarms the idle timeout if one is armed (a read first: a read-only handling stays read-only). */
+  async disarmIdle(tx: Transaction, keys: ServerKeys): Promise<void> {
     const k = pack([...keys.tuid, 't', 'i']);
-    if (due === undefined) tx.clear(k);
-    else {
-      tx.set(k, encodeWire({ due } satisfies IdleRecord));
-      DurableQueue.notify(tx, keys);
-    }
+    if ((await tx.get(k)) !== undefined) tx.clear(k);
   },
 
   /** The earliest due of a timer or the idle timeout, or undefined when there is none. */
