@@ -3,7 +3,7 @@ import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/runtime/runtime';
 import { noreply } from '../../src/returns';
 import { postgresRuntimeSkip, runtimeBackends, waitFor } from '../runtime/backends';
-import { Alarm, refTargets, type AlarmState } from './fixtures';
+import { Alarm, CtxEverywhere, refTargets, type AlarmState } from './fixtures';
 
 if (postgresRuntimeSkip) test.skip(postgresRuntimeSkip, () => undefined);
 
@@ -123,6 +123,20 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
     await ref.call('get'); // another message, without a timeout: disarms it
     await sleep(600);
     expect(await timeouts()).toBe(after);
+  });
+
+  test('@OnLocked and @OnDeadLetter get a ctx too, written with their results', async () => {
+    const watcher = await Runtime.start(Alarm, 'watcher', { tenant });
+    const ref = await Runtime.start(CtxEverywhere, null, { tenant });
+    const handled: string[] = [];
+    ref.events$.subscribe((e) => e.type === 'handled' && handled.push(e.kind));
+    await ref.cast({ type: 'slow' });
+    await ref.cast({ type: 'unknown-cast' }); // no handler: dead-lettered, @OnDeadLetter runs
+    await waitFor(async () => (await fired(watcher)).length === 2);
+    expect([...(await fired(watcher))].sort()).toEqual(['dead:unknown-cast', 'from-locked']);
+    expect(await ref.readState()).toEqual({ letters: 1 });
+    await waitFor(async () => handled.filter((k) => k === 'cast').length === 2); // 'slow', then the timer's 'fire'
+    expect(await ref.timers()).toEqual([]);
   });
 
   test('bad arguments are refused with BAD_ARGUMENT', async () => {
