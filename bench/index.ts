@@ -5,7 +5,7 @@
  * Each module is optional and loaded only if its file is there, so the suite grows as the parts of
  * the library land: bench/backend.ts (benchBackend), bench/codec.ts (benchCodec), bench/server.ts
  * (benchServer), bench/follower.ts (benchFollower), bench/postgres.ts (benchPostgres), bench/ops.ts
- * (benchOps), bench/idempotency.ts (benchIdempotency). `--only backend,server` runs a subset. A module
+ * (benchOps), bench/idempotency.ts (benchIdempotency), bench/timers.ts (benchTimers). `--only backend,server` runs a subset. A module
  * that fails or runs past BENCH_MODULE_TIMEOUT_MS (600 s) is reported and the others still run; the
  * exit code is then 1.
  */

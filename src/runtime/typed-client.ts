@@ -2,8 +2,22 @@ import type { ClassDefinition } from '../registry/class-definition';
 import { BadArgumentError } from '../errors';
 import type { ReplyReturn } from '../returns';
 import type { CallOptions } from './server-ref';
+import type { HandlerContext } from './context/handler-context';
 
 type Method = (...args: never[]) => unknown;
+
+/** A handler's parameters without a trailing `ctx: HandlerContext` (exactly that type, not `any`). */
+type WithoutCtx<P extends readonly unknown[]> = P extends [...infer R, infer L]
+  ? 0 extends 1 & L
+    ? P
+    : [L] extends [HandlerContext]
+      ? [HandlerContext] extends [L]
+        ? R
+        : P
+      : P
+  : P;
+/** How many parameters a handler takes before its ctx: 3 for `(msg, from, state)`, 2 for `(msg, state)`. */
+type Arity<F extends Method> = WithoutCtx<Parameters<F>>['length'];
 
 /** What a client method takes: the handler's message, optional where a bare tag will do. */
 type MessageArgs<M> = unknown extends M ? [msg?: unknown] : M extends string ? [msg?: M] : [msg: M];
@@ -18,7 +32,8 @@ type CastMethod<F extends Method> = (...args: MessageArgs<Parameters<F>[0]>) => 
 
 /**
  * A server's handlers as methods, typed from the class: a `(msg, from, state)` method (`@OnCall`) becomes
- * `(msg?, options?) => Promise<Reply>`, a `(msg, state)` method (`@OnCast`) `(msg?) => Promise<void>`.
+ * `(msg?, options?) => Promise<Reply>`, a `(msg, state)` method (`@OnCast`) `(msg?) => Promise<void>`
+ * (each may take a last `ctx: HandlerContext`, which does not count).
  * Called without a message, a tagged handler is sent its tag (`ref.client.get()` sends `'get'`).
  * The message-based API (`ref.call`, `ref.cast`) stays; the client is a typed way to use it.
  */
@@ -26,12 +41,8 @@ export type Client<T> = unknown extends T
   ? UntypedClient
   : {
       readonly [
-        K in keyof T as T[K] extends Method ? (Parameters<T[K]>['length'] extends 2 | 3 ? K : never) : never
-      ]: T[K] extends Method
-        ? Parameters<T[K]>['length'] extends 3
-          ? CallMethod<T[K]>
-          : CastMethod<T[K]>
-        : never;
+        K in keyof T as T[K] extends Method ? (Arity<T[K]> extends 2 | 3 ? K : never) : never
+      ]: T[K] extends Method ? (Arity<T[K]> extends 3 ? CallMethod<T[K]> : CastMethod<T[K]>) : never;
     };
 
 /**

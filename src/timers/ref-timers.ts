@@ -17,7 +17,10 @@ export const RefTimers = {
     const due = dueAt(p.timers.clock, checkDelay(delayMs, 'ref.castAfter'));
     const key = timerKeyOf(options, 'ref.castAfter');
     Outbox.check(msg);
-    await p.tenant.transact((tx) => TimerStore.set(tx, p.keys, key, due, msg));
+    await p.tenant.transact(async (tx) => {
+      await TimerStore.set(tx, p.keys, key, due, msg);
+      TimerStore.notify(tx, p.keys);
+    });
     p.timers.note(due);
     return key;
   },

@@ -38,13 +38,18 @@ export const FIRE_BYTES = 2_000_000;
  * are each one transaction over these keys, so two processes cannot both fire one timer.
  */
 export const TimerStore = {
+  /** Stores (or replaces) timer `key`; the caller then wakes the consumers once (`notify`). */
   async set(tx: Transaction, keys: ServerKeys, key: string, due: number, msg: unknown): Promise<void> {
     const recordKey = pack([...keys.tuid, 't', 'k', key]);
     const old = await tx.get(recordKey);
     if (old) tx.clear(indexKey(keys, decodeWire<TimerRecord>(old).due, key));
     tx.set(recordKey, encodeWire({ due, msg } satisfies TimerRecord));
     tx.set(indexKey(keys, due, key), Buffer.alloc(0));
-    DurableQueue.notify(tx, keys); // wakes the consumers, which look at the next due again
+  },
+
+  /** Wakes the server's consumers, which read the next due again (once per transaction is enough). */
+  notify(tx: Transaction, keys: ServerKeys): void {
+    DurableQueue.notify(tx, keys);
   },
 
   async cancel(tx: Transaction, keys: ServerKeys, key: string): Promise<boolean> {
@@ -56,26 +61,26 @@ export const TimerStore = {
     return true;
   },
 
+  /** Every pending timer, earliest due first (ties by key, as the index sorts them). */
   async list(tx: ReadTransaction, keys: ServerKeys): Promise<PendingTimer[]> {
-    const { start, end } = prefixRange([...keys.tuid, 't', 'd']);
-    const index = await tx.getRange(start, end);
-    const out: PendingTimer[] = [];
-    for (const row of index) {
-      const [due, key] = unpack(row.key).slice(-2) as [number, string];
-      const rec = await tx.get(pack([...keys.tuid, 't', 'k', key]));
-      if (rec) out.push({ key, due, msg: decodeWire<TimerRecord>(rec).msg });
-    }
-    return out;
+    const { start, end } = prefixRange([...keys.tuid, 't', 'k']);
+    const out = (await tx.getRange(start, end)).map((row) => {
+      const rec = decodeWire<TimerRecord>(row.value);
+      return { key: unpack(row.key).at(-1) as string, due: rec.due, msg: rec.msg };
+    });
+    return out.sort((a, b) => a.due - b.due || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   },
 
-  /** Arms the idle timeout (or, with `due` undefined, disarms it): a blind write, no read. */
-  idle(tx: Transaction, keys: ServerKeys, due: number | undefined): void {
+  /** Arms the idle timeout: a blind write, and a wake-up for the consumers. */
+  armIdle(tx: Transaction, keys: ServerKeys, due: number): void {
+    tx.set(pack([...keys.tuid, 't', 'i']), encodeWire({ due } satisfies IdleRecord));
+    DurableQueue.notify(tx, keys);
+  },
+
+  /** Disarms the idle timeout if one is armed (a read first: a read-only handling stays read-only). */
+  async disarmIdle(tx: Transaction, keys: ServerKeys): Promise<void> {
     const k = pack([...keys.tuid, 't', 'i']);
-    if (due === undefined) tx.clear(k);
-    else {
-      tx.set(k, encodeWire({ due } satisfies IdleRecord));
-      DurableQueue.notify(tx, keys);
-    }
+    if ((await tx.get(k)) !== undefined) tx.clear(k);
   },
 
   /** The earliest due of a timer or the idle timeout, or undefined when there is none. */

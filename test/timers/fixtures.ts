@@ -1,6 +1,8 @@
 import 'reflect-metadata';
-import { DurableServer, Init, OnCall, OnCast, OnInfo } from '../../src/decorators';
-import { noreply, ok, reply } from '../../src/returns';
+import { DurableServer, Init, OnCall, OnCast, OnInfo, OnLocked } from '../../src/decorators';
+import { OnDeadLetter } from '../../src/ops/on-dead-letter';
+import type { DeadLetter } from '../../src/runtime/wire';
+import { lock, noreply, ok, reply } from '../../src/returns';
 import type { HandlerContext } from '../../src/runtime/context/handler-context';
 
 export interface AlarmState {
@@ -87,5 +89,31 @@ export class Alarm {
   }
   @OnCall('get') get(_m: unknown, _f: unknown, s: AlarmState) {
     return reply(s, s);
+  }
+}
+
+/** Its @OnLocked and @OnDeadLetter handlers use their ctx: a timer, and an outbox cast to Alarm 'watcher'. */
+@DurableServer({ name: 'ctx-everywhere' })
+export class CtxEverywhere {
+  @Init() init() {
+    return ok({ letters: 0 });
+  }
+  @OnCast('slow') slow(_m: unknown, s: { letters: number }) {
+    return lock(s);
+  }
+  @OnLocked('slow') async slowWork(_ev: unknown, _m: unknown, s: { letters: number }, ctx: HandlerContext) {
+    ctx.castAfter(0, { type: 'fire', tag: 'self' }, { key: 'from-locked' });
+    ctx.cast(['alarm', 'watcher'], { type: 'fire', tag: 'from-locked' });
+    return noreply(s);
+  }
+  @OnCast('fire') fire(_m: unknown, s: { letters: number }) {
+    return noreply(s);
+  }
+  @OnDeadLetter() dead(letter: DeadLetter, s: { letters: number }, ctx: HandlerContext) {
+    ctx.cast(['alarm', 'watcher'], {
+      type: 'fire',
+      tag: `dead:${String((letter.msg as { type: string }).type)}`,
+    });
+    return noreply({ letters: s.letters + 1 });
   }
 }

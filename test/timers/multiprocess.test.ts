@@ -32,7 +32,7 @@ function child(
   children.push(proc);
   const seen: Msg[] = [];
   proc.on('message', (m: Msg) => seen.push(m));
-  const next = (t: string) => waitFor(() => seen.some((m) => m.type === t), 30_000);
+  const next = (t: string) => waitFor(() => seen.some((m) => m.type === t), 90_000);
   return { proc, seen, next };
 }
 
@@ -61,11 +61,11 @@ test('timers that fell due while every process was down fire at the next start, 
   await exited(c.proc);
   await new Promise((r) => setTimeout(r, 500)); // all three fall due with no process running
   const ref = await Runtime.start(Alarm, 'down', { tenant });
-  await waitFor(async () => (await fired(ref)).length === 3, 10_000);
+  await waitFor(async () => (await fired(ref)).length === 3, 30_000);
   expect(await fired(ref)).toEqual(['c', 'b', 'a']);
   expect(await ref.timers()).toEqual([]);
   await ref.stop();
-}, 60_000);
+}, 180_000);
 
 test('kill -9 while the fired message is being handled: the message is still handled, once', async () => {
   const setter = await Runtime.start(Alarm, 'stall', { tenant, consume: false });
@@ -77,13 +77,13 @@ test('kill -9 while the fired message is being handled: the message is still han
   expect(await setter.timers()).toEqual([]); // no longer a timer: it is a queued message
   expect(await setter.queueLength()).toBe(1);
   const ref = await Runtime.start(Alarm, 'stall', { tenant });
-  await waitFor(async () => (await fired(ref)).length === 1, 10_000);
+  await waitFor(async () => (await fired(ref)).length === 1, 30_000);
   await new Promise((r) => setTimeout(r, 200));
   expect(await fired(ref)).toEqual(['stall']);
   expect(await ref.queueLength()).toBe(0);
   await ref.stop();
   await setter.stop();
-}, 60_000);
+}, 180_000);
 
 test('two consuming processes: 200 timers set from a third fire once each', async () => {
   const a = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'shared' });
@@ -91,11 +91,11 @@ test('two consuming processes: 200 timers set from a third fire once each', asyn
   await Promise.all([a.next('ready'), b.next('ready')]);
   const setter = await Runtime.start(Alarm, 'shared', { tenant, consume: false });
   for (let i = 0; i < 200; i++) await setter.castAfter(200 + (i % 50) * 10, { type: 'fire', tag: String(i) });
-  await waitFor(async () => (await fired(setter)).length >= 200, 20_000);
+  await waitFor(async () => (await fired(setter)).length >= 200, 60_000);
   await new Promise((r) => setTimeout(r, 500));
   const got = await fired(setter);
   expect(got.length).toBe(200);
   expect(new Set(got).size).toBe(200);
   expect(await setter.timers()).toEqual([]);
   await setter.stop();
-}, 60_000);
+}, 180_000);

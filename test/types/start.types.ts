@@ -10,6 +10,7 @@ import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { noreply, ok, reply } from '../../src/returns';
 import { Runtime } from '../../src/facade/runtime';
 import type { ServerRef } from '../../src/runtime/server-ref';
+import type { HandlerContext } from '../../src/runtime/context/handler-context';
 
 @DurableServer({ name: 'typed-counter' })
 class Counter {
@@ -24,6 +25,14 @@ class Counter {
   }
   @OnCast('add') add(m: { type: 'add'; by: number }, n: number) {
     return noreply(n + m.by);
+  }
+  // With their ctx (issue #13): still a call and a cast on the client.
+  @OnCall('peek') peek(_m: unknown, _f: unknown, n: number, _ctx: HandlerContext) {
+    return reply(String(n), n);
+  }
+  @OnCast('later') later(m: { type: 'later'; ms: number }, n: number, ctx: HandlerContext) {
+    ctx.castAfter(m.ms, 'get');
+    return noreply(n);
   }
 }
 
@@ -68,6 +77,10 @@ export async function typeTests(tenant: Tenant): Promise<void> {
   const got: number = await ref.client.get();
   const labelled: string = await ref.client.label({ type: 'label', prefix: '#' }, { timeout: 1000 });
   const added: void = await ref.client.add({ type: 'add', by: 2 });
+  const peeked: string = await ref.client.peek();
+  const later: void = await ref.client.later({ type: 'later', ms: 10 });
+  // @ts-expect-error a cast with ctx takes its message, not call options
+  await ref.client.later({ type: 'later', ms: 10 }, { timeout: 5 });
   // @ts-expect-error the reply of get is a number
   const notString: string = await ref.client.get();
   // @ts-expect-error add's message needs `by`
@@ -85,5 +98,20 @@ export async function typeTests(tenant: Tenant): Promise<void> {
   const byHand = await Runtime.start<number>(Counter, 0, { tenant });
   const m: number = await byHand.readState();
   const followerByHand = await Runtime.start<{ seen: number }>(Follower, 'http://127.0.0.1:5984/db');
-  void [asServer, n, s, asFollower, seen, wrong, m, followerByHand, got, labelled, added, notString];
+  void [
+    asServer,
+    n,
+    s,
+    asFollower,
+    seen,
+    wrong,
+    m,
+    followerByHand,
+    got,
+    labelled,
+    added,
+    notString,
+    peeked,
+    later,
+  ];
 }

@@ -52,11 +52,14 @@ export function checkTimerKey(key: unknown, where: string): string {
   return key;
 }
 
+/** The longest delay: 100 years (due times stay exact integers in the index). */
+const MAX_DELAY = 100 * 365.25 * 24 * 3_600_000;
+
 export function checkDelay(delayMs: unknown, where: string): number {
-  if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0)
+  if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0 || delayMs > MAX_DELAY)
     throw new BadArgumentError(
       'BAD_ARGUMENT',
-      `${where}: the delay is a finite number of ms, 0 or more (got ${describeValue(delayMs)})`,
+      `${where}: the delay is a number of ms from 0 to 100 years (got ${describeValue(delayMs)})`,
     );
   return delayMs;
 }
@@ -118,5 +121,6 @@ export class ContextAsks implements HandlerContext {
         this.earliest = Math.min(this.earliest ?? Infinity, a.due);
       }
     }
+    if (this.earliest !== undefined) TimerStore.notify(tx, self);
   }
 }

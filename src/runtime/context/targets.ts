@@ -11,6 +11,20 @@ export function registerRefHome(ref: object, tenant: Tenant, keys: ServerKeys): 
   homes.set(ref, { tenant, keys });
 }
 
+/** Keys of tuids cast to lately: building them packs seven keys, which a busy relay would do per message. */
+const recent = new Map<string, ServerKeys>();
+const RECENT = 1000;
+
+function keysOf(tuid: Tuid): ServerKeys {
+  const id = JSON.stringify(tuid);
+  let keys = recent.get(id);
+  if (!keys) {
+    if (recent.size >= RECENT) recent.clear();
+    recent.set(id, (keys = new ServerKeys(tuid)));
+  }
+  return keys;
+}
+
 const sameTenant = (a: Tenant, b: Tenant): boolean =>
   a === b ||
   (a.backend === b.backend && a.path.length === b.path.length && a.path.every((p, i) => p === b.path[i]));
@@ -30,7 +44,7 @@ const isTuid = (t: unknown): t is Tuid =>
  * refused with BAD_ARGUMENT rather than written somewhere else.
  */
 export function targetKeys(target: unknown, tenant: Tenant, where: string): ServerKeys {
-  if (isTuid(target)) return new ServerKeys(target);
+  if (isTuid(target)) return keysOf(target);
   const home = typeof target === 'object' && target !== null ? homes.get(target) : undefined;
   if (!home)
     throw new BadArgumentError(
