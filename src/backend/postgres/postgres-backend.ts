@@ -68,6 +68,7 @@ export class PostgresBackend implements Backend {
       hub: this.hub,
       channel: channelOf(settings.schema),
       notifications: () => this.watcher.notifications,
+      changedSince: (key, since) => this.watcher.changedSince(key, since),
       recheck: (keys) => this.watcher.recheck(keys),
       translate: (err) => this.translate(err),
     };
@@ -252,7 +253,7 @@ export class PostgresBackend implements Backend {
       tx.aborted(new BackendError('BACKEND_CLOSED', 'this postgres backend has been closed'));
       return;
     }
-    await tx.committed();
+    tx.committed();
     if (this.hub.size > 0) this.watcher.start();
   }
 
