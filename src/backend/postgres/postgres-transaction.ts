@@ -11,6 +11,7 @@ import { postgresCounters } from './counters';
 import { keyHash } from './key-hash';
 import { assertUnfinished, withPrefix } from '../common/transaction-guards';
 import { WriteBuffer, type Stmt } from './write-buffer';
+import type { PreparedStatements } from './prepared-statements';
 
 const EMPTY = Buffer.alloc(0);
 const noop = (): void => undefined;
@@ -34,6 +35,7 @@ export interface TxHost {
   recheck(keys: Buffer[]): void;
   /** Errors of reads, as the contract's (thrown to the body). */
   translate(err: unknown): unknown;
+  readonly prepared: PreparedStatements;
 }
 
 interface PendingWatch {
@@ -75,10 +77,12 @@ export class PostgresTransaction implements Transaction {
   private stamp: Buffer | undefined;
   /** BEGIN's reply, not yet looked at. */
   private started: Array<Promise<Row[]>> = [];
+  /** Whether a read was sent: the transaction's snapshot is then fixed. */
+  private snapshotTaken = false;
   /** Whether a statement of the body reached the server. */
   private used = false;
   /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
-  private connection: { onclose?: ((err: unknown) => void) | null } | undefined;
+  private connection: { id: number; onclose?: ((err: unknown) => void) | null } | undefined;
   private lostWith: unknown;
   private loseConnection!: (err: unknown) => void;
   /** Rejects when the connection closes: statements the client queued but never sent would wait for ever. */
@@ -285,7 +289,10 @@ export class PostgresTransaction implements Transaction {
     const wrote = this.wrote || this.buffer.size > 0 || this.stampWanted;
     if (!this.used && !wrote && !this.watches) return false; // nothing read or written: nothing to commit
     const stmts: Stmt[] = [];
-    const lock = !this.buffer.lockTaken && (this.buffer.locked.length > 0 || this.stampWanted);
+    // Adds alone need the lock only before the snapshot is taken (so that they see the previous adder's
+    // commit instead of conflicting with it); once a read has taken it, the lock would not help them.
+    const lock =
+      !this.buffer.lockTaken && (this.stampWanted || (this.buffer.locked.length > 0 && !this.snapshotTaken));
     // The id (with the stamp, so that whenever the id is known the stamp is too) goes before the writes,
     // which may wait for row locks: its reply is then most likely in hand if the connection is lost.
     if (wrote) stmts.push({ text: this.stampWanted ? this.host.st.xidStamp : this.host.st.xid, params: [] });
@@ -296,6 +303,9 @@ export class PostgresTransaction implements Transaction {
     if (this.touched !== undefined)
       stmts.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
     stmts.push({ text: this.host.st.commit, params: [] });
+    // (Not for a transaction that read nothing yet: parsing takes the snapshot, which must come after
+    // LOCK. On a fresh connection such a batch holds the lock over the client's describe round trip.)
+    if (lock && this.snapshotTaken) await this.prepare(stmts);
     const { all, mine } = this.batch(stmts, lock);
     const settled = await Promise.allSettled(all);
     const mineSettled = settled.slice(settled.length - mine.length);
@@ -362,11 +372,45 @@ export class PostgresTransaction implements Transaction {
 
   /** Sends the ready writes (all of them, after LOCK, when `lock`) and `stmt`; resolves with its rows. */
   private async query(stmt: Stmt, lock: boolean): Promise<Row[]> {
+    if (lock && this.snapshotTaken) await this.prepare([...this.buffer.ready, ...this.buffer.locked, stmt]);
+    this.snapshotTaken = true;
     const { all } = this.batch([...this.buffer.take(lock), stmt], lock);
     const settled = await Promise.allSettled(all);
     const failure = settled.find((s) => s.status === 'rejected');
     if (failure) throw this.host.translate(failure.reason);
     return (settled[settled.length - 1] as PromiseFulfilledResult<Row[]>).value;
+  }
+
+  /**
+   * Before a batch that starts with LOCK, in a transaction whose snapshot is taken: prepares, in one
+   * round trip before the lock, the statements the connection has not prepared yet (see
+   * PreparedStatements). Errors are left to the batch.
+   */
+  private async prepare(stmts: Stmt[]): Promise<void> {
+    const id = this.connection?.id;
+    if (id === undefined || this.lostWith !== undefined) return;
+    const missing = this.host.prepared.missing(id, stmts);
+    if (missing.length === 0) return;
+    this.used = true;
+    postgresCounters.roundTrips++;
+    const described = missing.map((s) => {
+      const q = this.conn
+        .unsafe(s.text, s.params as never[], { prepare: true })
+        .describe() as unknown as Promise<unknown>;
+      const settled = Promise.race([q, this.lost]);
+      settled.catch(noop);
+      return settled;
+    });
+    const results = await Promise.allSettled([...this.started, ...described]);
+    this.started = [];
+    if (results.every((r) => r.status === 'fulfilled')) this.host.prepared.prepared(id, missing);
+    else {
+      // BEGIN's failure (or a lost connection) is the batch's to report: leave a settled copy for it.
+      const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      const again = Promise.reject(failed.reason);
+      again.catch(noop);
+      this.started = [again];
+    }
   }
 
   /** Sends BEGIN (first time), LOCK (when `lock`), then `stmts`. */
@@ -400,11 +444,17 @@ export class PostgresTransaction implements Transaction {
         settled.catch(noop); // every outcome is collected by allSettled
         return settled;
       });
+    const id = this.connection?.id;
+    if (id !== undefined && stmts.some((x) => x.params.length > 0))
+      Promise.all(all).then(() => this.host.prepared.prepared(id, stmts), noop);
     return { all, mine: all.slice(all.length - stmts.length) };
   }
 
   /** The client calls this with its connection object as it sends our first statement. */
-  private readonly onFirstExecute = (connection: { onclose?: ((err: unknown) => void) | null }): boolean => {
+  private readonly onFirstExecute = (connection: {
+    id: number;
+    onclose?: ((err: unknown) => void) | null;
+  }): boolean => {
     this.connection = connection;
     connection.onclose = (err) => {
       this.lostWith = err ?? Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
