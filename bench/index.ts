@@ -30,6 +30,7 @@ const MODULES: Array<{ name: string; file: string; fn: string }> = [
   { name: 'server', file: 'server', fn: 'benchServer' },
   { name: 'follower', file: 'follower', fn: 'benchFollower' },
   { name: 'postgres', file: 'postgres', fn: 'benchPostgres' },
+  { name: 'server-postgres', file: 'server-postgres', fn: 'benchServerPostgres' },
   { name: 'ops', file: 'ops', fn: 'benchOps' },
 ];
 
