@@ -33,6 +33,7 @@ const MODULES: Array<{ name: string; file: string; fn: string; only?: boolean }>
   { name: 'server-xproc', file: 'server', fn: 'benchServerXproc', only: true },
   { name: 'follower', file: 'follower', fn: 'benchFollower' },
   { name: 'postgres', file: 'postgres', fn: 'benchPostgres' },
+  { name: 'server-postgres', file: 'server-postgres', fn: 'benchServerPostgres' },
   { name: 'ops', file: 'ops', fn: 'benchOps' },
   { name: 'timers', file: 'timers', fn: 'benchTimers' },
   { name: 'idempotency', file: 'idempotency', fn: 'benchIdempotency' },

@@ -6,17 +6,7 @@ export const runtimeBackends: Array<
   [string, () => Promise<{ backend: Backend; cleanup: () => Promise<void> }>]
 > = backendFactories
   .filter((f) => !f.skip)
-  // On postgres, two runtime cases time out intermittently (a locked server's inline call, an
-  // unencodable queued reply): opt-in until that is found (issue #9); the conformance, postgres and
-  // fault suites still run there.
-  .filter((f) => f.name !== 'postgres' || process.env.DGEN_RUNTIME_POSTGRES === '1')
   .map((f) => [f.name, () => f.open()]);
-
-/** Says, by name, when the runtime suites leave postgres out. */
-export const postgresRuntimeSkip =
-  process.env.DGEN_RUNTIME_POSTGRES === '1'
-    ? undefined
-    : 'runtime suites on postgres: opt-in (DGEN_RUNTIME_POSTGRES=1) while intermittent timeouts are investigated (issue #9)';
 
 export const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => {
   const until = Date.now() + ms;

@@ -6,10 +6,8 @@
 import 'reflect-metadata';
 import { FaultyBackend } from '../../src/backend/faulty/faulty-backend';
 import { Runtime } from '../../src/facade/runtime';
-import { postgresRuntimeSkip, runtimeBackends, waitFor } from '../runtime/backends';
+import { runtimeBackends, waitFor } from '../runtime/backends';
 import { Alarm, type AlarmState } from './fixtures';
-
-if (postgresRuntimeSkip) test.skip(postgresRuntimeSkip, () => undefined);
 
 describe.each(runtimeBackends)('outbox casts survive retried transactions on %s', (_name, make) => {
   afterEach(() => Runtime.stopAll());

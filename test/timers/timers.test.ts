@@ -2,10 +2,8 @@ import 'reflect-metadata';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/facade/runtime';
 import { noreply } from '../../src/returns';
-import { postgresRuntimeSkip, runtimeBackends, waitFor } from '../runtime/backends';
+import { runtimeBackends, waitFor } from '../runtime/backends';
 import { Alarm, CtxEverywhere, refTargets, type AlarmState } from './fixtures';
-
-if (postgresRuntimeSkip) test.skip(postgresRuntimeSkip, () => undefined);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

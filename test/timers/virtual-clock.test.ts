@@ -2,10 +2,8 @@ import 'reflect-metadata';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/facade/runtime';
 import { VirtualClock } from '../../src/testing';
-import { postgresRuntimeSkip, runtimeBackends } from '../runtime/backends';
+import { runtimeBackends } from '../runtime/backends';
 import { Alarm, type AlarmState } from './fixtures';
-
-if (postgresRuntimeSkip) test.skip(postgresRuntimeSkip, () => undefined);
 
 describe.each(runtimeBackends)('a VirtualClock drives timers and idle timeouts on %s', (_name, make) => {
   let backend: Backend;

@@ -17,6 +17,7 @@ import {
 } from './postgres-options';
 import { PostgresTransaction, type TxHost } from './postgres-transaction';
 import { PostgresWatcher } from './postgres-watcher';
+import { PreparedStatements } from './prepared-statements';
 import { channelOf, ensureSchema, SCHEMA_VERSION, statements, type Statements } from './schema';
 import { resolveUnknownCommit } from './unknown-commit';
 
@@ -48,13 +49,16 @@ export class PostgresBackend implements Backend {
   private readonly watcher: PostgresWatcher;
   private readonly host: TxHost;
   private readonly ending = new Set<Promise<void>>();
+  private readonly prepared: PreparedStatements;
   private closed = false;
 
   private constructor(
     private readonly settings: PostgresSettings,
     private readonly sql: Sql,
     clientOptions: ClientOptions,
+    prepared: PreparedStatements,
   ) {
+    this.prepared = prepared;
     this.schema = settings.schema;
     const st = statements(settings.schema);
     this.watcher = new PostgresWatcher(
@@ -69,8 +73,10 @@ export class PostgresBackend implements Backend {
       hub: this.hub,
       channel: channelOf(settings.schema),
       notifications: () => this.watcher.notifications,
+      changedSince: (key, since) => this.watcher.changedSince(key, since),
       recheck: (keys) => this.watcher.recheck(keys),
       translate: (err) => this.translate(err),
+      prepared: this.prepared,
     };
   }
 
@@ -81,8 +87,10 @@ export class PostgresBackend implements Backend {
    */
   static async open(url: string, options: PostgresBackendOptions = {}): Promise<PostgresBackend> {
     const settings = parsePostgresSpec(url, options);
+    const prepared = new PreparedStatements();
     const clientOptions: ClientOptions = {
       max: settings.poolSize,
+      onclose: (id: number) => prepared.closed(id),
       connect_timeout: settings.connectTimeoutMs / 1000,
       idle_timeout: 60,
       // Seconds before reconnecting after a failed attempt: the client's default grows to 20 s, too
@@ -121,7 +129,7 @@ export class PostgresBackend implements Backend {
         });
       throw e;
     }
-    return new PostgresBackend(settings, sql, clientOptions);
+    return new PostgresBackend(settings, sql, clientOptions, prepared);
   }
 
   async openTenant(path: readonly string[]): Promise<Tenant> {
@@ -254,7 +262,7 @@ export class PostgresBackend implements Backend {
       tx.aborted(new BackendError('BACKEND_CLOSED', 'this postgres backend has been closed'));
       return;
     }
-    await tx.committed();
+    tx.committed();
     if (this.hub.size > 0) this.watcher.start();
   }
 

@@ -4,21 +4,21 @@ import { checkKey, checkValue, checkValueSize, WriteBudget } from '../common/lim
 import { packVersionstampedTuple } from '../common/versionstamp';
 import type { WatchHub } from '../common/watch-hub';
 import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
+import { LIMITS } from '../types';
 import { CommitOutcomeUnknown, isConnectionLoss } from './postgres-errors';
 import type { Statements } from './schema';
 import { postgresCounters } from './counters';
 import { keyHash } from './key-hash';
 import { assertUnfinished, withPrefix } from '../common/transaction-guards';
+import { WriteBuffer, type Stmt } from './write-buffer';
+import type { PreparedStatements } from './prepared-statements';
 
 const EMPTY = Buffer.alloc(0);
 const noop = (): void => undefined;
 /** Past this many touched keys a commit's NOTIFY says '*' (recheck every watch) instead of listing them. */
 const MAX_LISTED_KEYS = 400;
-
-interface Stmt {
-  text: string;
-  params: unknown[];
-}
+/** A baseline no stored value equals (longer than any value): the watch fires at its first recheck. */
+let unknownBaseline: Buffer | undefined;
 
 type Row = Record<string, unknown>;
 
@@ -27,12 +27,23 @@ export interface TxHost {
   readonly st: Statements;
   readonly hub: WatchHub;
   readonly channel: string;
-  /** The LISTEN side's count of notifications handled so far (see `watch`). */
+  /** The LISTEN side's position: how many notifications it has handled so far. */
   notifications(): number;
+  /** Whether a notification handled after position `since` may concern `key` (a full key). */
+  changedSince(key: Buffer, since: number): boolean;
   /** Watches were armed with a baseline older than some notification: look at their keys again. */
   recheck(keys: Buffer[]): void;
   /** Errors of reads, as the contract's (thrown to the body). */
   translate(err: unknown): unknown;
+  readonly prepared: PreparedStatements;
+}
+
+interface PendingWatch {
+  key: Buffer;
+  arm: (v: Buffer | undefined) => void;
+  abort: () => void;
+  /** Its value as this transaction commits it (read in the commit batch); unset if that reply was lost. */
+  baseline?: { value: Buffer | undefined };
 }
 
 /**
@@ -41,41 +52,37 @@ export interface TxHost {
  * server answers reads with them applied: read-your-writes) or with COMMIT: a transaction that only
  * writes costs one round trip, BEGIN and COMMIT included; each read costs one more.
  *
- * Adds and versionstamps take the commit lock first (see schema.ts): the holders of that lock commit
- * one at a time, which orders versionstamps by commit, and lets concurrent adders to one counter queue
- * up instead of failing each other with serialization errors.
+ * Adds and versionstamps need the commit lock (see schema.ts): its holders commit one at a time, which
+ * orders versionstamps by commit. It is taken in the commit batch — `LOCK`, the transaction id and
+ * versionstamp, the writes, the watches' values, NOTIFY and `COMMIT` in one write — so it is held only
+ * while the server runs that batch, never while the body runs or the client is away (see WriteBuffer).
+ * A transaction that read nothing before has its snapshot taken after the lock, and sees the previous
+ * holder's commit: concurrent blind pushers to one queue wait for each other instead of conflicting.
  */
 export class PostgresTransaction implements Transaction {
   private readonly budget = new WriteBudget();
-  private pending: Stmt[] = [];
+  private readonly buffer = new WriteBuffer();
   private begun = false;
-  private locked = false;
-  private lockWanted = false;
   private stampWanted = false;
+  private wrote = false;
   private finished = false;
+  /** The watcher's position when this attempt started, before its snapshot (see `committed`). */
+  private since = 0;
   /** Full keys written (hashes for NOTIFY), or '*' once a range was cleared or too many were. */
   private touched: Set<string> | '*' | undefined;
   private nextUserVersion = 0;
-  private watches:
-    | Array<{
-        key: Buffer;
-        arm: (v: Buffer | undefined) => void;
-        abort: () => void;
-        baseline: Promise<Buffer | undefined>;
-        seenNotifications: number;
-      }>
-    | undefined;
+  private watches: PendingWatch[] | undefined;
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
   /** BEGIN's reply, not yet looked at. */
   private started: Array<Promise<Row[]>> = [];
+  /** Whether a read was sent: the transaction's snapshot is then fixed. */
+  private snapshotTaken = false;
   /** Whether a statement of the body reached the server. */
   private used = false;
-  /** How many buffered writes the last batch sent. */
-  private pendingSent = 0;
   /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
-  private connection: { onclose?: ((err: unknown) => void) | null } | undefined;
+  private connection: { id: number; onclose?: ((err: unknown) => void) | null } | undefined;
   private lostWith: unknown;
   private loseConnection!: (err: unknown) => void;
   /** Rejects when the connection closes: statements the client queued but never sent would wait for ever. */
@@ -133,7 +140,11 @@ export class PostgresTransaction implements Transaction {
   async get(key: Buffer): Promise<Buffer | undefined> {
     this.live();
     checkKey(key);
-    const [row] = await this.query({ text: this.host.st.get, params: [this.full(key)] });
+    const full = this.full(key);
+    const [row] = await this.query(
+      { text: this.host.st.get, params: [full] },
+      this.buffer.mustLockForKey(full),
+    );
     return row ? (row.value as Buffer) : undefined;
   }
 
@@ -143,10 +154,11 @@ export class PostgresTransaction implements Transaction {
     checkKey(end);
     if (Buffer.compare(start, end) >= 0) return [];
     const limit = options.limit && options.limit > 0 ? options.limit : null;
-    const rows = await this.query({
-      text: options.reverse ? this.host.st.rangeReverse : this.host.st.range,
-      params: [this.full(start), this.full(end), limit],
-    });
+    const [s, e] = [this.full(start), this.full(end)];
+    const rows = await this.query(
+      { text: options.reverse ? this.host.st.rangeReverse : this.host.st.range, params: [s, e, limit] },
+      this.buffer.mustLockForRange(s, e),
+    );
     const n = this.prefix.length;
     return rows.map((r) => ({ key: (r.key as Buffer).subarray(n), value: r.value as Buffer }));
   }
@@ -156,14 +168,18 @@ export class PostgresTransaction implements Transaction {
     checkKey(key);
     checkValue(value);
     this.budget.spend(key.length + value.length);
-    this.write(this.host.st.set, [this.full(key), Buffer.from(value)], key);
+    const full = this.full(key);
+    this.buffer.key({ text: this.host.st.set, params: [full, Buffer.from(value)] }, full, false);
+    this.touch(full);
   }
 
   clear(key: Buffer): void {
     this.live();
     checkKey(key);
     this.budget.spend(key.length);
-    this.write(this.host.st.clear, [this.full(key)], key);
+    const full = this.full(key);
+    this.buffer.key({ text: this.host.st.clear, params: [full] }, full, false);
+    this.touch(full);
   }
 
   clearRange(start: Buffer, end: Buffer): void {
@@ -172,8 +188,10 @@ export class PostgresTransaction implements Transaction {
     checkKey(end);
     this.budget.spend(start.length + end.length);
     if (Buffer.compare(start, end) >= 0) return;
+    const [s, e] = [this.full(start), this.full(end)];
+    this.buffer.range({ text: this.host.st.clearRange, params: [s, e] }, s, e);
+    this.wrote = true;
     this.touched = '*';
-    this.write(this.host.st.clearRange, [this.full(start), this.full(end)]);
   }
 
   add(key: Buffer, delta: number | bigint): void {
@@ -182,8 +200,10 @@ export class PostgresTransaction implements Transaction {
     if (typeof delta === 'number' ? !Number.isSafeInteger(delta) : typeof delta !== 'bigint')
       throw new BackendError('BAD_ARGUMENT', `add() takes an integer delta (got ${String(delta)})`);
     this.budget.spend(key.length + 8);
-    this.lockWanted = true;
-    this.write(this.host.st.add, [this.full(key), String(BigInt.asIntN(64, BigInt(delta)))], key);
+    const full = this.full(key);
+    const stmt = { text: this.host.st.add, params: [full, String(BigInt.asIntN(64, BigInt(delta)))] };
+    this.buffer.key(stmt, full, true);
+    this.touch(full);
   }
 
   setVersionstampedKey(tuple: KeyTuple, value: Buffer): void {
@@ -192,13 +212,16 @@ export class PostgresTransaction implements Transaction {
     const { data, stampPos } = packVersionstampedTuple(tuple, () => this.nextUserVersion++);
     checkKey(data);
     this.budget.spend(data.length + value.length);
-    this.lockWanted = this.stampWanted = true;
+    this.stampWanted = this.wrote = true;
+    const full = this.full(data);
     // Its key is known only at commit: not listed in NOTIFY (watching such a key is not portable).
-    this.write(this.host.st.setStampedKey, [
-      this.full(data),
-      this.prefix.length + stampPos + 1,
-      Buffer.from(value),
-    ]);
+    this.buffer.stamped(
+      {
+        text: this.host.st.setStampedKey,
+        params: [full, this.prefix.length + stampPos + 1, Buffer.from(value)],
+      },
+      full.subarray(0, this.prefix.length + stampPos),
+    );
   }
 
   setVersionstampedValue(key: Buffer, prefix: Buffer = EMPTY, suffix: Buffer = EMPTY): void {
@@ -209,28 +232,34 @@ export class PostgresTransaction implements Transaction {
     const length = prefix.length + 10 + suffix.length;
     checkValueSize(length);
     this.budget.spend(key.length + length);
-    this.lockWanted = this.stampWanted = true;
-    this.write(this.host.st.setStampedValue, [this.full(key), Buffer.from(prefix), Buffer.from(suffix)], key);
+    this.stampWanted = true;
+    const full = this.full(key);
+    const stmt = {
+      text: this.host.st.setStampedValue,
+      params: [full, Buffer.from(prefix), Buffer.from(suffix)],
+    };
+    this.buffer.key(stmt, full, true);
+    this.touch(full);
   }
 
   getVersionstamp(): Promise<Versionstamp> {
     this.live();
-    this.lockWanted = this.stampWanted = true;
+    this.stampWanted = true;
     return new Promise((resolve, reject) => (this.stampWaiters ??= []).push({ resolve, reject }));
   }
 
+  /**
+   * The watch's baseline is the key's value as this transaction commits it: read in the commit batch
+   * (no round trip of its own). A commit of another connection that this transaction's snapshot does
+   * not see was made after the snapshot, so after `start`, and its notification is handled after
+   * `start` too: `committed` looks at the key again if one may have been handled before the arming.
+   */
   watch(key: Buffer): Watch {
     this.live();
     checkKey(key);
     const full = this.full(key);
     const { watch, arm, abort } = this.host.hub.pending(full);
-    // The baseline is the value this transaction sees now, read in the transaction; the LISTEN side's
-    // count is noted first: a notification handled between now and the arming may concern a commit
-    // after this read, so `committed` looks at the key again if that count moved.
-    const seenNotifications = this.host.notifications();
-    const baseline = this.get(key);
-    baseline.catch(noop);
-    (this.watches ??= []).push({ key: full, arm, abort, baseline, seenNotifications });
+    (this.watches ??= []).push({ key: full, arm, abort });
     return watch;
   }
 
@@ -240,7 +269,8 @@ export class PostgresTransaction implements Transaction {
    * heard (see `onFirstExecute`). Its reply is collected with the next batch, in the same round trip.
    */
   start(): void {
-    this.started = this.send([]);
+    this.since = this.host.notifications();
+    this.started = this.send([], false).all;
   }
 
   /** Stops every later operation: called when the body returns, throws or times out. */
@@ -249,59 +279,79 @@ export class PostgresTransaction implements Transaction {
   }
 
   /**
-   * Sends what is left, the commit information and COMMIT in one round trip. A lost connection before
-   * COMMIT went out rejects with the connection error (nothing was committed); after, with
-   * CommitOutcomeUnknown.
+   * Commits; resolves whether COMMIT was sent (else the connection still needs a ROLLBACK). What is
+   * left goes in one round trip: [LOCK], the transaction id (and versionstamp), the writes, the
+   * watches' values, NOTIFY and COMMIT. A lost connection before COMMIT went out rejects with the
+   * connection error (nothing was committed); after, with CommitOutcomeUnknown.
    */
-  /** Commits; resolves whether COMMIT was sent (else the connection still needs a ROLLBACK). */
   async commit(): Promise<boolean> {
     this.finished = true;
-    const wrote = this.pending.length > 0 || this.stampWanted;
-    if (!this.used && !wrote) return false; // nothing was read or written: nothing to commit
-    if (this.watches) await Promise.all(this.watches.map((w) => w.baseline)); // their errors first
-    if (!wrote) {
-      const settled = await Promise.allSettled(this.batch([{ text: this.host.st.commit, params: [] }]));
-      const failed = settled.find((s) => s.status === 'rejected');
-      if (failed) throw failed.reason;
-      return true;
-    }
-    // The transaction id goes before the writes (which may wait for row locks), so that its reply is
-    // most likely in hand if the connection is lost later: it tells whether COMMIT happened.
-    const head: Stmt[] = [{ text: this.host.st.xid, params: [] }];
-    const tail: Stmt[] = [];
-    if (this.stampWanted) tail.push({ text: this.host.st.stamp, params: [] });
+    const wrote = this.wrote || this.buffer.size > 0 || this.stampWanted;
+    if (!this.used && !wrote && !this.watches) return false; // nothing read or written: nothing to commit
+    const stmts: Stmt[] = [];
+    // Adds alone need the lock only before the snapshot is taken (so that they see the previous adder's
+    // commit instead of conflicting with it); once a read has taken it, the lock would not help them.
+    const lock =
+      !this.buffer.lockTaken && (this.stampWanted || (this.buffer.locked.length > 0 && !this.snapshotTaken));
+    // The id (with the stamp, so that whenever the id is known the stamp is too) goes before the writes,
+    // which may wait for row locks: its reply is then most likely in hand if the connection is lost.
+    if (wrote) stmts.push({ text: this.stampWanted ? this.host.st.xidStamp : this.host.st.xid, params: [] });
+    stmts.push(...this.buffer.take(true));
+    const baselineAt = stmts.length;
+    for (const w of this.watches ?? []) stmts.push({ text: this.host.st.get, params: [w.key] });
     // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
     if (this.touched !== undefined)
-      tail.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
-    tail.push({ text: this.host.st.commit, params: [] });
-    const sent = this.batch(tail, head);
-    const settled = await Promise.allSettled(sent);
+      stmts.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
+    stmts.push({ text: this.host.st.commit, params: [] });
+    // (Not for a transaction that read nothing yet: parsing takes the snapshot, which must come after
+    // LOCK. On a fresh connection such a batch holds the lock over the client's describe round trip.)
+    if (lock && this.snapshotTaken) await this.prepare(stmts);
+    const { all, mine } = this.batch(stmts, lock);
+    const settled = await Promise.allSettled(all);
+    const mineSettled = settled.slice(settled.length - mine.length);
     const rowOf = (at: number): Row | undefined => {
-      const s = settled[at];
+      const s = mineSettled[at];
       return s.status === 'fulfilled' ? (s.value as Row[])[0] : undefined;
     };
-    const xidAt = sent.length - tail.length - this.pendingSent - 1;
-    const xid = rowOf(xidAt)?.xid as string | undefined;
-    if (this.stampWanted) this.stamp = rowOf(sent.length - tail.length)?.stamp as Buffer | undefined;
+    const head = wrote ? rowOf(0) : undefined;
+    const xid = head?.xid as string | undefined;
+    if (this.stampWanted) this.stamp = head?.stamp as Buffer | undefined;
+    (this.watches ?? []).forEach((w, i) => {
+      if (mineSettled[baselineAt + i].status === 'fulfilled')
+        w.baseline = { value: rowOf(baselineAt + i)?.value as Buffer | undefined };
+    });
     const failure = settled.find((s) => s.status === 'rejected');
     if (!failure) return true;
     // A server error means the transaction was aborted there. A lost connection may have lost only the
     // replies: the server may have run everything up to and including COMMIT.
-    if (isConnectionLoss(failure.reason)) throw new CommitOutcomeUnknown(xid, this.stamp, failure.reason);
+    if (isConnectionLoss(failure.reason) && wrote)
+      throw new CommitOutcomeUnknown(xid, this.stamp, failure.reason);
     throw failure.reason;
   }
 
   /** After COMMIT succeeded (or was found applied): arm watches, resolve versionstamps. */
-  async committed(): Promise<void> {
+  committed(): void {
     if (this.watches) {
       const again: Buffer[] = [];
       for (const w of this.watches) {
-        w.arm(await w.baseline);
-        if (this.host.notifications() !== w.seenNotifications) again.push(w.key);
+        // A baseline lost with its reply (the commit was found applied): fire at the first look.
+        w.arm(w.baseline ? w.baseline.value : (unknownBaseline ??= Buffer.alloc(LIMITS.valueBytes + 1)));
+        if (!w.baseline || this.host.changedSince(w.key, this.since)) again.push(w.key);
       }
       if (again.length > 0) this.host.recheck(again);
     }
-    if (this.stampWaiters) for (const w of this.stampWaiters) w.resolve(this.stamp!);
+    if (!this.stampWaiters) return;
+    const stamp = this.stamp;
+    if (stamp) for (const w of this.stampWaiters) w.resolve(stamp);
+    else {
+      // Unreachable: the stamp comes in the reply that also carries the id, and only a commit whose id
+      // is known can be found applied. Coded, so that a caller never takes undefined for a stamp.
+      const err = new BackendError(
+        'BACKEND_UNAVAILABLE',
+        'the transaction committed, but its versionstamp was lost with the connection',
+      );
+      for (const w of this.stampWaiters) w.reject(err);
+    }
   }
 
   aborted(reason: unknown): void {
@@ -310,60 +360,101 @@ export class PostgresTransaction implements Transaction {
     if (this.stampWaiters) for (const w of this.stampWaiters) w.reject(reason);
   }
 
-  /** Flushes pending writes with `stmt` and resolves with its rows (or the first error of the batch). */
   /** BEGIN's reply (the first time), then what `send` sends. */
-  private batch(tail: Stmt[], head: Stmt[] = []): Array<Promise<Row[]>> {
+  private batch(stmts: Stmt[], lock: boolean): { all: Array<Promise<Row[]>>; mine: Array<Promise<Row[]>> } {
     this.used = true;
     postgresCounters.roundTrips++;
     const started = this.started;
     this.started = [];
-    return [...started, ...this.send(tail, head)];
+    const sent = this.send(stmts, lock);
+    return { all: [...started, ...sent.all], mine: sent.mine };
   }
 
-  private async query(stmt: Stmt): Promise<Row[]> {
-    const sent = this.batch([stmt]);
-    const settled = await Promise.allSettled(sent);
+  /** Sends the ready writes (all of them, after LOCK, when `lock`) and `stmt`; resolves with its rows. */
+  private async query(stmt: Stmt, lock: boolean): Promise<Row[]> {
+    if (lock && this.snapshotTaken) await this.prepare([...this.buffer.ready, ...this.buffer.locked, stmt]);
+    this.snapshotTaken = true;
+    const { all } = this.batch([...this.buffer.take(lock), stmt], lock);
+    const settled = await Promise.allSettled(all);
     const failure = settled.find((s) => s.status === 'rejected');
     if (failure) throw this.host.translate(failure.reason);
     return (settled[settled.length - 1] as PromiseFulfilledResult<Row[]>).value;
   }
 
-  /** Sends BEGIN (first time), the commit lock (when first wanted), pending writes, then `tail`. */
-  private send(tail: Stmt[], head: Stmt[] = []): Array<Promise<Row[]>> {
+  /**
+   * Before a batch that starts with LOCK, in a transaction whose snapshot is taken: prepares, in one
+   * round trip before the lock, the statements the connection has not prepared yet (see
+   * PreparedStatements). Errors are left to the batch.
+   */
+  private async prepare(stmts: Stmt[]): Promise<void> {
+    const id = this.connection?.id;
+    if (id === undefined || this.lostWith !== undefined) return;
+    const missing = this.host.prepared.missing(id, stmts);
+    if (missing.length === 0) return;
+    this.used = true;
+    postgresCounters.roundTrips++;
+    const described = missing.map((s) => {
+      const q = this.conn
+        .unsafe(s.text, s.params as never[], { prepare: true })
+        .describe() as unknown as Promise<unknown>;
+      const settled = Promise.race([q, this.lost]);
+      settled.catch(noop);
+      return settled;
+    });
+    const results = await Promise.allSettled([...this.started, ...described]);
+    this.started = [];
+    if (results.every((r) => r.status === 'fulfilled')) this.host.prepared.prepared(id, missing);
+    else {
+      // BEGIN's failure (or a lost connection) is the batch's to report: leave a settled copy for it.
+      const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      const again = Promise.reject(failed.reason);
+      again.catch(noop);
+      this.started = [again];
+    }
+  }
+
+  /** Sends BEGIN (first time), LOCK (when `lock`), then `stmts`. */
+  private send(stmts: Stmt[], lock: boolean): { all: Array<Promise<Row[]>>; mine: Array<Promise<Row[]>> } {
     const batch: Stmt[] = [];
     if (!this.begun) {
       this.begun = true;
       batch.push({ text: this.readOnly ? this.host.st.beginRead : this.host.st.begin, params: [] });
       for (const text of this.beginExtra) batch.push({ text, params: [] });
     }
-    if (this.lockWanted && !this.locked) {
-      this.locked = true;
+    if (lock) {
+      // Before any statement that takes a snapshot, when this is the first batch with one.
+      this.buffer.lockTaken = true;
       batch.push({ text: this.host.st.commitLock, params: [] });
     }
-    batch.push(...head); // after the lock: any SELECT fixes the snapshot
-    this.pendingSent = this.pending.length;
-    batch.push(...this.pending, ...tail);
-    this.pending = [];
+    batch.push(...stmts);
+    let all: Array<Promise<Row[]>>;
     if (this.lostWith !== undefined) {
       const lost = Promise.reject(this.lostWith);
       lost.catch(noop);
-      return batch.map(() => lost);
-    }
-    return batch.map((s, i) => {
-      // BEGIN (no parameters, so sent at once) tells us the connection object, to hear of its closing.
-      const options =
-        i === 0 && !this.connection ? { prepare: true, onexecute: this.onFirstExecute } : { prepare: true };
-      const q = this.conn
-        .unsafe(s.text, s.params as never[], options as never)
-        .execute() as unknown as Promise<Row[]>;
-      const settled = Promise.race([q, this.lost]);
-      settled.catch(noop); // every outcome is collected by allSettled
-      return settled;
-    });
+      all = batch.map(() => lost);
+    } else
+      all = batch.map((s, i) => {
+        // BEGIN (no parameters, so sent at once) tells us the connection object, to hear of its closing.
+        const options =
+          i === 0 && !this.connection ? { prepare: true, onexecute: this.onFirstExecute } : { prepare: true };
+        const q = this.conn
+          .unsafe(s.text, s.params as never[], options as never)
+          .execute() as unknown as Promise<Row[]>;
+        const settled = Promise.race([q, this.lost]);
+        settled.catch(noop); // every outcome is collected by allSettled
+        return settled;
+      });
+    const id = this.connection?.id;
+    if (id !== undefined && stmts.some((x) => x.params.length > 0))
+      Promise.all(all).then(() => this.host.prepared.prepared(id, stmts), noop);
+    return { all, mine: all.slice(all.length - stmts.length) };
   }
 
   /** The client calls this with its connection object as it sends our first statement. */
-  private readonly onFirstExecute = (connection: { onclose?: ((err: unknown) => void) | null }): boolean => {
+  private readonly onFirstExecute = (connection: {
+    id: number;
+    onclose?: ((err: unknown) => void) | null;
+  }): boolean => {
     this.connection = connection;
     connection.onclose = (err) => {
       this.lostWith = err ?? Object.assign(new Error('connection closed'), { code: 'CONNECTION_CLOSED' });
@@ -372,11 +463,11 @@ export class PostgresTransaction implements Transaction {
     return true; // true: the connection may take more statements now (pipelining)
   };
 
-  private write(text: string, params: unknown[], key?: Buffer): void {
-    this.pending.push({ text, params });
-    if (key === undefined || this.touched === '*') return;
+  private touch(full: Buffer): void {
+    this.wrote = true;
+    if (this.touched === '*') return;
     const touched: Set<string> = this.touched ?? (this.touched = new Set());
-    touched.add(keyHash(params[0] as Buffer));
+    touched.add(keyHash(full));
     if (touched.size > MAX_LISTED_KEYS) this.touched = '*';
   }
 

@@ -29,6 +29,10 @@ export class PostgresWatcher {
   private running = false;
   private relistenTimer: NodeJS.Timeout | undefined;
   private relistenDelay = 50;
+  /** The position (`received`) of the last notification naming each key hash. */
+  private readonly lastByHash = new Map<string, number>();
+  /** The position of the last '*' (every key), LISTEN, or forgetting of `lastByHash`. */
+  private allSince = 0;
 
   constructor(
     private readonly url: string,
@@ -41,6 +45,14 @@ export class PostgresWatcher {
   /** Notifications received so far (and LISTENs established): see PostgresTransaction.watch. */
   get notifications(): number {
     return this.received;
+  }
+
+  /**
+   * Whether a notification handled after position `since` (a value of `notifications`) may concern
+   * `key`: a transaction that read `key` in a snapshot taken after `since` may have missed that commit.
+   */
+  changedSince(key: Buffer, since: number): boolean {
+    return this.allSince > since || (this.lastByHash.get(keyHash(key)) ?? 0) > since;
   }
 
   /** Starts listening if not yet (called when a commit arms a watch). */
@@ -105,6 +117,11 @@ export class PostgresWatcher {
 
   private notified(payload: string): void {
     this.received++;
+    if (payload === '*' || this.lastByHash.size > 100_000) {
+      this.allSince = this.received;
+      this.lastByHash.clear();
+    }
+    if (payload !== '*') for (const h of payload.split(',')) this.lastByHash.set(h, this.received);
     if (this.hub.size === 0) return;
     if (payload === '*' || this.wanted === '*') this.wanted = '*';
     else {

@@ -14,9 +14,10 @@ export function statements(schema: string) {
     commit: 'COMMIT',
     rollback: 'ROLLBACK',
     /**
-     * Taken before the first add or versionstamp of a transaction. A table lock (unlike an advisory
-     * lock, which is a function call in a SELECT) does not fix the transaction's snapshot, so a
-     * transaction that takes it before anything else sees every commit of the previous holder.
+     * Taken at the head of the commit batch of a transaction that adds or uses a versionstamp. A table
+     * lock (unlike an advisory lock, which is a function call in a SELECT) does not fix the
+     * transaction's snapshot, so a transaction that read nothing before sees every commit of the
+     * previous holder.
      */
     commitLock: `LOCK TABLE ${s}.commit_lock IN EXCLUSIVE MODE`,
     get: `SELECT value FROM ${kv} WHERE key = $1`,
@@ -31,8 +32,11 @@ export function statements(schema: string) {
     setStampedValue: `INSERT INTO ${kv} (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     /** The transaction id, to learn the outcome of a commit whose reply was lost. */
     xid: `SELECT pg_current_xact_id()::text AS xid`,
-    /** This transaction's versionstamp (drawn under the commit lock). */
-    stamp: `SELECT ${s}.stamp() AS stamp`,
+    /**
+     * The id and this transaction's versionstamp (drawn under the commit lock) in one reply: a commit
+     * whose outcome is looked up by its id always has its stamp known too.
+     */
+    xidStamp: `SELECT pg_current_xact_id()::text AS xid, ${s}.stamp() AS stamp`,
     xactStatus: `SELECT pg_xact_status($1::xid8) AS status`,
     notify: `SELECT pg_notify($1, $2)`,
   };

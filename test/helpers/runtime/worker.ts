@@ -5,8 +5,8 @@
  * answering `{ id, ok: true, value }` or `{ id, ok: false, code, message }`. Every ref it starts
  * reports its events as `{ type: 'event', ref, event }` (unless the `start` request says `quiet`).
  *
- * Which SQLite file and tenant: a `start` request's `db` and `tenant`, else DGEN_DB and DGEN_TENANT
- * (JSON) from the environment; each file is opened once. `reset` stops every ref and closes every
+ * Which SQLite file (or `postgres://…#schema`) and tenant: a `start` request's `db` and `tenant`, else
+ * DGEN_DB and DGEN_TENANT (JSON) from the environment; each is opened once. `reset` stops every ref and closes every
  * backend, so one worker can serve several tests in turn.
  *
  * Misbehaviour on purpose (see `hooks` in servers.ts):
@@ -22,6 +22,7 @@ import type { ServerRef } from '../../../src/runtime/server-ref';
 import { countingBackend, type CommitCounts } from './counting-backend';
 import { hooks, SERVERS, type ServerName } from './servers';
 import { openSqlite } from './sqlite';
+import { openBackend } from '../../../src/backend/open-backend';
 
 type Request = { id: number; op: string } & Record<string, unknown>;
 
@@ -36,7 +37,11 @@ async function tenantOf(req: Request): Promise<Tenant> {
   if (!db) throw new Error('no SQLite file: pass db in the request or DGEN_DB in the environment');
   let backend = backends.get(db);
   if (!backend) {
-    const opened = openSqlite(db);
+    // `postgres://…#schema` (a PostgreSQL schema of the test run), else a SQLite file.
+    const [url, schema] = db.split('#');
+    const opened = /^postgres(ql)?:\/\//.test(db)
+      ? openBackend(url, { postgres: { schema, poolSize: Number(process.env.DGEN_PG_POOL ?? 4) } })
+      : openSqlite(db);
     backend = process.env.DGEN_COUNT_COMMITS === '1' ? opened.then(countingBackend) : opened;
     backends.set(db, backend);
   }

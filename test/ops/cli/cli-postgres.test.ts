@@ -73,7 +73,7 @@ describe('dgen-ts CLI on PostgreSQL (real child processes, the embedded server)'
     expect(head.split(/\s{2,}/)[0]).toBe('TENANT');
     expect(rows).toHaveLength(2);
     expect(rows[1]).toMatch(
-      /^app\/a\s+\["inspected","y"\]\s+Inspected\s+3\s+\S+\s+-\s+-\s+0\s+\d+\s+\d+\s+0$/,
+      /^app\/a\s+\["inspected","y"\]\s+Inspected\s+3\s+\S+\s+-\s+-\s+0\s+\d+\s+\d+\s+1$/,
     );
   });
 
