@@ -13,7 +13,7 @@ export class CommitOutcomeUnknown extends Error {
   }
 }
 
-const sqlState = (err: unknown): string | undefined => {
+export const sqlState = (err: unknown): string | undefined => {
   const code = (err as { code?: unknown } | null)?.code;
   const isServer = typeof (err as { severity?: unknown } | null)?.severity === 'string';
   return isServer && typeof code === 'string' ? code : undefined;

@@ -5,7 +5,7 @@ import { packVersionstampedTuple } from '../common/versionstamp';
 import type { WatchHub } from '../common/watch-hub';
 import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
 import { LIMITS } from '../types';
-import { CommitOutcomeUnknown, isConnectionLoss } from './postgres-errors';
+import { CommitOutcomeUnknown, isConnectionLoss, sqlState } from './postgres-errors';
 import type { Statements } from './schema';
 import { postgresCounters } from './counters';
 import { keyHash } from './key-hash';
@@ -84,6 +84,8 @@ export class PostgresTransaction implements Transaction {
   /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
   private connection: { id: number; onclose?: ((err: unknown) => void) | null } | undefined;
   private lostWith: unknown;
+  /** The first statement error of this transaction: what a later 25P02 ("transaction is aborted") means. */
+  private firstError: unknown;
   private loseConnection!: (err: unknown) => void;
   /** Rejects when the connection closes: statements the client queued but never sent would wait for ever. */
   private readonly lost = new Promise<never>((_, reject) => (this.loseConnection = reject));
@@ -367,6 +369,8 @@ export class PostgresTransaction implements Transaction {
     const started = this.started;
     this.started = [];
     const sent = this.send(stmts, lock);
+    // replies (and so rejections) arrive in the order sent: the first failure is recorded before any 25P02
+    for (const p of sent.all) p.catch((e: unknown) => void (this.firstError ??= e));
     return { all: [...started, ...sent.all], mine: sent.mine };
   }
 
@@ -377,7 +381,12 @@ export class PostgresTransaction implements Transaction {
     const { all } = this.batch([...this.buffer.take(lock), stmt], lock);
     const settled = await Promise.allSettled(all);
     const failure = settled.find((s) => s.status === 'rejected');
-    if (failure) throw this.host.translate(failure.reason);
+    if (failure) {
+      // statements pipelined after a failed one only say the transaction is aborted: report the cause
+      const reason =
+        sqlState(failure.reason) === '25P02' ? (this.firstError ?? failure.reason) : failure.reason;
+      throw this.host.translate(reason);
+    }
     return (settled[settled.length - 1] as PromiseFulfilledResult<Row[]>).value;
   }
 
