@@ -5,8 +5,8 @@ import { StateStore } from '../codec/state-codec';
 import { DgenError } from '../errors';
 import type { Tuid } from '../returns';
 import { ServerKeys } from '../runtime/server-keys';
-import { decodeWire, type LockRecord, type QueueItem } from '../runtime/wire';
-import { scannable, summarizePage } from './page-summary';
+import { decodeWire, type LockRecord } from '../runtime/wire';
+import { scannable, summarizePage, summaryOf } from './page-summary';
 import { listTenantPaths, readIndexRecord, scanIndexEntries, type IndexedServer } from './server-index';
 
 /** What the inspector says about one server, read from the backend in one snapshot. */
@@ -70,23 +70,16 @@ export async function summarize(
       version = r.value; // the version key ('v') sorts after the data ('d')
     }
   }
-  const at = head.length > 0 ? decodeWire<QueueItem>(head[0].value).at : undefined;
-  return {
-    tenant: [...tenantPath],
-    tuid: server.tuid,
-    className: server.className,
-    version: server.version,
-    createdAt: server.createdAt,
-    queueLength: push - pop,
-    oldestAgeMs: typeof at === 'number' ? Math.max(0, now - at) : null,
-    lock: lock ? { owner: lock.owner, leaseUntil: lock.leaseUntil } : null,
+  return summaryOf(tenantPath, server, now, {
+    head: head[0],
+    lock,
     deadLetters,
+    push,
+    pop,
     stateKeys,
     stateBytes,
-    stateVersion: version && version.length === 10 ? version.toString('hex') : null,
-    pushed: push,
-    popped: pop,
-  };
+    version,
+  });
 }
 
 /**

@@ -154,23 +154,55 @@ export async function summarizePage(
         version = r.value; // the version key ('v') sorts after the data ('d')
       }
     }
-    const enqueuedAt = head ? decodeWire<QueueItem>(head.value).at : undefined;
-    out[s] = {
-      tenant: [...tenantPath],
-      tuid: server.tuid,
-      className: server.className,
-      version: server.version,
-      createdAt: server.createdAt,
-      queueLength: push - pop,
-      oldestAgeMs: typeof enqueuedAt === 'number' ? Math.max(0, now - enqueuedAt) : null,
-      lock: lock ? { owner: lock.owner, leaseUntil: lock.leaseUntil } : null,
+    out[s] = summaryOf(tenantPath, server, now, {
+      head,
+      lock,
       deadLetters,
+      push,
+      pop,
       stateKeys,
       stateBytes,
-      stateVersion: version && version.length === 10 ? version.toString('hex') : null,
-      pushed: push,
-      popped: pop,
-    };
+      version,
+    });
   }
   return out;
+}
+
+/** What one server's keys were found to hold, by either reader (per-server reads or a page scan). */
+export interface ServerCounts {
+  head: KeyValue | undefined;
+  lock: LockRecord | undefined;
+  deadLetters: number;
+  push: number;
+  pop: number;
+  stateKeys: number;
+  stateBytes: number;
+  /** The state's version key's value (the last state key read). */
+  version: Buffer | undefined;
+}
+
+/** The summary record of `server` from what its keys held. */
+export function summaryOf(
+  tenantPath: readonly string[],
+  server: IndexedServer,
+  now: number,
+  c: ServerCounts,
+): ServerSummary {
+  const at = c.head ? decodeWire<QueueItem>(c.head.value).at : undefined;
+  return {
+    tenant: [...tenantPath],
+    tuid: server.tuid,
+    className: server.className,
+    version: server.version,
+    createdAt: server.createdAt,
+    queueLength: c.push - c.pop,
+    oldestAgeMs: typeof at === 'number' ? Math.max(0, now - at) : null,
+    lock: c.lock ? { owner: c.lock.owner, leaseUntil: c.lock.leaseUntil } : null,
+    deadLetters: c.deadLetters,
+    stateKeys: c.stateKeys,
+    stateBytes: c.stateBytes,
+    stateVersion: c.version && c.version.length === 10 ? c.version.toString('hex') : null,
+    pushed: c.push,
+    popped: c.pop,
+  };
 }
