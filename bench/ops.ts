@@ -23,12 +23,12 @@
  *                                  span, its `handle` span, the handled counter and duration histogram),
  *                                  called directly in a loop with the SDK registered / without the API
  */
+import { transpileTree } from '../test/helpers/transpile';
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as ts from 'typescript';
 import { metrics, trace } from '@opentelemetry/api';
 import {
   MeterProvider,
@@ -58,27 +58,10 @@ const round = (x: number, d = 3) => Number(x.toFixed(d));
 
 /** src/ as plain CommonJS under .bench-tmp/ops-js, as the packed dist/ would be (no TypeScript at run time). */
 function transpiledCli(): string {
-  const out = path.join(ROOT, '.bench-tmp', 'ops-js');
-  const { options } = ts.parseJsonConfigFileContent(
-    ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), ts.sys.readFile).config,
-    ts.sys,
-    ROOT,
-  );
-  const walk = (dir: string): string[] =>
-    fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
-      const p = path.join(dir, d.name);
-      return d.isDirectory() ? walk(p) : p.endsWith('.ts') && !p.endsWith('.d.ts') ? [p] : [];
-    });
-  for (const src of walk(path.join(ROOT, 'src'))) {
-    const js = ts.transpileModule(fs.readFileSync(src, 'utf8'), {
-      compilerOptions: { ...options, sourceMap: false, declaration: false, module: ts.ModuleKind.CommonJS },
-      fileName: src,
-    }).outputText;
-    const dest = path.join(out, path.relative(ROOT, src)).replace(/\.ts$/, '.js');
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.writeFileSync(dest, js);
-  }
-  return path.join(out, 'src', 'cli', 'main.js');
+  return transpileTree(
+    ['src'],
+    path.join(ROOT, '.bench-tmp', 'ops-js'),
+  )(path.join(ROOT, 'src', 'cli', 'main.ts'));
 }
 
 /** Writes SERVERS indexed servers (index record + initial state) straight into the file, 1000 a transaction. */

@@ -21,7 +21,7 @@ import { postgresCounters } from '../src/backend/postgres/counters';
 import { Runtime } from '../src/facade/runtime';
 import type { ServerRef } from '../src/runtime/server-ref';
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres/server';
-import { transpileTree } from '../test/helpers/postgres/transpile';
+import { transpileTree } from '../test/helpers/transpile';
 import { Counter } from '../test/helpers/runtime/servers';
 import { Workers } from '../test/helpers/runtime/workers';
 

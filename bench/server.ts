@@ -27,11 +27,11 @@
  * Child processes run plain JavaScript transpiled once into .bench-tmp/ (not ts-node), so their memory
  * and start-up are the library's, not the TypeScript compiler's. Every loop is bounded by BENCH_MS.
  */
+import { transpileTree } from '../test/helpers/transpile';
 import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as ts from 'typescript';
 import type { Backend, Tenant } from '../src/backend/types';
 import { Runtime } from '../src/facade/runtime';
 import type { ServerRef } from '../src/runtime/server-ref';
@@ -209,30 +209,8 @@ async function callLatency(file: (n: string) => string): Promise<Record<string, 
  * ts-node --transpile-only would), so child processes start fast and carry no TypeScript compiler.
  */
 function transpiledWorker(): string {
-  const out = path.join(ROOT, '.bench-tmp', 'js');
-  const { options } = ts.parseJsonConfigFileContent(
-    ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), ts.sys.readFile).config,
-    ts.sys,
-    ROOT,
-  );
-  const walk = (dir: string): string[] =>
-    fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
-      const p = path.join(dir, d.name);
-      return d.isDirectory() ? walk(p) : p.endsWith('.ts') && !p.endsWith('.d.ts') ? [p] : [];
-    });
-  for (const src of [
-    ...walk(path.join(ROOT, 'src')),
-    ...walk(path.join(ROOT, 'test', 'helpers', 'runtime')),
-  ]) {
-    const js = ts.transpileModule(fs.readFileSync(src, 'utf8'), {
-      compilerOptions: { ...options, sourceMap: false, declaration: false, module: ts.ModuleKind.CommonJS },
-      fileName: src,
-    }).outputText;
-    const dest = path.join(out, path.relative(ROOT, src)).replace(/\.ts$/, '.js');
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.writeFileSync(dest, js);
-  }
-  return path.join(out, 'test', 'helpers', 'runtime', 'worker.js');
+  const out = transpileTree(['src', 'test/helpers/runtime'], path.join(ROOT, '.bench-tmp', 'js'));
+  return out(path.join(ROOT, 'test', 'helpers', 'runtime', 'worker.ts'));
 }
 
 async function idleRss(file: (n: string) => string, script: string): Promise<Record<string, number>> {

@@ -16,12 +16,12 @@
  * - server.sqlite.outbox_cast_ratio   msgs/s handling a cast whose handler ctx.casts to another server ÷
  *                                     handling one that does not (goal ≥ 0.7); _plain/_outbox_msgs_per_s
  */
+import { transpileTree } from '../test/helpers/transpile';
 import 'reflect-metadata';
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as ts from 'typescript';
 import { DurableServer, Init, OnCast } from '../src/decorators';
 import { noreply, ok } from '../src/returns';
 import type { HandlerContext } from '../src/runtime/context/handler-context';
@@ -80,32 +80,8 @@ async function fireLate(dir: string): Promise<Record<string, number>> {
 
 /** src/ and the child's imports as plain CommonJS (no TypeScript compiler in the child's memory). */
 function transpiled(): string {
-  const out = path.join(ROOT, '.bench-tmp', 'timers-js');
-  const { options } = ts.parseJsonConfigFileContent(
-    ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), ts.sys.readFile).config,
-    ts.sys,
-    ROOT,
-  );
-  const walk = (d: string): string[] =>
-    fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => {
-      const p = path.join(d, e.name);
-      return e.isDirectory() ? walk(p) : p.endsWith('.ts') && !p.endsWith('.d.ts') ? [p] : [];
-    });
-  const files = [
-    ...walk(path.join(ROOT, 'src')),
-    path.join(ROOT, 'test', 'timers', 'fixtures.ts'),
-    path.join(ROOT, 'bench', 'timers-rss-child.ts'),
-  ];
-  for (const src of files) {
-    const js = ts.transpileModule(fs.readFileSync(src, 'utf8'), {
-      compilerOptions: { ...options, sourceMap: false, declaration: false, module: ts.ModuleKind.CommonJS },
-      fileName: src,
-    }).outputText;
-    const dest = path.join(out, path.relative(ROOT, src)).replace(/\.ts$/, '.js');
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.writeFileSync(dest, js);
-  }
-  return path.join(out, 'bench', 'timers-rss-child.js');
+  const out = transpileTree(['src', 'test/timers', 'bench'], path.join(ROOT, '.bench-tmp', 'timers-js'));
+  return out(path.join(ROOT, 'bench', 'timers-rss-child.ts'));
 }
 
 async function pendingRss(dir: string): Promise<Record<string, number>> {

@@ -22,7 +22,7 @@ import { LoadBook } from '../helpers/postgres/fault-load';
 import { Tally, type TallyState } from '../helpers/postgres/fault-servers';
 import { startPostgres, type PostgresServer } from '../helpers/postgres/server';
 import { clientConnections } from '../helpers/postgres/sql';
-import { transpileTree } from '../helpers/postgres/transpile';
+import { transpileTree } from '../helpers/transpile';
 import { waitUntil, Workers, type Worker } from '../helpers/runtime/workers';
 
 const SERVERS = 3;

@@ -19,7 +19,7 @@ import { openSqlite, tempDir } from '../../helpers/runtime/sqlite';
 import { openBackend } from '../../../src/backend/open-backend';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { transpileTree } from '../../helpers/postgres/transpile';
+import { transpileTree } from '../../helpers/transpile';
 import { dropSchema, freshSchema } from '../../helpers/backend/factories';
 import { waitUntil, Workers, type Worker, type WorkerError } from '../../helpers/runtime/workers';
 
