@@ -5,7 +5,6 @@
  * lost connections, and close() leaving no connection behind. Against the server of the test run
  * (DGEN_TEST_POSTGRES_URL, started by Jest's globalSetup unless set by the user).
  */
-import * as net from 'node:net';
 import postgres from 'postgres';
 import { openBackend } from '../../src/backend/open-backend';
 import { pack, prefixRange, unboundVersionstamp, unpack } from '../../src/backend/keys';
@@ -13,19 +12,12 @@ import type { Backend, Tenant } from '../../src/backend/types';
 import { PostgresBackend } from '../../src/backend/postgres/postgres-backend';
 import { tenantPrefix } from '../../src/backend/common/tenant-path';
 import { dropSchema, freshSchema, sleep } from '../helpers/backend/factories';
+import { freePort } from '../helpers/net/listener';
 import { TcpFaultProxy } from '../helpers/net/tcp-fault-proxy';
 
 const URL = process.env.DGEN_TEST_POSTGRES_URL;
 const b = (s: string) => Buffer.from(s);
 const k = (...items: Array<string | number>) => pack(items);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 const suite = URL ? describe : describe.skip;
 

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { freePort, Listener } from '../net/listener';
 
 /** One HTTP request as the proxy saw it on its way to the server. */
 export interface RecordedRequest {
@@ -53,7 +54,7 @@ export class FaultProxy {
   accepted = 0;
   private readonly links = new Set<Link>();
   private readonly answers: CannedAnswer[] = [];
-  private server?: net.Server;
+  private readonly listener: Listener;
   private fragmentBytes = 0;
   private stallNew = false;
 
@@ -61,15 +62,12 @@ export class FaultProxy {
     private readonly targetHost: string,
     private readonly targetPort: number,
     readonly port: number,
-  ) {}
+  ) {
+    this.listener = new Listener(port, (socket) => this.onConnection(socket));
+  }
 
   static async start(targetHost: string, targetPort: number): Promise<FaultProxy> {
-    const probe = net.createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      probe.once('error', reject);
-      probe.listen(0, '127.0.0.1', () => resolve((probe.address() as net.AddressInfo).port));
-    });
-    await new Promise<void>((r) => probe.close(() => r()));
+    const port = await freePort();
     const proxy = new FaultProxy(targetHost, targetPort, port);
     await proxy.accept();
     return proxy;
@@ -109,26 +107,13 @@ export class FaultProxy {
   }
 
   /** Stops listening: new connections are refused (existing ones stay). */
-  async refuse(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server)
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // close() waits for open connections; refusing only needs the listener gone
-        setImmediate(resolve);
-      });
+  refuse(): Promise<void> {
+    return this.listener.refuse();
   }
 
   /** Listens (again) on the same port. */
-  async accept(): Promise<void> {
-    if (this.server) return;
-    const server = net.createServer((socket) => this.onConnection(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
+  accept(): Promise<void> {
+    return this.listener.accept();
   }
 
   /** Answers the next `times` `_changes` requests itself (instead of forwarding them). */

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { freePort, Listener } from './listener';
 
 interface Link {
   readonly client: net.Socket;
@@ -21,23 +22,20 @@ export class TcpFaultProxy {
   bytesUp = 0;
   bytesDown = 0;
   private readonly links = new Set<Link>();
-  private server?: net.Server;
+  private readonly listener: Listener;
   private stallNew = false;
 
   private constructor(
     private readonly targetHost: string,
     private readonly targetPort: number,
     readonly port: number,
-  ) {}
+  ) {
+    this.listener = new Listener(port, (socket) => this.onConnection(socket));
+  }
 
   /** Listens on a free port of 127.0.0.1 and forwards to `targetHost:targetPort`. */
   static async start(targetHost: string, targetPort: number): Promise<TcpFaultProxy> {
-    const probe = net.createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      probe.once('error', reject);
-      probe.listen(0, '127.0.0.1', () => resolve((probe.address() as net.AddressInfo).port));
-    });
-    await new Promise<void>((r) => probe.close(() => r()));
+    const port = await freePort();
     const proxy = new TcpFaultProxy(targetHost, targetPort, port);
     await proxy.accept();
     return proxy;
@@ -87,26 +85,13 @@ export class TcpFaultProxy {
   }
 
   /** Stops listening: new connections are refused (open ones stay). */
-  async refuse(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server)
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // close() waits for open connections; refusing only needs the listener gone
-        setImmediate(resolve);
-      });
+  refuse(): Promise<void> {
+    return this.listener.refuse();
   }
 
   /** Listens (again) on the same port. */
-  async accept(): Promise<void> {
-    if (this.server) return;
-    const server = net.createServer((socket) => this.onConnection(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
+  accept(): Promise<void> {
+    return this.listener.accept();
   }
 
   async close(): Promise<void> {

