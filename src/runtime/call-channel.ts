@@ -58,10 +58,11 @@ export const CallChannel = {
 
   /** The reply, if it has arrived. */
   async read(tx: ReadTransaction, keys: ServerKeys, from: FromId): Promise<ReplyRecord | undefined> {
-    const marker = await tx.get(keys.pendingMarker(from));
+    const markerKey = keys.pendingMarker(from);
+    const marker = await tx.get(markerKey);
     if (!marker || !marker.equals(READY)) return undefined;
     const { start, end } = keys.fromRange(from);
-    const chunks = (await tx.getRange(start, end)).filter((kv) => !kv.key.equals(keys.pendingMarker(from)));
+    const chunks = (await tx.getRange(start, end)).filter((kv) => !kv.key.equals(markerKey));
     return decodeWire<ReplyRecord>(Buffer.concat(chunks.map((kv) => kv.value)));
   },
 

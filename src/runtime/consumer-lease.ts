@@ -5,6 +5,9 @@ import { decodeWire, encodeWire, type LockRecord } from './wire';
 /** How long the active consumer of a server keeps the role without handling anything (ms). */
 export const CONSUMER_LEASE_MS = 2000;
 
+/** The lease record decoded last, by its bytes. */
+let last: { raw: Buffer; lease: Readonly<LockRecord> } | undefined;
+
 /**
  * Which consumer of a server handles its queue: the "active consumer" lease. Consumers of one server in
  * several processes would otherwise all run every batch, and all but one find at commit that another
@@ -15,7 +18,11 @@ export const CONSUMER_LEASE_MS = 2000;
 export const ConsumerLease = {
   async read(tx: ReadTransaction, keys: ServerKeys): Promise<LockRecord | undefined> {
     const raw = await tx.get(keys.consumerLease);
-    return raw && decodeWire<LockRecord>(raw);
+    if (!raw) return undefined;
+    // A consumer reads its lease twice a batch and renews it about once a second: the same bytes, the
+    // same record, decoded once.
+    if (!last?.raw.equals(raw)) last = { raw, lease: Object.freeze(decodeWire<LockRecord>(raw)) };
+    return last.lease;
   },
 
   /** Held by another consumer and not run out: when to look again; else undefined (ours to take). */

@@ -77,17 +77,50 @@ export class ServerKeys {
 
   /** The marker a caller writes and watches; the consumer overwrites it when the reply is in place. */
   pendingMarker(from: FromId): Buffer {
-    return pack([...this.tuid, 'w', from[0], from[1], 'p']);
+    const keys = this.callerKeys(from);
+    return (keys.marker ??= Buffer.concat([keys.prefix, MARKER]));
   }
 
   replyChunk(from: FromId, i: number): Buffer {
-    return pack([...this.tuid, 'w', from[0], from[1], 'r', i]);
+    return Buffer.concat([this.callerKeys(from).prefix, pack(['r', i])]);
   }
 
   fromRange(from: FromId): { start: Buffer; end: Buffer } {
-    return prefixRange([...this.tuid, 'w', from[0], from[1]]);
+    const keys = this.callerKeys(from);
+    return (keys.range ??= {
+      start: Buffer.concat([keys.prefix, RANGE_START]),
+      end: Buffer.concat([keys.prefix, RANGE_END]),
+    });
+  }
+
+  /**
+   * One waiting caller's keys, packed once per FromId: a call uses them in its push, its reply read and
+   * the clean-up of the next push, the consumer twice per reply. A tuple's packing is its items'
+   * packings end to end, so they all extend the packed `(...tuid, 'w', deadline, id)`.
+   */
+  private callerKeys(from: FromId): CallerKeys {
+    let keys = callerKeys.get(from);
+    if (keys?.of !== this) {
+      keys = { of: this, prefix: pack([...this.tuid, 'w', from[0], from[1]]) };
+      callerKeys.set(from, keys);
+    }
+    return keys;
   }
 }
+
+interface CallerKeys {
+  of: ServerKeys;
+  prefix: Buffer;
+  marker?: Buffer;
+  range?: { start: Buffer; end: Buffer };
+}
+
+/** By FromId object: gone with it (a call's, or a decoded queue item's). */
+const callerKeys = new WeakMap<FromId, CallerKeys>();
+const MARKER = pack(['p']);
+/** What prefixRange appends to a packed tuple (fdb-tuple's range). */
+const RANGE_START = Buffer.from([0x00]);
+const RANGE_END = Buffer.from([0xff]);
 
 /** Copies of `parts` that share one ArrayBuffer. */
 function sharedBuffers(parts: Buffer[]): Buffer[] {

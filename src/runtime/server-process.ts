@@ -122,7 +122,6 @@ export class ServerProcess implements ServerContext {
   async call(msg: unknown, timeout: number): Promise<unknown> {
     this.live();
     const from = CallChannel.newFrom(timeout);
-    const local = `local:${randomUUID()}`;
     const spent = this.takeSpent();
     const push = (tx: Transaction): { watch: Watch } => {
       this.clearSpent(tx, spent);
@@ -134,6 +133,7 @@ export class ServerProcess implements ServerContext {
     const pushed = await this.guard(async (): Promise<{ watch: Watch } | { outcome: Outcome }> => {
       // Nobody learns of the push but from the reply, whose commit flushes it too: no flush of its own.
       if (!this.opts.consume) return this.tenant.transact(push, { deferFlush: true });
+      const local = `local:${randomUUID()}`;
       const r = await this.handling.handleOutside('call', msg, { kind: 'local', from: local }, 'call', {
         holds: async (tx) => (await DurableQueue.length(tx, this.keys)) === 0 && !(await this.lockHeld(tx)),
         otherwise: push,

@@ -122,6 +122,38 @@ test('two backends on one file: versionstamps in commit order when they interlea
   expect(await watch.changed).toBe(true);
 });
 
+test('a backend keeps its block of commit versions across commits elsewhere that reserve none', async () => {
+  const [a, b] = [await backend().openTenant(['t']), await backend().openTenant(['t'])];
+  const counter = () => {
+    const db = new Database(file, { readonly: true });
+    try {
+      const key = Buffer.from('\xff\xffdgen/commit-version', 'latin1');
+      return db.prepare('SELECT value FROM kv WHERE key = ?').pluck().get(key);
+    } finally {
+      db.close();
+    }
+  };
+  const stamp = (t: typeof a, i: number) =>
+    t.transact((tx) => tx.setVersionstampedKey(['log', unboundVersionstamp()], Buffer.from(String(i))));
+  await stamp(a, 0);
+  const reserved = counter();
+  // b commits between a's stamps, reserving nothing: a goes on in its block, the counter row untouched.
+  for (let i = 1; i <= 3; i++) {
+    await b.transact((tx) => tx.set(pack(['plain']), Buffer.from(String(i))));
+    await stamp(a, i);
+  }
+  expect(counter()).toBe(reserved);
+  // b reserves above a's block; a, once b has, reserves above b's: commit order holds throughout.
+  await stamp(b, 4);
+  await b.transact((tx) => tx.set(pack(['plain']), Buffer.from('5')));
+  await stamp(a, 5);
+  await stamp(a, 6);
+  await stamp(b, 7);
+  expect(counter()).not.toBe(reserved);
+  const rows = await a.read((tx) => tx.getRange(prefixRange(['log']).start, prefixRange(['log']).end));
+  expect(rows.map((r) => Number(r.value.toString()))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+});
+
 test("synchronous: 'normal' works and 'full' (an fsync per commit) is the default", async () => {
   const normal = backend({ synchronous: 'normal' });
   expect(normal.synchronous).toBe('normal');

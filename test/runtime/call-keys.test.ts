@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/facade/runtime';
+import { pack, prefixRange } from '../../src/backend/keys';
 import { CallChannel, ABANDONED_AFTER_MS } from '../../src/runtime/call-channel';
 import { ServerKeys } from '../../src/runtime/server-keys';
 import type { FromId } from '../../src/runtime/wire';
@@ -48,4 +49,17 @@ describe.each(runtimeBackends)('waiting-caller keys on %s', (_name, make) => {
     });
     expect(await waitingKeys()).toBe(0);
   });
+});
+
+test('a caller’s keys, packed once per FromId, are the tuples the protocol names, for each server', () => {
+  const servers = [new ServerKeys(['dgen_server', 'counter']), new ServerKeys(['c', 7, 'ü\u0000'])];
+  for (const from of [CallChannel.newFrom(5000), CallChannel.newFrom(Infinity), [0, ''] as FromId]) {
+    for (const keys of [...servers, ...servers]) {
+      const at = [...keys.tuid, 'w', from[0], from[1]];
+      expect(keys.pendingMarker(from)).toEqual(pack([...at, 'p']));
+      expect(keys.replyChunk(from, 0)).toEqual(pack([...at, 'r', 0]));
+      expect(keys.replyChunk(from, 70_000)).toEqual(pack([...at, 'r', 70_000]));
+      expect(keys.fromRange(from)).toEqual(prefixRange(at));
+    }
+  }
 });

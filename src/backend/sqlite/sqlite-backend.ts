@@ -303,7 +303,9 @@ export class SqliteBackend extends LockingBackend {
       const store = new SqliteStore(this.watchDb);
       // Every watched key in one read transaction: one snapshot, one pair of WAL-index locks (a read
       // per key on its own would be a transaction per key, thousands with thousands of idle servers).
-      const readAll = this.watchDb.transaction((keys: Buffer[]) => store.readMany(keys));
+      // One key (a caller awaiting its reply, a lone consumer) is one statement, a snapshot by itself.
+      const inOne = this.watchDb.transaction((keys: Buffer[]) => store.readMany(keys));
+      const readAll = (keys: Buffer[]) => (keys.length === 1 ? store.readMany(keys) : inOne(keys));
       // data_version of the writing connection changes only for other connections' commits.
       const dataVersion = this.writer.prepare<[], number>('PRAGMA data_version').pluck();
       this.watcher = new SqliteWatcher(

@@ -21,6 +21,8 @@ export class SqliteWatcher {
   private fsWatcher: fs.FSWatcher | undefined;
   private poll: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
+  /** A check is due when `immediate` runs. */
+  private trailing = false;
   private lastDataVersion = -1;
   /** Polls in a row that found no watches. */
   private idlePolls = 0;
@@ -53,6 +55,7 @@ export class SqliteWatcher {
     this.poll = undefined;
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = undefined;
+    this.trailing = false;
   }
 
   private start(): void {
@@ -60,7 +63,7 @@ export class SqliteWatcher {
     this.poll = setInterval(() => this.check(true), this.pollMs);
     this.poll.unref();
     try {
-      this.fsWatcher = fs.watch(this.noticeFile, { persistent: false }, () => this.schedule());
+      this.fsWatcher = fs.watch(this.noticeFile, { persistent: false }, () => this.noticed());
       this.fsWatcher.on('error', () => {
         this.fsWatcher?.close();
         this.fsWatcher = undefined; // the poll carries on alone
@@ -70,12 +73,31 @@ export class SqliteWatcher {
     }
   }
 
-  /** Coalesces the notices of a burst of commits into one check. */
+  /**
+   * A file event: check at once (a hop through the event loop first would add its turn to every
+   * cross-process wake-up), then hold further events of this turn — a burst of commits — for one
+   * trailing check at its end.
+   */
+  private noticed(): void {
+    if (this.immediate) {
+      this.trailing = true;
+      return;
+    }
+    this.holdUntilNextTurn();
+    this.check();
+  }
+
+  /** One check at the end of this turn of the event loop. */
   private schedule(): void {
-    if (this.immediate) return;
+    this.trailing = true;
+    if (!this.immediate) this.holdUntilNextTurn();
+  }
+
+  private holdUntilNextTurn(): void {
     this.immediate = setImmediate(() => {
       this.immediate = undefined;
-      this.check();
+      if (this.trailing) this.check();
+      this.trailing = false;
     });
   }
 
