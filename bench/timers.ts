@@ -7,18 +7,15 @@
  * - timers.sqlite.fire_late_p50_ms / _p99_ms  10,000 timers over 100 servers, due within 2 s, at
  *                                     synchronous=FULL: (handled and committed − due), p99 goal ≤ 20 ms
  * - timers.sqlite.fired / timers.sqlite.fired_twice  every timer fired, none twice (no crashes here)
- * - timers.pending_100k_rss_mb        RSS (MB) of a child consuming 100 servers that hold 100,000 pending
- *                                     timers; timers.pending_none_rss_mb the same child before them
- * - timers.pending_100k_rss_ratio     the two ÷ (goal ≤ 1.2); _heap_ratio the same for the JS heap (what
- *                                     the runtime holds; RSS also has SQLite's page cache, which fills
- *                                     as the file grows, up to 16 MB per connection);
- *                                     _clock_timers how many clock timers they cost (one per tenant)
+ * - timers.pending_100k_rss_mb / _ratio  RSS of a process consuming 100 servers that hold 100,000
+ *                                     pending timers set by another process, and ÷ the same process
+ *                                     before them (goal ≤ 1.2); _heap_ratio the same for the JS heap;
+ *                                     _clock_timers how many clock timers they cost (one per tenant);
+ *                                     timers.writer_100k_rss_* the process that wrote them (see timers-rss.ts)
  * - server.sqlite.outbox_cast_ratio   msgs/s handling a cast whose handler ctx.casts to another server ÷
  *                                     handling one that does not (goal ≥ 0.7); _plain/_outbox_msgs_per_s
  */
-import { transpileTree } from '../test/helpers/transpile';
 import 'reflect-metadata';
-import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -28,8 +25,8 @@ import type { HandlerContext } from '../src/runtime/context/handler-context';
 import { Runtime } from '../src/facade/runtime';
 import { openSqlite } from '../test/helpers/runtime/sqlite';
 import { Alarm, alarmHooks } from '../test/timers/fixtures';
+import { pendingRss } from './timers-rss';
 
-const ROOT = path.resolve(__dirname, '..');
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => {
@@ -75,45 +72,6 @@ async function fireLate(dir: string): Promise<Record<string, number>> {
     alarmHooks.keepState = undefined;
     await Runtime.stopAll();
     await backend.close();
-  }
-}
-
-/** src/ and the child's imports as plain CommonJS (no TypeScript compiler in the child's memory). */
-function transpiled(): string {
-  const out = transpileTree(['src', 'test/timers', 'bench'], path.join(ROOT, '.bench-tmp', 'timers-js'));
-  return out(path.join(ROOT, 'bench', 'timers-rss-child.ts'));
-}
-
-async function pendingRss(dir: string): Promise<Record<string, number>> {
-  const child = fork(transpiled(), [], {
-    cwd: ROOT,
-    execArgv: ['--expose-gc'],
-    env: { ...process.env, TIMER_DB: path.join(dir, 'rss.sqlite') },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  try {
-    type Answer = {
-      base: number;
-      loaded: number;
-      baseHeap: number;
-      loadedHeap: number;
-      clockTimers: number;
-      pending: number;
-    };
-    const r = await new Promise<Answer>((resolve, reject) => {
-      child.once('message', resolve as (m: unknown) => void);
-      child.once('exit', (code) => reject(new Error(`rss child exited (${code})`)));
-    });
-    if (r.pending !== 100_000) throw new Error(`expected 100,000 pending timers, found ${r.pending}`);
-    return {
-      'timers.pending_none_rss_mb': round(r.base / 2 ** 20, 1),
-      'timers.pending_100k_rss_mb': round(r.loaded / 2 ** 20, 1),
-      'timers.pending_100k_rss_ratio': round(r.loaded / r.base),
-      'timers.pending_100k_heap_ratio': round(r.loadedHeap / r.baseHeap),
-      'timers.pending_100k_clock_timers': r.clockTimers,
-    };
-  } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
   }
 }
 
