@@ -9,6 +9,9 @@
  *                                     server's handler starts on the timer's message (taken from the
  *                                     queue, so after the commit that enqueued it), as a timer fires for
  *                                     the code that set it; _handled_ the same until that handling committed
+ * - timers.sqlite.fire_cpu_us_per_timer  this process's CPU time from the first due until every timer
+ *                                     was handled, ÷ 10,000 (firing and handling are CPU-bound: when the
+ *                                     process gets less CPU than that, lateness grows with the backlog)
  * - timers.sqlite.fired / _fired_twice / _fired_early  every timer handled, none twice (no crashes
  *                                     here), none started before its due
  * - timers.pending_100k_rss_mb / _ratio  RSS of a process consuming 100 servers that hold 100,000
@@ -65,7 +68,10 @@ export async function fireLate(dir: string): Promise<Record<string, number>> {
     if (Date.now() > base)
       throw new Error('arming the timers took longer than 3 s: the figure would be wrong');
     const until = base + 30_000;
+    await sleep(base - Date.now());
+    const cpu0 = process.cpuUsage();
     while (handled.size < 10_000 && Date.now() < until) await sleep(20);
+    const cpu = process.cpuUsage(cpu0);
     await sleep(500); // a second firing would show up now
     const xs = [...late.values()];
     const hs = [...handled.values()];
@@ -75,6 +81,7 @@ export async function fireLate(dir: string): Promise<Record<string, number>> {
       'timers.sqlite.fire_late_max_ms': Math.max(...xs),
       'timers.sqlite.fire_handled_p50_ms': pct(hs, 50),
       'timers.sqlite.fire_handled_p99_ms': pct(hs, 99),
+      'timers.sqlite.fire_cpu_us_per_timer': Math.round((cpu.user + cpu.system) / handled.size),
       'timers.sqlite.fired': handled.size,
       'timers.sqlite.fired_twice': twice,
       'timers.sqlite.fired_early': xs.filter((x) => x < 0).length,
