@@ -8,6 +8,7 @@
  *   them) and answers its own RSS before and after: what writing them costs (SQLite's page cache).
  */
 import 'reflect-metadata';
+import * as fs from 'node:fs';
 import { openBackend } from '../src/backend/open-backend';
 import { Runtime } from '../src/facade/runtime';
 import { systemClock } from '../src/kernel/clock';
@@ -19,7 +20,24 @@ const PER_SERVER = 1000;
 const HOUR = 3_600_000;
 
 const gc = () => (global as { gc?: () => void }).gc?.();
-const memory = () => (gc(), process.memoryUsage());
+/**
+ * RSS, JS heap, and anonymous memory (Linux: /proc/self/smaps_rollup; 0 elsewhere). RSS also counts
+ * file-backed pages such as node's own binary, which the kernel drops when cold (this machine runs
+ * DAMON with a pageout scheme), so RSS can shrink between two readings; anonymous memory is what the
+ * process allocated.
+ */
+function memory(): { rss: number; heapUsed: number; anon: number } {
+  gc();
+  const { rss, heapUsed } = process.memoryUsage();
+  let anon = 0;
+  try {
+    const m = /^Anonymous:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    anon = m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    // not Linux
+  }
+  return { rss, heapUsed, anon };
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const send = (m: object) => new Promise((r) => process.send!(m, r));
 
@@ -61,7 +79,7 @@ async function writer(): Promise<void> {
       ),
     );
   await sleep(500);
-  await send({ phase: 'written', base: base.rss, rss: memory().rss });
+  await send({ phase: 'written', base, loaded: memory() });
   await Runtime.stopAll();
   await backend.close();
 }

@@ -4,7 +4,8 @@
  * with none; the writer sets 1,000 timers on each through `ref.castAfter`; the holder, woken by those
  * commits, learns each server's earliest due and measures itself again. The holder never writes a
  * timer, so its growth is what holding costs; the writer's own growth (SQLite's page cache filled by
- * the writes, at most 16 MB per connection whatever the count) is reported apart.
+ * the writes, at most 16 MB per connection whatever the count) is reported apart. _anon_ratio is the
+ * holder's anonymous memory (allocated by the process, unlike the file-backed pages RSS also counts).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
@@ -14,7 +15,7 @@ const ROOT = path.resolve(__dirname, '..');
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 const mb = (bytes: number) => round(bytes / 2 ** 20, 1);
 
-type Memory = { rss: number; heapUsed: number };
+type Memory = { rss: number; heapUsed: number; anon: number };
 type Loaded = Memory & { clockTimers: number; servers: number; pending: number };
 
 /** src/ and the children's imports as plain CommonJS (no TypeScript compiler in their memory). */
@@ -49,7 +50,7 @@ export async function pendingRss(dir: string): Promise<Record<string, number>> {
   try {
     const base = await next<Memory>(holder);
     writer = child(script, 'writer', db);
-    const written = await next<{ base: number; rss: number }>(writer);
+    const written = await next<{ base: Memory; loaded: Memory }>(writer);
     const loading = next<Loaded>(holder);
     holder.send('armed');
     const loaded = await loading;
@@ -62,9 +63,10 @@ export async function pendingRss(dir: string): Promise<Record<string, number>> {
       'timers.pending_100k_rss_mb': mb(loaded.rss),
       'timers.pending_100k_rss_ratio': round(loaded.rss / base.rss),
       'timers.pending_100k_heap_ratio': round(loaded.heapUsed / base.heapUsed),
+      ...(base.anon > 0 && { 'timers.pending_100k_anon_ratio': round(loaded.anon / base.anon) }),
       'timers.pending_100k_clock_timers': loaded.clockTimers,
-      'timers.writer_100k_rss_mb': mb(written.rss),
-      'timers.writer_100k_rss_ratio': round(written.rss / written.base),
+      'timers.writer_100k_rss_mb': mb(written.loaded.rss),
+      'timers.writer_100k_rss_ratio': round(written.loaded.rss / written.base.rss),
     };
   } finally {
     for (const c of [holder, writer]) if (c && c.exitCode === null) c.kill('SIGKILL');
