@@ -1,9 +1,14 @@
 /**
- * Child of bench/timers.ts (run as transpiled JavaScript, with --expose-gc): RSS and JS heap of a
- * process that consumes 100 servers, before and after they hold 100,000 pending timers, and how many
- * clock timers it holds for them. Answers one IPC message.
+ * Child of bench/timers-rss.ts (run as transpiled JavaScript, with --expose-gc), in one of two roles:
+ * - ROLE=holder: consumes 100 servers; answers its RSS and JS heap before they have timers ('base'),
+ *   then, told 'armed' (another process set 100,000 timers on them), once its scheduler knows of every
+ *   server's due: RSS, heap, clock timers and the pending count ('loaded'). It never writes a timer,
+ *   so it shows what holding them pending costs.
+ * - ROLE=writer: sets 1,000 timers on each of those servers through `ref.castAfter` (not consuming
+ *   them) and answers its own RSS before and after: what writing them costs (SQLite's page cache).
  */
 import 'reflect-metadata';
+import * as fs from 'node:fs';
 import { openBackend } from '../src/backend/open-backend';
 import { Runtime } from '../src/facade/runtime';
 import { systemClock } from '../src/kernel/clock';
@@ -12,41 +17,77 @@ import { Alarm } from '../test/timers/fixtures';
 
 const SERVERS = 100;
 const PER_SERVER = 1000;
-const PER_TX = Number(process.env.TIMERS_PER_TX ?? 100);
+const HOUR = 3_600_000;
 
 const gc = () => (global as { gc?: () => void }).gc?.();
-const rss = (): number => (gc(), process.memoryUsage().rss);
-const heap = (): number => (gc(), process.memoryUsage().heapUsed);
+/**
+ * RSS, JS heap, and anonymous memory (Linux: /proc/self/smaps_rollup; 0 elsewhere). RSS also counts
+ * file-backed pages such as node's own binary, which the kernel drops when cold (this machine runs
+ * DAMON with a pageout scheme), so RSS can shrink between two readings; anonymous memory is what the
+ * process allocated.
+ */
+function memory(): { rss: number; heapUsed: number; anon: number } {
+  gc();
+  const { rss, heapUsed } = process.memoryUsage();
+  let anon = 0;
+  try {
+    const m = /^Anonymous:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    anon = m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    // not Linux
+  }
+  return { rss, heapUsed, anon };
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const send = (m: object) => new Promise((r) => process.send!(m, r));
 
-async function main(): Promise<void> {
+async function holder(): Promise<void> {
   const backend = await openBackend(`sqlite:${process.env.TIMER_DB}`, { sqlite: { synchronous: 'normal' } });
   const tenant = await backend.openTenant(['bench-rss']);
   const refs = [];
   for (let i = 0; i < SERVERS; i++) refs.push(await Runtime.start(Alarm, `r${i}`, { tenant }));
   for (const r of refs) await r.call('get');
-  await new Promise((r) => setTimeout(r, 200));
-  const base = rss();
-  const baseHeap = heap();
-  const hour = Date.now() + 3_600_000;
-  for (const [i, r] of refs.entries())
-    for (let c = 0; c < PER_SERVER; c += PER_TX)
-      await r.call({
-        type: 'armMany',
-        prefix: `t${i}-${c}-`,
-        dues: Array.from({ length: PER_TX }, (_, j) => hour + c + j),
-      });
-  await new Promise((r) => setTimeout(r, 500));
-  const loaded = rss();
-  const loadedHeap = heap();
-  const pending = (await refs[0].timers()).length * SERVERS;
-  // The clock timers the scheduler holds for them (one per tenant and clock, whatever the count).
-  const clockTimers = TimerScheduler.of(tenant, systemClock).size.clockTimers;
-  process.send!({ base, loaded, baseHeap, loadedHeap, clockTimers, pending });
+  await sleep(200);
+  const armed = new Promise((r) => process.once('message', r));
+  await send({ phase: 'base', ...memory() });
+  await armed;
+  const scheduler = TimerScheduler.of(tenant, systemClock);
+  const until = Date.now() + 60_000;
+  while (scheduler.size.servers < SERVERS && Date.now() < until) await sleep(50);
+  await sleep(500);
+  const loaded = memory();
+  const clockTimers = scheduler.size.clockTimers;
+  let pending = 0;
+  for (const r of refs) pending += (await r.timers()).length;
+  await send({ phase: 'loaded', ...loaded, clockTimers, servers: scheduler.size.servers, pending });
   await Runtime.stopAll();
   await backend.close();
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+async function writer(): Promise<void> {
+  const backend = await openBackend(`sqlite:${process.env.TIMER_DB}`, { sqlite: { synchronous: 'full' } });
+  const tenant = await backend.openTenant(['bench-rss']);
+  const refs = [];
+  for (let i = 0; i < SERVERS; i++)
+    refs.push(await Runtime.start(Alarm, `r${i}`, { tenant, consume: false }));
+  const base = memory();
+  // One server's timers at once: concurrent transactions share a commit (group commit at FULL).
+  for (const [i, r] of refs.entries())
+    await Promise.all(
+      Array.from({ length: PER_SERVER }, (_, j) =>
+        r.castAfter(HOUR + j, { type: 'fire', tag: `t${i}-${j}` }, { key: `t${i}-${j}` }),
+      ),
+    );
+  await sleep(500);
+  await send({ phase: 'written', base, loaded: memory() });
+  await Runtime.stopAll();
+  await backend.close();
+}
+
+(process.env.ROLE === 'writer' ? writer() : holder()).then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

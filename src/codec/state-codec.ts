@@ -153,6 +153,8 @@ export function clearState(tx: Transaction, prefix: KeyTuple): void {
 export class StateStore {
   private readonly snapshots = new WeakMap<object, StateSnapshot>();
   private lastPrimitive: { state: unknown; snapshot: StateSnapshot } | undefined;
+  /** The version key, packed once: every consumer step reads it (twice: the cache check, the commit check). */
+  private versionKeyBytes: Buffer | undefined;
 
   constructor(
     readonly prefix: KeyTuple,
@@ -160,7 +162,7 @@ export class StateStore {
   ) {}
 
   readVersion(tx: ReadTransaction): Promise<Buffer | undefined> {
-    return readVersion(tx, this.prefix);
+    return tx.get((this.versionKeyBytes ??= versionKey(this.prefix)));
   }
 
   async read(tx: ReadTransaction): Promise<{ state: unknown; version: Buffer } | undefined> {

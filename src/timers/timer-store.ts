@@ -1,8 +1,8 @@
-import { pack, prefixRange, unpack } from '../backend/keys';
 import type { ReadTransaction, Transaction } from '../backend/types';
 import { DurableQueue } from '../runtime/durable-queue';
 import type { ServerKeys } from '../runtime/server-keys';
 import { decodeWire, encodeWire, type QueueItem } from '../runtime/wire';
+import { TimerKeys } from './timer-keys';
 
 /** A pending timer as `ref.timers()` lists it. */
 export interface PendingTimer {
@@ -40,11 +40,12 @@ export const FIRE_BYTES = 2_000_000;
 export const TimerStore = {
   /** Stores (or replaces) timer `key`; the caller then wakes the consumers once (`notify`). */
   async set(tx: Transaction, keys: ServerKeys, key: string, due: number, msg: unknown): Promise<void> {
-    const recordKey = pack([...keys.tuid, 't', 'k', key]);
+    const t = TimerKeys.of(keys);
+    const recordKey = t.record(key);
     const old = await tx.get(recordKey);
-    if (old) tx.clear(indexKey(keys, decodeWire<TimerRecord>(old).due, key));
+    if (old) tx.clear(t.indexKey(decodeWire<TimerRecord>(old).due, key));
     tx.set(recordKey, encodeWire({ due, msg } satisfies TimerRecord));
-    tx.set(indexKey(keys, due, key), Buffer.alloc(0));
+    tx.set(t.indexKey(due, key), Buffer.alloc(0));
   },
 
   /** Wakes the server's consumers, which read the next due again (once per transaction is enough). */
@@ -53,33 +54,34 @@ export const TimerStore = {
   },
 
   async cancel(tx: Transaction, keys: ServerKeys, key: string): Promise<boolean> {
-    const recordKey = pack([...keys.tuid, 't', 'k', key]);
+    const t = TimerKeys.of(keys);
+    const recordKey = t.record(key);
     const old = await tx.get(recordKey);
     if (!old) return false;
-    tx.clear(indexKey(keys, decodeWire<TimerRecord>(old).due, key));
+    tx.clear(t.indexKey(decodeWire<TimerRecord>(old).due, key));
     tx.clear(recordKey);
     return true;
   },
 
   /** Every pending timer, earliest due first (ties by key, as the index sorts them). */
   async list(tx: ReadTransaction, keys: ServerKeys): Promise<PendingTimer[]> {
-    const { start, end } = prefixRange([...keys.tuid, 't', 'k']);
-    const out = (await tx.getRange(start, end)).map((row) => {
+    const t = TimerKeys.of(keys);
+    const out = (await tx.getRange(t.records.start, t.records.end)).map((row) => {
       const rec = decodeWire<TimerRecord>(row.value);
-      return { key: unpack(row.key).at(-1) as string, due: rec.due, msg: rec.msg };
+      return { key: t.ofRecord(row.key), due: rec.due, msg: rec.msg };
     });
     return out.sort((a, b) => a.due - b.due || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   },
 
   /** Arms the idle timeout: a blind write, and a wake-up for the consumers. */
   armIdle(tx: Transaction, keys: ServerKeys, due: number): void {
-    tx.set(pack([...keys.tuid, 't', 'i']), encodeWire({ due } satisfies IdleRecord));
+    tx.set(TimerKeys.of(keys).idle, encodeWire({ due } satisfies IdleRecord));
     DurableQueue.notify(tx, keys);
   },
 
   /** Disarms the idle timeout if one is armed (a read first: a read-only handling stays read-only). */
   async disarmIdle(tx: Transaction, keys: ServerKeys): Promise<void> {
-    const k = pack([...keys.tuid, 't', 'i']);
+    const k = TimerKeys.of(keys).idle;
     if ((await tx.get(k)) !== undefined) tx.clear(k);
   },
 
@@ -90,12 +92,13 @@ export const TimerStore = {
 
   /** The next due, and whether an idle timeout is armed. */
   async nextDueAndIdle(tx: ReadTransaction, keys: ServerKeys): Promise<{ next?: number; idle: boolean }> {
-    const { start, end } = prefixRange([...keys.tuid, 't', 'd']);
-    const [first] = await tx.getRange(start, end, { limit: 1 });
-    const idle = await tx.get(pack([...keys.tuid, 't', 'i']));
-    const a = first ? (unpack(first.key).at(-2) as number) : undefined;
-    const b = idle ? decodeWire<IdleRecord>(idle).due : undefined;
-    return { next: a === undefined ? b : b === undefined ? a : Math.min(a, b), idle: idle !== undefined };
+    const t = TimerKeys.of(keys);
+    const a = await firstDue(tx, t);
+    const idle = await tx.get(t.idle);
+    return {
+      next: earlier(a, idle ? decodeWire<IdleRecord>(idle).due : undefined),
+      idle: idle !== undefined,
+    };
   },
 
   /**
@@ -110,33 +113,44 @@ export const TimerStore = {
     now: number,
     budget: { bytes: number } = { bytes: 0 },
   ): Promise<{ fired: number; next?: number }> {
-    const { start } = prefixRange([...keys.tuid, 't', 'd']);
-    const end = pack([...keys.tuid, 't', 'd', Math.floor(now) + 1]);
-    const due = await tx.getRange(start, end, { limit: FIRE_BATCH });
+    const t = TimerKeys.of(keys);
+    const due = await tx.getRange(t.index.start, t.indexFrom(Math.floor(now) + 1), { limit: FIRE_BATCH });
     const items: QueueItem[] = [];
+    let taken = 0;
     for (const row of due) {
       if (budget.bytes >= FIRE_BYTES) break;
-      const key = unpack(row.key).at(-1) as string;
-      const recordKey = pack([...keys.tuid, 't', 'k', key]);
+      taken++;
+      const recordKey = t.record(t.ofIndex(row.key).key);
       const rec = await tx.get(recordKey);
-      tx.clear(row.key);
-      if (!rec) continue;
+      if (!rec) continue; // an index row left without its record: cleared below all the same
       budget.bytes += rec.length;
       tx.clear(recordKey);
       items.push({ kind: 'cast', msg: decodeWire<TimerRecord>(rec).msg });
     }
-    const idleKey = pack([...keys.tuid, 't', 'i']);
-    const idle = await tx.get(idleKey);
-    if (idle && decodeWire<IdleRecord>(idle).due <= now) {
-      tx.clear(idleKey);
+    // The index rows taken are the first `taken` of the index: one range clear rather than one each.
+    if (taken > 0) tx.clearRange(t.index.start, Buffer.concat([due[taken - 1].key, ZERO]));
+    const idle = await tx.get(t.idle);
+    let idleDue = idle ? decodeWire<IdleRecord>(idle).due : undefined;
+    if (idleDue !== undefined && idleDue <= now) {
+      tx.clear(t.idle);
+      idleDue = undefined;
       if ((await DurableQueue.peekKeys(tx, keys, 1)).length === 0)
         items.push({ kind: 'info', msg: 'timeout' });
     }
     if (items.length > 0) DurableQueue.push(tx, keys, items);
-    return { fired: items.length, next: await this.nextDue(tx, keys) };
+    // What was left of the batch is the next due; else the index's first row, if any.
+    const left = taken < due.length ? t.ofIndex(due[taken].key).due : await firstDue(tx, t);
+    return { fired: items.length, next: earlier(left, idleDue) };
   },
 };
 
-function indexKey(keys: ServerKeys, due: number, key: string): Buffer {
-  return pack([...keys.tuid, 't', 'd', due, key]);
+const ZERO = Buffer.from([0]);
+
+/** The due of the first timer in the index, if any. */
+async function firstDue(tx: ReadTransaction, t: TimerKeys): Promise<number | undefined> {
+  const [first] = await tx.getRange(t.index.start, t.index.end, { limit: 1 });
+  return first ? t.ofIndex(first.key).due : undefined;
 }
+
+const earlier = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.min(a, b);

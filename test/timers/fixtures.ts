@@ -13,6 +13,8 @@ export interface AlarmState {
 /** Test hooks (a child process sets them to misbehave on purpose). */
 export const alarmHooks: {
   beforeFire?: (tag: string) => Promise<void> | void;
+  /** When a 'fire' handler starts (before its commit; again if it is re-run), with its message. */
+  onHandle?: (m: { tag: string; due?: number }) => void;
   /** After the commit that handled a 'fire' (an action), with its message. */
   onFired?: (m: { tag: string; due?: number }) => void;
   /** Keep the state as it is on 'fire' (benchmarks: only the firing is measured). */
@@ -74,7 +76,8 @@ export class Alarm {
     ctx.castAfter(10, { type: 'fire', tag: `later:${m.tag}` });
     return noreply({ ...s, fired: [...s.fired, `told:${m.tag}`] });
   }
-  @OnCast('fire') async fire(m: { tag: string }, s: AlarmState) {
+  @OnCast('fire') async fire(m: { tag: string; due?: number }, s: AlarmState) {
+    alarmHooks.onHandle?.(m);
     if (alarmHooks.beforeFire) await alarmHooks.beforeFire(m.tag);
     const onFired = alarmHooks.onFired;
     const next = alarmHooks.keepState ? s : { ...s, fired: [...s.fired, m.tag] };

@@ -1,0 +1,59 @@
+import { pack, prefixRange, unpack } from '../backend/keys';
+import type { ServerKeys } from '../runtime/server-keys';
+
+/**
+ * The byte prefixes of a server's timer keys (see TimerStore), packed once per server: a tuple's
+ * encoding is the concatenation of its items' encodings, so a key is its prefix followed by the
+ * packed rest, and the scheduler's fire path, which runs for every due server on every tick, packs
+ * and unpacks only the short tails (a whole tuple costs several µs each way).
+ */
+export class TimerKeys {
+  private static readonly cache = new WeakMap<ServerKeys, TimerKeys>();
+
+  static of(keys: ServerKeys): TimerKeys {
+    let t = TimerKeys.cache.get(keys);
+    if (!t) TimerKeys.cache.set(keys, (t = new TimerKeys(keys)));
+    return t;
+  }
+
+  /** t,k: records by key. */
+  private readonly recordPrefix: Buffer;
+  /** t,d: the due-ordered index; `index` is the range of all its keys. */
+  private readonly indexPrefix: Buffer;
+  readonly index: { start: Buffer; end: Buffer };
+  readonly records: { start: Buffer; end: Buffer };
+  /** t,i: the idle timeout. */
+  readonly idle: Buffer;
+
+  private constructor(keys: ServerKeys) {
+    this.recordPrefix = pack([...keys.tuid, 't', 'k']);
+    this.indexPrefix = pack([...keys.tuid, 't', 'd']);
+    this.index = prefixRange([...keys.tuid, 't', 'd']);
+    this.records = prefixRange([...keys.tuid, 't', 'k']);
+    this.idle = pack([...keys.tuid, 't', 'i']);
+  }
+
+  record(key: string): Buffer {
+    return Buffer.concat([this.recordPrefix, pack([key])]);
+  }
+
+  indexKey(due: number, key: string): Buffer {
+    return Buffer.concat([this.indexPrefix, pack([due, key])]);
+  }
+
+  /** The first index key of a due at `due` or later. */
+  indexFrom(due: number): Buffer {
+    return Buffer.concat([this.indexPrefix, pack([due])]);
+  }
+
+  /** An index key's due and timer key. */
+  ofIndex(indexKey: Buffer): { due: number; key: string } {
+    const [due, key] = unpack(indexKey.subarray(this.indexPrefix.length));
+    return { due: due as number, key: key as string };
+  }
+
+  /** A record key's timer key. */
+  ofRecord(recordKey: Buffer): string {
+    return unpack(recordKey.subarray(this.recordPrefix.length))[0] as string;
+  }
+}
