@@ -137,13 +137,19 @@ export class Consumer {
   private async step(): Promise<Step> {
     const keys = this.ctx.keys;
     const seen = await this.ctx.tenant.read(async (tx) => {
-      const lease = await ConsumerLease.read(tx, keys);
+      // Every read at once (one round trip on a remote backend), used in this order.
+      const compare = this.handling.hasCached;
+      const [lease, lockRec, items, version] = await Promise.all([
+        ConsumerLease.read(tx, keys),
+        LockRecords.read(tx, keys),
+        this.window.take(tx),
+        compare ? this.ctx.state.readVersion(tx) : undefined,
+      ]);
       const standBy = ConsumerLease.heldByOther(lease, this.ctx.owner);
       if (standBy !== undefined) return { standBy, items: undefined };
-      const lockRec = await LockRecords.read(tx, keys);
       if (lockRec && lockRec.leaseUntil > Date.now()) return undefined;
-      const items = await this.window.take(tx);
-      return items.length === 0 ? undefined : { items, loaded: await this.handling.load(tx) };
+      if (items.length === 0) return undefined;
+      return { items, loaded: await this.handling.load(tx, compare ? Promise.resolve(version) : undefined) };
     });
     if (seen && seen.items === undefined) return this.standBy();
     if (!seen) return this.idle();
@@ -161,15 +167,25 @@ export class Consumer {
       r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | 'stale'> => {
         blame = 0;
         writing = false;
-        const lease = await ConsumerLease.read(tx, keys);
+        // Every read this transaction most likely makes, sent at once (one round trip on a remote
+        // backend): the checks below, the callers' markers, and the timers (needed if the batch
+        // empties the queue, as it usually does).
+        const markers = plan.steps.map((p) =>
+          p.item.kind === 'call' ? CallChannel.marker(tx, keys, p.item.from) : undefined,
+        );
+        for (const m of markers) m?.catch(() => undefined); // awaited below, or the attempt failed anyway
+        const [lease, lockRec, head, version, timers] = await Promise.all([
+          ConsumerLease.read(tx, keys),
+          LockRecords.read(tx, keys),
+          // One key past the batch: whether it empties the queue, as of this transaction.
+          DurableQueue.peekKeys(tx, keys, plan.steps.length + 1),
+          this.ctx.state.readVersion(tx),
+          this.ctx.timers.read(tx),
+        ]);
         if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
-        const lockRec = await LockRecords.read(tx, keys);
         if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
-        // One key past the batch: whether it empties the queue, as of this transaction.
-        const head = await DurableQueue.peekKeys(tx, keys, plan.steps.length + 1);
         if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i])))
           return 'stale'; // another consumer took them
-        const version = await this.ctx.state.readVersion(tx);
         if (!version || !version.equals(seen.loaded.version)) return 'stale';
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
@@ -189,7 +205,8 @@ export class Consumer {
           DurableQueue.pop(tx, keys, p.key);
           written = i + 1;
           if ('skipped' in p) {
-            if (p.item.kind === 'call') await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped));
+            if (p.item.kind === 'call')
+              await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped), markers[i]);
             // ops hook: store the letter and run @OnDeadLetter on the batch's state (planBatch puts such
             // a cast alone in its batch when the class has one, so no planned state follows it)
             else
@@ -202,7 +219,7 @@ export class Consumer {
             done.push({ skipped: p.skipped, msg: p.item.msg, call: p.item.kind === 'call' });
             continue;
           }
-          p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome);
+          p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome, markers[i]);
           replyBytes += p.outcome.replyBytes;
           done.push(p.outcome);
           last = p;
@@ -217,7 +234,7 @@ export class Consumer {
         // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
         // transaction of its own (one commit per batch, and one round trip less on remote backends).
         if (written === head.length) {
-          await this.ctx.timers.observe(tx); // the next timer due, as of the watch (src/timers)
+          this.ctx.timers.observed(timers); // the next timer due, as of the watch (src/timers)
           return { done, wait: DurableQueue.watchPush(tx, keys) };
         }
         return { done };
@@ -306,16 +323,21 @@ export class Consumer {
     const keys = this.ctx.keys;
     let expired: { owner: string } | undefined;
     const r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | undefined> => {
-      const lockRec = await LockRecords.read(tx, keys);
+      // All three reads at once (one round trip on a remote backend).
+      const [lockRec, head, timers] = await Promise.all([
+        LockRecords.read(tx, keys),
+        DurableQueue.peekKeys(tx, keys, 1),
+        this.ctx.timers.read(tx),
+      ]);
       if (lockRec && lockRec.leaseUntil > Date.now()) {
-        await this.ctx.timers.observe(tx);
+        this.ctx.timers.observed(timers);
         return { wait: DurableQueue.watchPush(tx, keys), retryAt: lockRec.leaseUntil + 1 };
       }
       expired = lockRec;
       if (lockRec) tx.clear(keys.lock);
       this.sweepAbandonedCalls(tx);
-      if ((await DurableQueue.peekKeys(tx, keys, 1)).length > 0) return undefined; // pushed meanwhile
-      await this.ctx.timers.observe(tx); // the next timer due, as of the watch (src/timers)
+      if (head.length > 0) return undefined; // pushed meanwhile
+      this.ctx.timers.observed(timers); // the next timer due, as of the watch (src/timers)
       return { wait: DurableQueue.watchPush(tx, keys) };
     });
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });

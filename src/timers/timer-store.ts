@@ -91,8 +91,11 @@ export const TimerStore = {
   /** The next due, and whether an idle timeout is armed. */
   async nextDueAndIdle(tx: ReadTransaction, keys: ServerKeys): Promise<{ next?: number; idle: boolean }> {
     const { start, end } = prefixRange([...keys.tuid, 't', 'd']);
-    const [first] = await tx.getRange(start, end, { limit: 1 });
-    const idle = await tx.get(pack([...keys.tuid, 't', 'i']));
+    // Both at once: one round trip on a remote backend.
+    const [[first], idle] = await Promise.all([
+      tx.getRange(start, end, { limit: 1 }),
+      tx.get(pack([...keys.tuid, 't', 'i'])),
+    ]);
     const a = first ? (unpack(first.key).at(-2) as number) : undefined;
     const b = idle ? decodeWire<IdleRecord>(idle).due : undefined;
     return { next: a === undefined ? b : b === undefined ? a : Math.min(a, b), idle: idle !== undefined };
