@@ -20,7 +20,7 @@ export async function awaitDurableReply(
   watch: Watch,
   timeout: number,
   onCancel: (cancel: () => void) => () => void,
-  spent: (from: FromId) => void,
+  spent: (keys: Buffer[]) => void,
 ): Promise<unknown> {
   const deadline = Date.now() + timeout;
   let timer: NodeJS.Timeout | undefined;
@@ -39,10 +39,10 @@ export async function awaitDurableReply(
       clearTimeout(timer);
       if (cancelled) throw new StoppedError();
       if (fired) {
-        const rec = await tenant.read((tx) => CallChannel.read(tx, keys, from));
-        if (rec) {
-          spent(from);
-          return fromRecord(rec);
+        const got = await tenant.read((tx) => CallChannel.readKeyed(tx, keys, from));
+        if (got) {
+          spent(got.keys);
+          return fromRecord(got.record);
         }
       }
       // No reply yet: the watch fired for another change, or time is up. Decide in a transaction, so a
