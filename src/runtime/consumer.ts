@@ -187,6 +187,9 @@ export class Consumer {
         if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i])))
           return 'stale'; // another consumer took them
         if (!version || !version.equals(seen.loaded.version)) return 'stale';
+        // Whether an idle timeout is stored, as of this transaction: else no handler's effects need to
+        // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
+        this.ctx.timers.idleMaybe = timers.idle;
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
         ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
