@@ -86,11 +86,14 @@ suite('postgres: commits and round trips of pushes and consumers', () => {
     await Runtime.start(Log, arg, { tenant });
     const caller = await Runtime.start(Log, arg, { tenant, consume: false });
     await caller.call(rec(-1)); // the caller's watcher is listening from here on
-    const commits = postgresCounters.commits;
+    const [trips, commits] = [postgresCounters.roundTrips, postgresCounters.commits];
     const replies = await Promise.all(range(16).map((i) => caller.call<number>(rec(i))));
     expect(replies).toEqual(range(16));
     // Pushes (first alone, then grouped) and consumer batches; one commit per call each side would be 32.
     expect(postgresCounters.commits - commits).toBeLessThan(16);
+    // In all (pushes, the consumer here, the callers' reply reads, shared as well): fewer round trips
+    // than calls. (Reading each reply alone made it 20 here.)
+    expect(postgresCounters.roundTrips - trips).toBeLessThan(16);
   });
 
   test('a consumer drains a deep queue in a few round trips per batch of MAX_BATCH messages', async () => {
