@@ -177,6 +177,11 @@ export class Handling {
     return p;
   }
 
+  /** The cached state (when caching), as of the last commit of this process that wrote it. */
+  get cachedState(): StoredState | undefined {
+    return this.ctx.opts.cache ? this.cached : undefined;
+  }
+
   /** Whether `load` compares a cached state's version (which a caller may read ahead, see `load`). */
   get hasCached(): boolean {
     return this.ctx.opts.cache && this.cached !== undefined;

