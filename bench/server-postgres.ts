@@ -13,6 +13,11 @@
  * - server.postgres.bare_commits_per_s       one connection, single-row autocommit upserts
  * - server.postgres.drain_casts_per_s        one consumer process draining 5,000 queued casts
  * - server.postgres.drain_ratio              drain ÷ bare commits (goal ≥ 5)
+ * - server.postgres.commits_per_call          commits per sequential call, both processes (the push, the handling)
+ * - server.postgres.concurrent32_commits_per_call   the same with 32 concurrent callers (group commit: < 1)
+ * - server.postgres.drain_casts_per_commit    casts handled per consumer commit while draining
+ * The child counts its commits (DGEN_COUNT_COMMITS=1) and starts its refs quiet (no event per message
+ * over IPC: the harness's cost, not the library's).
  */
 import * as path from 'node:path';
 import postgres from 'postgres';
@@ -120,30 +125,45 @@ export async function benchServerPostgres(): Promise<Record<string, number>> {
   const raw = await rawCommits(url);
   try {
     const tenant = await backend.openTenant(['bench']);
-    const child = await workers.spawn({ db, tenant: ['bench'], script, env: { DGEN_PG_POOL: '8' } });
-    await child.rpc('start', { ref: 'c', server: 'Counter', opts: {} });
+    const child = await workers.spawn({
+      db,
+      tenant: ['bench'],
+      script,
+      env: { DGEN_PG_POOL: '8', DGEN_COUNT_COMMITS: '1' },
+    });
+    const childCommits = async () => ((await child.rpc('commits', {})) as { writes: number }).writes;
+    await child.rpc('start', { ref: 'c', server: 'Counter', opts: {}, quiet: true });
     const caller = await Runtime.start(Counter, undefined, { tenant, consume: false });
     await callTimes(caller, 500);
+    // Opens this process's 32 pool connections, as rawCommits does for its own.
+    await concurrentRate(32, () => caller.call('get'), 500);
 
     const trips0 = postgresCounters.roundTrips;
+    let commits0 = postgresCounters.commits + (await childCommits());
     const times = await callTimes(caller, RUN_MS);
     const tripsPerCall = (postgresCounters.roundTrips - trips0) / times.length;
+    const commitsPerCall = (postgresCounters.commits + (await childCommits()) - commits0) / times.length;
 
+    let calls = 0;
+    commits0 = postgresCounters.commits + (await childCommits());
     const [raw32, calls32] = await alternate(
       raw.many,
-      (ms) => concurrentRate(32, () => caller.call('get'), ms),
+      (ms) => concurrentRate(32, () => caller.call('get').then(() => calls++), ms),
       RUN_MS / SLICES,
     );
+    const commits32 = (postgresCounters.commits + (await childCommits()) - commits0) / calls;
 
     // Drain: 5,000 casts queued while no consumer runs, then one consumer process empties the queue.
     const drained = await Runtime.start(Counter, { id: 'drain' }, { tenant, consume: false });
     for (let i = 0; i < DRAIN; i += 100)
       await drained.castMany(Array.from({ length: 100 }, () => ({ type: 'add', by: 1 })));
     const bare = await raw.one(RUN_MS / 2);
+    const drainCommits0 = await childCommits();
     const t0 = now();
-    await child.rpc('start', { ref: 'd', server: 'Counter', arg: { id: 'drain' }, opts: {} });
+    await child.rpc('start', { ref: 'd', server: 'Counter', arg: { id: 'drain' }, opts: {}, quiet: true });
     while ((await drained.queueLength()) > 0) await sleep(10);
     const drainRate = (DRAIN * 1000) / (now() - t0);
+    const drainCommits = (await childCommits()) - drainCommits0;
     await child.exit();
 
     return {
@@ -156,6 +176,9 @@ export async function benchServerPostgres(): Promise<Record<string, number>> {
       'server.postgres.bare_commits_per_s': Math.round(bare),
       'server.postgres.drain_casts_per_s': Math.round(drainRate),
       'server.postgres.drain_ratio': round(drainRate / bare),
+      'server.postgres.commits_per_call': round(commitsPerCall, 2),
+      'server.postgres.concurrent32_commits_per_call': round(commits32, 3),
+      'server.postgres.drain_casts_per_commit': round(DRAIN / drainCommits, 1),
     };
   } finally {
     await Runtime.stopAll();

@@ -20,8 +20,13 @@ export class BatchWindow {
 
   constructor(
     private readonly keys: ServerKeys,
-    private readonly limit: number = MAX_BATCH,
+    readonly limit: number = MAX_BATCH,
   ) {}
+
+  /** No item is suspect: the next batch is simply the `limit` items at the head. */
+  get plain(): boolean {
+    return this.suspect === undefined;
+  }
 
   async take(tx: ReadTransaction): Promise<HeadItem[]> {
     if (this.suspect) {

@@ -41,11 +41,18 @@ export const CallChannel = {
    * Writes the reply if the caller still waits (it clears its marker when it times out). A caller long
    * past its deadline died waiting: its keys are cleared instead of answered. A call with an
    * idempotency key has its reply stored under the key as well, whoever waits. Returns the bytes written.
+   * `known`: the marker, read by the caller along with its other reads (see `marker`).
    */
-  async answer(tx: Transaction, keys: ServerKeys, from: FromId, record: ReplyRecord): Promise<number> {
+  async answer(
+    tx: Transaction,
+    keys: ServerKeys,
+    from: FromId,
+    record: ReplyRecord,
+    known?: Promise<Buffer | undefined>,
+  ): Promise<number> {
     const kept = from[2] === undefined ? 0 : await IdempotencyKeys.storeReply(tx, keys, from[2], record);
     const marker = keys.pendingMarker(from);
-    if ((await tx.get(marker)) === undefined) return kept;
+    if ((await (known ?? CallChannel.marker(tx, keys, from))) === undefined) return kept;
     if (abandoned(from)) {
       CallChannel.close(tx, keys, from);
       return kept;
@@ -56,14 +63,37 @@ export const CallChannel = {
     return kept + bytes.length;
   },
 
-  /** The reply, if it has arrived. */
+  /** The caller's pending marker (absent once it gave up). */
+  marker(tx: ReadTransaction, keys: ServerKeys, from: FromId): Promise<Buffer | undefined> {
+    return tx.get(keys.pendingMarker(from));
+  },
+
+  /** The reply, if it has arrived: the marker and the chunks in one range read (one round trip). */
   async read(tx: ReadTransaction, keys: ServerKeys, from: FromId): Promise<ReplyRecord | undefined> {
-    const markerKey = keys.pendingMarker(from);
-    const marker = await tx.get(markerKey);
-    if (!marker || !marker.equals(READY)) return undefined;
+    return (await CallChannel.readKeyed(tx, keys, from))?.record;
+  },
+
+  /** `read`, with the keys the caller's keys hold (to clear them one by one later, see `clear`). */
+  async readKeyed(
+    tx: ReadTransaction,
+    keys: ServerKeys,
+    from: FromId,
+  ): Promise<{ record: ReplyRecord; keys: Buffer[] } | undefined> {
     const { start, end } = keys.fromRange(from);
-    const chunks = (await tx.getRange(start, end)).filter((kv) => !kv.key.equals(markerKey));
-    return decodeWire<ReplyRecord>(Buffer.concat(chunks.map((kv) => kv.value)));
+    const marker = keys.pendingMarker(from);
+    const rows = await tx.getRange(start, end);
+    if (!rows.some((kv) => kv.key.equals(marker) && kv.value.equals(READY))) return undefined;
+    const chunks = rows.filter((kv) => !kv.key.equals(marker));
+    const record = decodeWire<ReplyRecord>(Buffer.concat(chunks.map((kv) => kv.value)));
+    return { record, keys: rows.map((kv) => kv.key) };
+  },
+
+  /**
+   * Clears keys `readKeyed` found: key by key rather than as a range, since a cleared range tells
+   * remote backends' watchers that any key may have changed (PostgreSQL's NOTIFY then says '*').
+   */
+  clear(tx: Transaction, keys: readonly Buffer[]): void {
+    for (const k of keys) tx.clear(k);
   },
 
   close(tx: Transaction, keys: ServerKeys, from: FromId): void {

@@ -1,32 +1,18 @@
 import { Subject, concatMap, defer, type Subscription } from 'rxjs';
 import type { Transaction, Watch } from '../backend/types';
-import { transactionTimedOut } from '../backend/common/transaction-deadline';
-import { LIMITS } from '../backend/types';
-import { DgenError, HandlerError } from '../errors';
-import { BATCH_MS, BatchWindow, type HeadItem } from './batch-window';
+import { DgenError } from '../errors';
+import { BatchWindow, type HeadItem } from './batch-window';
+import { isItemFault, itemFault, planBatch, type Skipped } from './plan-batch';
 import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
-import type { Handling, Outcome, ReplyTo } from './handling';
-import { findHandler } from '../kernel/invoke';
-import { noHandler } from '../kernel/no-handler';
+import type { Handling, Outcome } from './handling';
 import { ConsumerLease } from './consumer-lease';
 import { recordFailedAttempt } from './failed-attempts';
 import { LockRecords } from './lock-record';
-import { delay, returnKindOf, type ServerContext } from './server-context';
-import type { QueueItem } from './wire';
-import { deadLetterIn, hasDeadLetterHandler } from '../ops/on-dead-letter';
+import { delay, type ServerContext } from './server-context';
+import type { StoredState } from './state-storage';
+import { deadLetterIn } from '../ops/on-dead-letter';
 import { traceBatch } from '../telemetry/spans';
-
-/** A queue item no handler takes: answered with NO_HANDLER (a call) or dead-lettered (a cast). */
-type Skipped = { skipped: Error; msg: unknown; call: boolean };
-
-/** The handlers' outcomes for a batch read from a snapshot, to be written if the snapshot still holds. */
-interface Plan {
-  steps: Array<
-    | { key: Buffer; item: QueueItem; skipped: Error }
-    | { key: Buffer; item: QueueItem; outcome: Outcome; state: unknown }
-  >;
-}
 
 type Step = { type: 'handled' } | { type: 'wait'; watch?: Watch; retryAt?: number };
 
@@ -37,34 +23,6 @@ type StepResult =
 
 /** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
 const BATCH_REPLY_BYTES = 1_000_000;
-
-/**
- * What a message's own handling can cause, rather than the backend being unreachable: a handler that
- * throws or returns wrongly, a reply or state that cannot be stored, a transaction its handlers make
- * too large or too slow. These count as failed attempts of the message, so it is dead-lettered in the
- * end instead of wedging the queue; anything else is retried as it is.
- */
-const ITEM_FAULTS: ReadonlySet<string> = new Set([
-  'VALUE_TOO_LARGE',
-  'KEY_TOO_LARGE',
-  'TRANSACTION_TOO_LARGE',
-  'TRANSACTION_TIMED_OUT',
-  'NOT_SERIALIZABLE',
-]);
-const isItemFault = (e: unknown): e is DgenError =>
-  e instanceof HandlerError || (e instanceof DgenError && ITEM_FAULTS.has(e.code));
-
-/**
- * The fault to count against a message for `error`, thrown while its handler ran or its effects were
- * written: one of the above, or anything that is not a DgenError at all (whatever class a handler,
- * a serializer or a freeze throws); undefined for infrastructure failures, which are retried.
- */
-const itemFault = (error: unknown): DgenError | undefined =>
-  isItemFault(error)
-    ? error
-    : error instanceof DgenError
-      ? undefined
-      : new HandlerError('HANDLER_FAILED', `handling a message failed: ${String(error)}`, { cause: error });
 
 /** How often a consumer collects abandoned caller keys (see CallChannel.sweep). */
 const SWEEP_MS = 10_000;
@@ -82,6 +40,8 @@ export class Consumer {
   private lastSweep = 0;
   /** This consumer has taken the consumer lease at some point (so stopping releases it). */
   private leaseHeld = false;
+  /** The next batch, read by the transaction that handled the previous one (see `step`). */
+  private ahead?: HeadItem[];
 
   constructor(
     private readonly ctx: ServerContext,
@@ -133,21 +93,46 @@ export class Consumer {
    *    changed (another consumer, a lock), write nothing and start over, as an optimistic transaction
    *    re-runs its body. Handlers run again in that case, as after any transaction retry.
    * With nothing to handle, a transaction arms a watch on the queue instead.
+   * In a long queue, the transaction of step 3 also reads the next batch: the next step then skips step 1
+   * and plans on those items and the state it just committed (cached), which its own step 3 checks as
+   * ever. One round trip less per batch on a remote backend.
    */
   private async step(): Promise<Step> {
-    const keys = this.ctx.keys;
-    const seen = await this.ctx.tenant.read(async (tx) => {
-      const lease = await ConsumerLease.read(tx, keys);
-      const standBy = ConsumerLease.heldByOther(lease, this.ctx.owner);
-      if (standBy !== undefined) return { standBy, items: undefined };
-      const lockRec = await LockRecords.read(tx, keys);
-      if (lockRec && lockRec.leaseUntil > Date.now()) return undefined;
-      const items = await this.window.take(tx);
-      return items.length === 0 ? undefined : { items, loaded: await this.handling.load(tx) };
-    });
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    const cached = this.handling.cachedState;
+    const seen = ahead && cached && this.window.plain ? { items: ahead, loaded: cached } : await this.read();
     if (seen && seen.items === undefined) return this.standBy();
     if (!seen) return this.idle();
-    const plan = await this.planBatch(seen.items, seen.loaded.state);
+    return this.handle(seen.items, seen.loaded);
+  }
+
+  /** Step 1: the lease, the lock, a batch at the head of the queue and the state, from a snapshot. */
+  private read() {
+    const keys = this.ctx.keys;
+    return this.ctx.tenant.read(async (tx) => {
+      // Every read at once (one round trip on a remote backend), used in this order.
+      const compare = this.handling.hasCached;
+      const [lease, lockRec, items, version] = await Promise.all([
+        ConsumerLease.read(tx, keys),
+        LockRecords.read(tx, keys),
+        this.window.take(tx),
+        compare ? this.ctx.state.readVersion(tx) : undefined,
+      ]);
+      const standBy = ConsumerLease.heldByOther(lease, this.ctx.owner);
+      if (standBy !== undefined) return { standBy, items: undefined };
+      if (lockRec && lockRec.leaseUntil > Date.now()) return undefined;
+      if (items.length === 0) return undefined;
+      return { items, loaded: await this.handling.load(tx, compare ? Promise.resolve(version) : undefined) };
+    });
+  }
+
+  /** Steps 2 and 3 for the batch `items`, read with the state `loaded`. */
+  private async handle(items: HeadItem[], loaded: StoredState): Promise<Step> {
+    const keys = this.ctx.keys;
+    const seen = { items, loaded };
+    let next: HeadItem[] | undefined;
+    const plan = await planBatch(this.ctx, this.handling, seen.items, seen.loaded.state);
     if ('fault' in plan) {
       await recordFailedAttempt(this.ctx, seen.items[0].key, seen.items[0].item, plan.fault);
       return { type: 'handled' };
@@ -161,16 +146,30 @@ export class Consumer {
       r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | 'stale'> => {
         blame = 0;
         writing = false;
-        const lease = await ConsumerLease.read(tx, keys);
+        next = undefined;
+        // Every read this transaction most likely makes, sent at once (one round trip on a remote
+        // backend): the checks below, the callers' markers, and the timers (needed if the batch
+        // empties the queue, as it usually does).
+        const markers = plan.steps.map((p) =>
+          p.item.kind === 'call' ? CallChannel.marker(tx, keys, p.item.from) : undefined,
+        );
+        for (const m of markers) m?.catch(() => undefined); // awaited below, or the attempt failed anyway
+        const [lease, lockRec, head, version, timers] = await Promise.all([
+          ConsumerLease.read(tx, keys),
+          LockRecords.read(tx, keys),
+          // Past the batch: whether it empties the queue, as of this transaction, and the next batch.
+          DurableQueue.peekMany(tx, keys, plan.steps.length + this.window.limit),
+          this.ctx.state.readVersion(tx),
+          this.ctx.timers.read(tx),
+        ]);
         if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
-        const lockRec = await LockRecords.read(tx, keys);
         if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
-        // One key past the batch: whether it empties the queue, as of this transaction.
-        const head = await DurableQueue.peekKeys(tx, keys, plan.steps.length + 1);
-        if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i])))
+        if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i].key)))
           return 'stale'; // another consumer took them
-        const version = await this.ctx.state.readVersion(tx);
         if (!version || !version.equals(seen.loaded.version)) return 'stale';
+        // Whether an idle timeout is stored, as of this transaction: else no handler's effects need to
+        // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
+        this.ctx.timers.idleMaybe = timers.idle;
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
         ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
@@ -189,7 +188,8 @@ export class Consumer {
           DurableQueue.pop(tx, keys, p.key);
           written = i + 1;
           if ('skipped' in p) {
-            if (p.item.kind === 'call') await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped));
+            if (p.item.kind === 'call')
+              await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped), markers[i]);
             // ops hook: store the letter and run @OnDeadLetter on the batch's state (planBatch puts such
             // a cast alone in its batch when the class has one, so no planned state follows it)
             else
@@ -202,7 +202,7 @@ export class Consumer {
             done.push({ skipped: p.skipped, msg: p.item.msg, call: p.item.kind === 'call' });
             continue;
           }
-          p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome);
+          p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome, markers[i]);
           replyBytes += p.outcome.replyBytes;
           done.push(p.outcome);
           last = p;
@@ -217,9 +217,10 @@ export class Consumer {
         // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
         // transaction of its own (one commit per batch, and one round trip less on remote backends).
         if (written === head.length) {
-          await this.ctx.timers.observe(tx); // the next timer due, as of the watch (src/timers)
+          this.ctx.timers.observed(timers); // the next timer due, as of the watch (src/timers)
           return { done, wait: DurableQueue.watchPush(tx, keys) };
         }
+        next = head.slice(written, written + this.window.limit);
         return { done };
       });
     } catch (error) {
@@ -233,48 +234,10 @@ export class Consumer {
     }
     if (r === 'stale') return { type: 'handled' };
     this.leaseHeld = true;
+    this.ahead = next;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
     if (r.done) traceBatch(this.ctx, began, seen.items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
     return this.finish(r);
-  }
-
-  /**
-   * Runs the handlers of a batch on `state`, in order, outside any transaction. It stops after a `lock`
-   * or `stop` (what follows must wait for them) and after BATCH_MS of handler time. A handler that fails
-   * (or outlasts the transaction time limit) ends the batch before its item — or, at the head, is the
-   * fault to count against that item.
-   */
-  private async planBatch(items: HeadItem[], state: unknown): Promise<Plan | { fault: DgenError }> {
-    const steps: Plan['steps'] = [];
-    const started = performance.now();
-    for (let i = 0; i < items.length; i++) {
-      if (i > 0 && performance.now() - started >= BATCH_MS) return { steps };
-      const { key, item } = items[i];
-      const method = findHandler(this.ctx.def, item.kind, item.msg);
-      if (!method) {
-        // A cast with an @OnDeadLetter handler: that handler changes the state, so it goes alone.
-        const alone = item.kind === 'cast' && hasDeadLetterHandler(this.ctx.def.ctor);
-        if (alone && i > 0) return { steps };
-        steps.push({ key, item, skipped: noHandler(this.ctx.def.ctor.name, item.kind, item.msg) });
-        if (alone) return { steps };
-        continue;
-      }
-      const replyTo: ReplyTo = item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
-      let outcome: Outcome;
-      try {
-        outcome = await this.handling.compute(item.kind, method, item.msg, replyTo, item.kind, state);
-        if (outcome.ms > LIMITS.transactionMs) throw transactionTimedOut(LIMITS.transactionMs);
-      } catch (error) {
-        const fault = itemFault(error);
-        if (!fault || this.ctx.isStopped) throw error;
-        return i === 0 ? { fault } : { steps };
-      }
-      state = outcome.result.state;
-      steps.push({ key, item, outcome, state });
-      const k = returnKindOf(outcome.result);
-      if (k === 'lock' || k === 'stop') return { steps };
-    }
-    return { steps };
   }
 
   /**
@@ -306,16 +269,21 @@ export class Consumer {
     const keys = this.ctx.keys;
     let expired: { owner: string } | undefined;
     const r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | undefined> => {
-      const lockRec = await LockRecords.read(tx, keys);
+      // All three reads at once (one round trip on a remote backend).
+      const [lockRec, head, timers] = await Promise.all([
+        LockRecords.read(tx, keys),
+        DurableQueue.peekKeys(tx, keys, 1),
+        this.ctx.timers.read(tx),
+      ]);
       if (lockRec && lockRec.leaseUntil > Date.now()) {
-        await this.ctx.timers.observe(tx);
+        this.ctx.timers.observed(timers);
         return { wait: DurableQueue.watchPush(tx, keys), retryAt: lockRec.leaseUntil + 1 };
       }
       expired = lockRec;
       if (lockRec) tx.clear(keys.lock);
       this.sweepAbandonedCalls(tx);
-      if ((await DurableQueue.peekKeys(tx, keys, 1)).length > 0) return undefined; // pushed meanwhile
-      await this.ctx.timers.observe(tx); // the next timer due, as of the watch (src/timers)
+      if (head.length > 0) return undefined; // pushed meanwhile
+      this.ctx.timers.observed(timers); // the next timer due, as of the watch (src/timers)
       return { wait: DurableQueue.watchPush(tx, keys) };
     });
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });

@@ -144,18 +144,22 @@ export class Handling {
   }
 
   /** Writes an outcome's lock and reply (not its state) into `tx`; returns the reply's bytes. */
-  async writeEffects(tx: Transaction, o: Outcome): Promise<number> {
+  /** `marker`: the durable caller's pending marker, read ahead (see CallChannel.answer). */
+  async writeEffects(tx: Transaction, o: Outcome, marker?: Promise<Buffer | undefined>): Promise<number> {
     await writeAsked(tx, this.ctx, o.asks, o.result);
     const kindOf = returnKindOf(o.result);
     if (kindOf === 'lock') LockRecords.take(tx, this.ctx.keys, this.ctx.owner, this.ctx.opts.lockLeaseMs);
     if (o.replyTo.kind !== 'durable') return 0;
     if (kindOf === 'reply')
-      return CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, {
-        ok: true,
-        value: (o.result as ReplyReturn<unknown>).value,
-      });
+      return CallChannel.answer(
+        tx,
+        this.ctx.keys,
+        o.replyTo.from,
+        { ok: true, value: (o.result as ReplyReturn<unknown>).value },
+        marker,
+      );
     if (kindOf === 'stop')
-      await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, toRecord(new StoppedError()));
+      await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, toRecord(new StoppedError()), marker);
     return 0;
   }
 
@@ -173,10 +177,23 @@ export class Handling {
     return p;
   }
 
-  /** The current state: the cached one while the stored version is unchanged, else read. */
-  async load(tx: ReadTransaction): Promise<StoredState> {
+  /** The cached state (when caching), as of the last commit of this process that wrote it. */
+  get cachedState(): StoredState | undefined {
+    return this.ctx.opts.cache ? this.cached : undefined;
+  }
+
+  /** Whether `load` compares a cached state's version (which a caller may read ahead, see `load`). */
+  get hasCached(): boolean {
+    return this.ctx.opts.cache && this.cached !== undefined;
+  }
+
+  /**
+   * The current state: the cached one while the stored version is unchanged, else read. `known`:
+   * the stored version, read by the caller along with its other reads (one round trip less remotely).
+   */
+  async load(tx: ReadTransaction, known?: Promise<Buffer | undefined>): Promise<StoredState> {
     if (this.ctx.opts.cache && this.cached) {
-      const version = await this.ctx.state.readVersion(tx);
+      const version = await (known ?? this.ctx.state.readVersion(tx));
       if (version && version.equals(this.cached.version)) {
         this.misses = 0;
         return this.cached;

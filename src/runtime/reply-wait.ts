@@ -2,12 +2,14 @@ import type { Tenant, Watch } from '../backend/types';
 import { CallTimeoutError, StoppedError } from '../errors';
 import { CallChannel, fromRecord } from './call-channel';
 import { LockRecords } from './lock-record';
+import { ReplyReads } from './reply-reads';
 import type { ServerKeys } from './server-keys';
 import type { FromId } from './wire';
 
 /**
  * The caller's side of a durable call: wait on the pending marker's watch until the reply is in place
- * or the timeout passes. The reply is read with a snapshot read, not a transaction, so a call costs two
+ * or the timeout passes. The reply is read with a snapshot read (shared by the callers of this process
+ * woken together, see ReplyReads), not a transaction, so a call costs two
  * commits in all (the push, the consumer's handling with the reply): `spent` gets the caller's keys to
  * clear in a later transaction of this process (the next push), and the consumer's sweep collects them
  * if none comes. On timeout the keys are cleared at once (so a late reply is not written). `onCancel`
@@ -20,7 +22,7 @@ export async function awaitDurableReply(
   watch: Watch,
   timeout: number,
   onCancel: (cancel: () => void) => () => void,
-  spent: (from: FromId) => void,
+  spent: (keys: Buffer[]) => void,
 ): Promise<unknown> {
   const deadline = Date.now() + timeout;
   let timer: NodeJS.Timeout | undefined;
@@ -39,10 +41,10 @@ export async function awaitDurableReply(
       clearTimeout(timer);
       if (cancelled) throw new StoppedError();
       if (fired) {
-        const rec = await tenant.read((tx) => CallChannel.read(tx, keys, from));
-        if (rec) {
-          spent(from);
-          return fromRecord(rec);
+        const got = await ReplyReads.read(tenant, keys, from); // shared with callers woken alongside
+        if (got) {
+          spent(got.keys);
+          return fromRecord(got.record);
         }
       }
       // No reply yet: the watch fired for another change, or time is up. Decide in a transaction, so a

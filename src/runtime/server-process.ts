@@ -23,6 +23,7 @@ import type { StateStorage } from './state-storage';
 import { decodeWire, type DeadLetter, type FromId } from './wire';
 import { forgetServer, recordServer, registerTenant } from '../ops/server-index';
 import { ServerTimers } from '../timers/server-timers';
+import { PushGroup } from './push-group';
 
 /** Most read replies' keys one push clears (more are left to the consumer's sweep). */
 const MAX_SPENT = 256;
@@ -54,7 +55,7 @@ export class ServerProcess implements ServerContext {
   private inFlight?: Set<Promise<unknown>>;
   private pendingCalls?: Set<() => void>;
   /** Keys of durable calls whose reply was read: the next push clears them (no commit of their own). */
-  private spent?: FromId[];
+  private spent?: Buffer[][];
 
   constructor(
     readonly def: ClassDefinition,
@@ -109,7 +110,8 @@ export class ServerProcess implements ServerContext {
     this.live();
     if (msgs.length === 0) return;
     const spent = this.takeSpent();
-    await this.tenant.transact((tx) => {
+    // Shared with this process's concurrent pushes where commits are costly and serialized (push-group.ts).
+    await PushGroup.run(this.tenant, (tx) => {
       this.clearSpent(tx, spent);
       DurableQueue.push(
         tx,
@@ -132,7 +134,7 @@ export class ServerProcess implements ServerContext {
     // A consuming ref handles the call itself while the queue is empty and the server unlocked.
     const pushed = await this.guard(async (): Promise<{ watch: Watch } | { outcome: Outcome }> => {
       // Nobody learns of the push but from the reply, whose commit flushes it too: no flush of its own.
-      if (!this.opts.consume) return this.tenant.transact(push, { deferFlush: true });
+      if (!this.opts.consume) return PushGroup.run(this.tenant, push, true);
       const local = `local:${randomUUID()}`;
       const r = await this.handling.handleOutside('call', msg, { kind: 'local', from: local }, 'call', {
         holds: async (tx) => (await DurableQueue.length(tx, this.keys)) === 0 && !(await this.lockHeld(tx)),
@@ -168,15 +170,15 @@ export class ServerProcess implements ServerContext {
     return () => this.pendingCalls?.delete(cancel);
   }
 
-  private takeSpent(): FromId[] | undefined {
+  private takeSpent(): Buffer[][] | undefined {
     const spent = this.spent;
     this.spent = undefined;
     return spent;
   }
 
   /** Clears the keys of calls whose reply was read (a retried body clears them again: harmless). */
-  private clearSpent(tx: Transaction, spent: FromId[] | undefined): void {
-    if (spent) for (const from of spent) CallChannel.close(tx, this.keys, from);
+  private clearSpent(tx: Transaction, spent: Buffer[][] | undefined): void {
+    if (spent) for (const keys of spent) CallChannel.clear(tx, keys);
   }
 
   async priorityCall(msg: unknown, timeout: number): Promise<unknown> {

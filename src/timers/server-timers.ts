@@ -35,9 +35,16 @@ export class ServerTimers {
    * transaction. Setting a timer wakes that watch, so no due set elsewhere goes unnoticed.
    */
   async observe(tx: ReadTransaction): Promise<void> {
-    const r = await TimerStore.nextDueAndIdle(tx, this.owner.keys);
-    if (!r.idle) this.idleMaybe = false;
-    else this.idleMaybe = true;
+    this.observed(await this.read(tx));
+  }
+
+  /** `observe` in two halves, so that a transaction can send the read along with its other reads. */
+  read(tx: ReadTransaction): Promise<{ next?: number; idle: boolean }> {
+    return TimerStore.nextDueAndIdle(tx, this.owner.keys);
+  }
+
+  observed(r: { next?: number; idle: boolean }): void {
+    this.idleMaybe = r.idle;
     this.note(r.next);
   }
 

@@ -93,8 +93,8 @@ export const TimerStore = {
   /** The next due, and whether an idle timeout is armed. */
   async nextDueAndIdle(tx: ReadTransaction, keys: ServerKeys): Promise<{ next?: number; idle: boolean }> {
     const t = TimerKeys.of(keys);
-    const a = await firstDue(tx, t);
-    const idle = await tx.get(t.idle);
+    // Both at once: one round trip on a remote backend.
+    const [a, idle] = await Promise.all([firstDue(tx, t), tx.get(t.idle)]);
     return {
       next: earlier(a, idle ? decodeWire<IdleRecord>(idle).due : undefined),
       idle: idle !== undefined,

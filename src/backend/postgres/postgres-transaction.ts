@@ -147,8 +147,14 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       throw new BackendError('BAD_ARGUMENT', `add() takes an integer delta (got ${String(delta)})`);
     this.budget.spend(key.length + 8);
     const full = this.full(key);
+    const pending = this.buffer.addTo(full);
+    if (pending) {
+      // Adds wrap at 64 bits, so two in a row are one of their sum.
+      pending.params[1] = String(BigInt.asIntN(64, BigInt(pending.params[1] as string) + BigInt(delta)));
+      return;
+    }
     const stmt = { text: this.host.st.add, params: [full, String(BigInt.asIntN(64, BigInt(delta)))] };
-    this.buffer.key(stmt, full, true);
+    this.buffer.key(stmt, full, true, true);
     this.touch(full);
   }
 

@@ -23,6 +23,8 @@ export abstract class StatementPipeline {
   protected snapshotTaken = false;
   /** Whether a statement of the body reached the server. */
   protected used = false;
+  /** Batches sent whose replies have not all arrived. */
+  private awaiting = 0;
   /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
   protected connection: { id: number; onclose?: ((err: unknown) => void) | null } | undefined;
   protected lostWith: unknown;
@@ -83,10 +85,12 @@ export abstract class StatementPipeline {
   /** BEGIN's reply (the first time), then what `send` sends. */
   protected batch(stmts: Stmt[], lock: boolean): { all: Array<Promise<Row[]>>; mine: Array<Promise<Row[]>> } {
     this.used = true;
-    postgresCounters.roundTrips++;
+    // Batches sent while another awaits its reply (concurrent reads) ride in the same round trip.
+    if (this.awaiting++ === 0) postgresCounters.roundTrips++;
     const started = this.started;
     this.started = [];
     const sent = this.send(stmts, lock);
+    void Promise.allSettled(sent.all).then(() => this.awaiting--);
     // replies (and so rejections) arrive in the order sent: the first failure is recorded before any 25P02
     for (const p of sent.all) p.catch((e: unknown) => void (this.firstError ??= e));
     return { all: [...started, ...sent.all], mine: sent.mine };

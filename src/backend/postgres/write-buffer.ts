@@ -30,14 +30,26 @@ export class WriteBuffer {
   private readonly stampedPrefixes: Buffer[] = [];
   /** Whether the commit lock is held (LOCK was sent): from then on every write is simply in order. */
   lockTaken = false;
+  /** Per hex key, the buffered add that is the key's last buffered write (see `addTo`). */
+  private readonly lastAdds = new Map<string, Stmt>();
 
   get size(): number {
     return this.ready.length + this.locked.length;
   }
 
-  /** A write to one known key; `needsLock` for adds and versionstamped values. */
-  key(stmt: Stmt, key: Buffer, needsLock: boolean): void {
+  /**
+   * The buffered add that is still `key`'s last buffered write, if any: a further add to the key can
+   * change its delta instead of adding a statement (one UPDATE of a counter row for a batch of pops).
+   */
+  addTo(key: Buffer): Stmt | undefined {
+    return this.lastAdds.get(key.toString('hex'));
+  }
+
+  /** A write to one known key; `needsLock` for adds and versionstamped values; `add` for adds. */
+  key(stmt: Stmt, key: Buffer, needsLock: boolean, add = false): void {
     const hex = key.toString('hex');
+    if (add) this.lastAdds.set(hex, stmt);
+    else this.lastAdds.delete(hex);
     if (!this.lockTaken && (needsLock || this.lockedKeys.has(hex) || this.underStamped(key))) {
       this.locked.push(stmt);
       this.lockedKeys.add(hex);
@@ -46,6 +58,7 @@ export class WriteBuffer {
 
   /** A versionstamped key: its bytes up to the stamp are `prefix`. */
   stamped(stmt: Stmt, prefix: Buffer): void {
+    this.lastAdds.clear(); // its key is not known yet
     if (this.lockTaken) return void this.ready.push(stmt);
     this.locked.push(stmt);
     this.stampedPrefixes.push(prefix);
@@ -53,6 +66,7 @@ export class WriteBuffer {
 
   /** A write to the range [start, end). */
   range(stmt: Stmt, start: Buffer, end: Buffer): void {
+    this.lastAdds.clear();
     if (!this.lockTaken && this.overlapsLocked(start, end)) this.locked.push(stmt);
     else this.ready.push(stmt);
   }
@@ -68,6 +82,7 @@ export class WriteBuffer {
   /** Everything buffered, ready ones first; empties the buffer. */
   take(withLocked: boolean): Stmt[] {
     const out = withLocked ? [...this.ready, ...this.locked] : this.ready;
+    this.lastAdds.clear(); // (sent: no longer to be changed)
     this.ready = [];
     if (withLocked) this.locked = [];
     return out;
