@@ -38,6 +38,16 @@ export function statements(schema: string) {
      */
     xidStamp: `SELECT pg_current_xact_id()::text AS xid, ${s}.stamp() AS stamp`,
     xactStatus: `SELECT pg_xact_status($1::xid8) AS status`,
+    /**
+     * In the commit query (see StatementPipeline.commitLocked) right after the transaction id and stamp:
+     * inside a transaction, BEGIN does nothing but warn, and the server flushes its output with every
+     * warning, so their reply reaches the client while the rest of the commit runs (else it would come
+     * only with COMMIT's, and a commit cut while waiting on a row lock could not be looked up).
+     */
+    flush: 'BEGIN',
+    /** The values of `n` keys ($1…$n) as rows (w: 1…n, value: null when missing). */
+    watchValues: (n: number) =>
+      `SELECT w.i::int AS w, t.value FROM unnest(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::bytea`).join(', ')}]) WITH ORDINALITY AS w(key, i) LEFT JOIN ${kv} t ON t.key = w.key`,
     notify: `SELECT pg_notify($1, $2)`,
   };
 }
