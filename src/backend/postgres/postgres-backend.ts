@@ -310,7 +310,7 @@ export class PostgresBackend implements Backend {
 
   private async outcomeOf(err: CommitOutcomeUnknown): Promise<'committed' | 'aborted' | 'unknown'> {
     if (err.xid === undefined || this.closed) return 'unknown';
-    return resolveUnknownCommit(this.sql, this.host.st, err.xid, this.settings.connectTimeoutMs);
+    return resolveUnknownCommit(this.sql, this.host.st, err.xid, err.boot, this.settings.connectTimeoutMs);
   }
 
   /** The current values of `keys` (hex key → value; missing keys absent), for the watcher. */

@@ -73,8 +73,9 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
-  /** The transaction id, once the commit's reply told it. */
+  /** The transaction id and the server's incarnation, once the commit's reply told them. */
   private xid: string | undefined;
+  private boot: string | undefined;
 
   constructor(
     conn: ReservedSql,
@@ -282,7 +283,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     // A server error means the transaction was aborted there. A lost connection may have lost only the
     // replies: the server may have run everything up to and including COMMIT.
     if (isConnectionLoss(failure.reason) && wrote)
-      throw new CommitOutcomeUnknown(this.xid, this.stamp, failure.reason);
+      throw new CommitOutcomeUnknown(this.xid, this.stamp, failure.reason, this.boot);
     throw sqlState(failure.reason) === '25P02' ? (this.firstError ?? failure.reason) : failure.reason;
   }
 
@@ -290,6 +291,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   private onCommitRow(row: Row): void {
     if (typeof row.xid === 'string') {
       this.xid = row.xid;
+      this.boot = row.boot as string | undefined;
       if (this.stampWanted) this.stamp = row.stamp as Buffer | undefined;
     } else if (typeof row.w === 'number' && this.watches?.[row.w - 1])
       this.watches[row.w - 1].baseline = { value: (row.value as Buffer | null) ?? undefined };
