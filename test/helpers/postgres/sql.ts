@@ -44,3 +44,19 @@ export async function commitLockEntries(url: string): Promise<CommitLockEntry[]>
     await sql.end({ timeout: 1 });
   }
 }
+
+/** The sessions that are not idle right now (what each waits for, its statement, for how long). */
+export async function busySessions(url: string): Promise<Array<Record<string, unknown>>> {
+  const sql = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => undefined });
+  try {
+    return await sql`
+      select pid, client_port as port, state, wait_event_type as "waitType", wait_event as wait,
+             left(query, 50) as query,
+             (extract(epoch from clock_timestamp() - xact_start) * 1000)::int as "xactMs"
+      from pg_stat_activity
+      where backend_type = 'client backend' and state <> 'idle' and pid <> pg_backend_pid()
+      order by xact_start`;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
