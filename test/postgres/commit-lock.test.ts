@@ -140,6 +140,49 @@ suite('postgres commit lock', () => {
     }
   });
 
+  test('a commit whose bytes stop arriving part-way holds no commit lock: another process pushes meanwhile', async () => {
+    const schema = freshSchema();
+    const other = await (await open(schema)).openTenant(['t']); // creates the schema
+    const target = new globalThis.URL(url);
+    const proxy = await TcpFaultProxy.start(target.hostname, Number(target.port));
+    try {
+      target.host = `127.0.0.1:${proxy.port}`;
+      const tenant = await (await open(schema, target.toString(), 1)).openTenant(['t']);
+      let cutAfter: number | undefined;
+      const push = (t: typeof tenant, tag: string) =>
+        t.transact(async (tx) => {
+          await tx.get(k('x')); // the snapshot is taken: the commit batch starts with LOCK
+          tx.setVersionstampedKey(['q', unboundVersionstamp()], b(tag));
+          tx.add(k('pushed'), 1);
+          if (cutAfter !== undefined) proxy.stallUpAfter(cutAfter); // what follows is the commit
+          cutAfter = undefined;
+        });
+      await push(tenant, 'warm'); // every statement prepared on the one connection
+      // Cut after a few bytes, after LOCK's bytes as an extended-protocol message, and further on.
+      for (const bytes of [5, 40, 90, 200]) {
+        cutAfter = bytes;
+        const stalled = push(tenant, `cut${bytes}`);
+        await sleep(300);
+        const holders = await admin.unsafe<Array<{ port: number | null }>>(
+          `SELECT a.client_port AS port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.granted AND l.relation = '"${schema}".commit_lock'::regclass`,
+        );
+        expect(holders.filter((h) => proxy.upstreamPorts.includes(h.port ?? -1))).toEqual([]);
+        const pushed = await Promise.race([
+          push(other, `other${bytes}`).then(() => true),
+          sleep(2000).then(() => false),
+        ]);
+        expect(pushed).toBe(true);
+        proxy.unstall();
+        await stalled;
+      }
+      const n = await other.read((tx) => tx.get(k('pushed')));
+      expect(n!.readBigInt64LE(0)).toBe(9n);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   test('a watch set after a read that missed a commit fires for that commit', async () => {
     const schema = freshSchema();
     const [one, two] = await Promise.all([open(schema), open(schema)]);

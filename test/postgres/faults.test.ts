@@ -21,7 +21,7 @@ import { TcpFaultProxy } from '../helpers/net/tcp-fault-proxy';
 import { LoadBook } from '../helpers/postgres/fault-load';
 import { Tally, type TallyState } from '../helpers/postgres/fault-servers';
 import { startPostgres, type PostgresServer } from '../helpers/postgres/server';
-import { clientConnections } from '../helpers/postgres/sql';
+import { busySessions, clientConnections, commitLockEntries } from '../helpers/postgres/sql';
 import { transpileTree } from '../helpers/transpile';
 import { waitUntil, Workers, type Worker } from '../helpers/runtime/workers';
 
@@ -44,7 +44,7 @@ const log = (...args: unknown[]) => console.log(`[faults +${Date.now() - T0} ms]
 let pg: PostgresServer;
 let proxies: TcpFaultProxy[] = [];
 const workers = new Workers();
-const book = new LoadBook();
+const book = new LoadBook(T0);
 /** The app process now running on each host, and its name. */
 const hosts: { worker: Worker; name: string; stderr: string }[] = [];
 let generation = 0;
@@ -165,10 +165,15 @@ async function recovers(h: number, since: number, withinMs: number): Promise<num
 const acksOfHosts = (from: number, to: number) => hosts.map((x) => book.acksBetween(x.name, from, to));
 
 /**
- * Opt-in (DGEN_PG_FAULTS=1) until its known defect is fixed (issue #9): since the commit lock moved into
- * the commit batch it passes in most runs, but a host stalled in a commit batch — holding the
- * database-wide commit lock — can still stop the other hosts for the stall's length (seen in a clean
- * CI run). Skipped by name, saying so, rather than failing CI at random.
+ * Opt-in (DGEN_PG_FAULTS=1) until a defect it finds is fixed. The one it was opt-in for (a stalled host's
+ * commit holding the database-wide commit lock) is fixed, and checked here (pg_locks during the stall).
+ * Still open, and older than that fix (same on its parent commit): when the killed lock holder was the
+ * only active consumer (the first host up usually is), the other hosts' consumers take over late and
+ * then stall — for 15 s and more no 'handled' event anywhere, while each process re-runs about 15
+ * bodies a second after serialization failures (postgresCounters.conflictRetries; pg_stat_activity
+ * shows 'idle in transaction (aborted)' sessions). Likely an SSI pivot: standbys read the consumer
+ * lease that the consumer writes, and the consumer reads the push counter (its watch) that every
+ * pusher writes. Skipped by name, saying so, rather than failing CI in about every other run.
  */
 const faultTest = process.env.DGEN_PG_FAULTS === '1' ? test : test.skip;
 
@@ -192,22 +197,49 @@ faultTest(
     await kill9(holder);
     await Promise.all(hosts.filter((_, h) => h !== holder).map((x) => x.worker.rpc('disarm')));
     log(`killed ${hosts[holder].name} inside @OnLocked`);
-    const rebooting = [boot(holder)];
+    await boot(holder);
 
-    // 2. kill -9 of a consumer inside a transaction (it holds it open, waiting in its handler)
-    const victim = holder === 0 ? 1 : 0;
-    await hosts[victim].worker.rpc('armTxStall');
-    const stalling = await hosts[victim].worker.waitFor((m) => m.type === 'stalling', 15_000, 'stalling');
-    await kill9(victim);
-    log(`killed ${hosts[victim].name} inside the transaction of ${String(stalling.p)}#${String(stalling.i)}`);
-    rebooting.push(boot(victim));
-    await Promise.all(rebooting);
+    // 2. kill -9 of a consumer inside a transaction (it holds it open, waiting in its handler): armed on
+    // every host, as any of them may be the one consuming now; the first to stall is killed
+    const statsOf = () => Promise.all(hosts.map((x) => x.worker.rpc('stats', {}, 2000).catch(String)));
+    const handledBefore = await statsOf();
+    await Promise.all(hosts.map((x) => x.worker.rpc('armTxStall')));
+    const stalled = await Promise.any(
+      hosts.map((x, h) =>
+        x.worker.waitFor((m) => m.type === 'stalling', 15_000, 'stalling').then((m) => [h, m] as const),
+      ),
+    ).catch(async () => {
+      const sessions = await busySessions(pg.url).catch(String);
+      problems.push(
+        `no host handled a message within 15 s (wedged?); stats before: ${JSON.stringify(handledBefore)}, ` +
+          `after: ${JSON.stringify(await statsOf())}; busy sessions: ${JSON.stringify(sessions)}`,
+      );
+      return undefined;
+    });
+    await Promise.all(hosts.filter((_, h) => h !== stalled?.[0]).map((x) => x.worker.rpc('disarm')));
+    if (stalled) {
+      const [victim, m] = stalled;
+      await kill9(victim);
+      log(`killed ${hosts[victim].name} inside the transaction of ${String(m.p)}#${String(m.i)}`);
+      await boot(victim);
+    }
     log('both replaced');
 
     // 3. every connection of host 1 stalls both ways for 3 s: it stops committing, the others carry on
     const stallFrom = Date.now();
     proxies[1].stall();
-    await sleep(3000);
+    const stalledPorts = new Set(proxies[1].upstreamPorts);
+    // No session of the stalled host may hold the commit lock once the stall is a second old: the
+    // server runs a commit's locked part only once it has all of it, and to its end without the client.
+    for (const at of [1200, 2400]) {
+      await sleep(stallFrom + at - Date.now());
+      const entries = (await soft('commit lock', () => commitLockEntries(pg.url))) ?? [];
+      const held = entries.filter((e) => e.granted && stalledPorts.has(e.clientPort ?? -1));
+      if (entries.length > 0 || held.length > 0)
+        log(`commit lock ${at} ms into the stall: ${JSON.stringify(entries)}`);
+      check(held.length === 0, `host 1 holds the commit lock while stalled: ${JSON.stringify(held)}`);
+    }
+    await sleep(stallFrom + 3000 - Date.now());
     const stallTo = Date.now();
     proxies[1].unstall();
     const duringStall = acksOfHosts(stallFrom + 1000, stallTo);

@@ -7,6 +7,7 @@ import { transactionTimedOut, withinTimeLimit } from '../common/transaction-dead
 import { WatchHub } from '../common/watch-hub';
 import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction } from '../types';
 import { LIMITS } from '../types';
+import { guardTypeFetch } from './client-guard';
 import { postgresCounters } from './counters';
 import { CommitOutcomeUnknown, isConnectionLoss, translatePgError } from './postgres-errors';
 import {
@@ -109,6 +110,7 @@ export class PostgresBackend implements Backend {
       },
     };
     const sql = postgres(settings.url, clientOptions);
+    guardTypeFetch(sql);
     try {
       const version = await ensureSchema(sql, settings.schema);
       if (version > SCHEMA_VERSION)
@@ -310,7 +312,7 @@ export class PostgresBackend implements Backend {
 
   private async outcomeOf(err: CommitOutcomeUnknown): Promise<'committed' | 'aborted' | 'unknown'> {
     if (err.xid === undefined || this.closed) return 'unknown';
-    return resolveUnknownCommit(this.sql, this.host.st, err.xid, this.settings.connectTimeoutMs);
+    return resolveUnknownCommit(this.sql, this.host.st, err.xid, err.boot, this.settings.connectTimeoutMs);
   }
 
   /** The current values of `keys` (hex key → value; missing keys absent), for the watcher. */

@@ -8,6 +8,8 @@ export class CommitOutcomeUnknown extends Error {
     readonly xid: string | undefined,
     readonly stamp: Buffer | undefined,
     override readonly cause: unknown,
+    /** The server's incarnation when the id was handed out (see schema.ts BOOT). */
+    readonly boot?: string,
   ) {
     super('the connection was lost after COMMIT was sent');
   }

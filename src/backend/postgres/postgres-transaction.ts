@@ -5,7 +5,7 @@ import { packVersionstampedTuple } from '../common/versionstamp';
 import type { WatchHub } from '../common/watch-hub';
 import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
 import { LIMITS } from '../types';
-import { CommitOutcomeUnknown, isConnectionLoss } from './postgres-errors';
+import { CommitOutcomeUnknown, isConnectionLoss, sqlState } from './postgres-errors';
 import type { Statements } from './schema';
 import { keyHash } from './key-hash';
 import { assertUnfinished, withPrefix } from '../common/transaction-guards';
@@ -53,8 +53,9 @@ interface PendingWatch {
  *
  * Adds and versionstamps need the commit lock (see schema.ts): its holders commit one at a time, which
  * orders versionstamps by commit. It is taken in the commit batch — `LOCK`, the transaction id and
- * versionstamp, the writes, the watches' values, NOTIFY and `COMMIT` in one write — so it is held only
- * while the server runs that batch, never while the body runs or the client is away (see WriteBuffer).
+ * versionstamp, the writes, the watches' values, NOTIFY and `COMMIT` in one simple-protocol query
+ * message, run only once fully received (see commitLocked) — so it is held only while the server runs
+ * that batch, never while the body runs or the client is away (see WriteBuffer).
  * A transaction that read nothing before has its snapshot taken after the lock, and sees the previous
  * holder's commit: concurrent blind pushers to one queue wait for each other instead of conflicting.
  */
@@ -72,6 +73,9 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
+  /** The transaction id and the server's incarnation, once the commit's reply told them. */
+  private xid: string | undefined;
+  private boot: string | undefined;
 
   constructor(
     conn: ReservedSql,
@@ -240,45 +244,63 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.finished = true;
     const wrote = this.wrote || this.buffer.size > 0 || this.stampWanted;
     if (!this.used && !wrote && !this.watches) return false; // nothing read or written: nothing to commit
-    const stmts: Stmt[] = [];
     // Adds alone need the lock only before the snapshot is taken (so that they see the previous adder's
     // commit instead of conflicting with it); once a read has taken it, the lock would not help them.
     const lock =
       !this.buffer.lockTaken && (this.stampWanted || (this.buffer.locked.length > 0 && !this.snapshotTaken));
-    // The id (with the stamp, so that whenever the id is known the stamp is too) goes before the writes,
-    // which may wait for row locks: its reply is then most likely in hand if the connection is lost.
-    if (wrote) stmts.push({ text: this.stampWanted ? this.host.st.xidStamp : this.host.st.xid, params: [] });
-    stmts.push(...this.buffer.take(true));
-    const baselineAt = stmts.length;
-    for (const w of this.watches ?? []) stmts.push({ text: this.host.st.get, params: [w.key] });
-    // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
-    if (this.touched !== undefined)
-      stmts.push({ text: this.host.st.notify, params: [this.host.channel, this.payload()] });
-    stmts.push({ text: this.host.st.commit, params: [] });
-    // (Not for a transaction that read nothing yet: parsing takes the snapshot, which must come after
-    // LOCK. On a fresh connection such a batch holds the lock over the client's describe round trip.)
-    if (lock && this.snapshotTaken) await this.prepare(stmts);
-    const { all, mine } = this.batch(stmts, lock);
-    const settled = await Promise.allSettled(all);
-    const mineSettled = settled.slice(settled.length - mine.length);
-    const rowOf = (at: number): Row | undefined => {
-      const s = mineSettled[at];
-      return s.status === 'fulfilled' ? (s.value as Row[])[0] : undefined;
-    };
-    const head = wrote ? rowOf(0) : undefined;
-    const xid = head?.xid as string | undefined;
-    if (this.stampWanted) this.stamp = head?.stamp as Buffer | undefined;
-    (this.watches ?? []).forEach((w, i) => {
-      if (mineSettled[baselineAt + i].status === 'fulfilled')
-        w.baseline = { value: rowOf(baselineAt + i)?.value as Buffer | undefined };
-    });
-    const failure = settled.find((s) => s.status === 'rejected');
+    const xidStmt = { text: this.stampWanted ? this.host.st.xidStamp : this.host.st.xid, params: [] };
+    const writes = this.buffer.take(true);
+    const notify =
+      this.touched === undefined
+        ? []
+        : // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
+          [{ text: this.host.st.notify, params: [this.host.channel, this.payload()] }];
+    const watched = (this.watches ?? []).map((w) => w.key);
+    let settled: Array<PromiseSettledResult<unknown>>;
+    if (lock) {
+      // One simple-protocol query (see commitLocked); the id's reply is flushed before the writes run.
+      const stmts: Stmt[] = [xidStmt, { text: this.host.st.flush, params: [] }, ...writes];
+      if (watched.length > 0) stmts.push({ text: this.host.st.watchValues(watched.length), params: watched });
+      stmts.push(...notify);
+      settled = await Promise.allSettled(this.commitLocked(stmts, (row) => this.onCommitRow(row)));
+    } else {
+      // The id (with the stamp, so that whenever the id is known the stamp is too) goes before the
+      // writes, which may wait for row locks: its reply is then most likely in hand if the connection is
+      // lost. Pipelined: no commit lock is taken here, so a partly received batch holds none.
+      const stmts: Stmt[] = wrote ? [xidStmt, ...writes] : [...writes];
+      const baselineAt = stmts.length;
+      for (const key of watched) stmts.push({ text: this.host.st.get, params: [key] });
+      stmts.push(...notify, { text: this.host.st.commit, params: [] });
+      const { all, mine } = this.batch(stmts, false);
+      settled = await Promise.allSettled(all);
+      const mineSettled = settled.slice(settled.length - mine.length);
+      const rowOf = (at: number): Row | undefined => {
+        const s = mineSettled[at];
+        return s.status === 'fulfilled' ? (s.value as Row[])[0] : undefined;
+      };
+      if (wrote) this.onCommitRow(rowOf(0) ?? {});
+      watched.forEach((_, i) => {
+        if (mineSettled[baselineAt + i].status === 'fulfilled')
+          this.onCommitRow({ w: i + 1, value: rowOf(baselineAt + i)?.value ?? null });
+      });
+    }
+    const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (!failure) return true;
     // A server error means the transaction was aborted there. A lost connection may have lost only the
     // replies: the server may have run everything up to and including COMMIT.
     if (isConnectionLoss(failure.reason) && wrote)
-      throw new CommitOutcomeUnknown(xid, this.stamp, failure.reason);
-    throw failure.reason;
+      throw new CommitOutcomeUnknown(this.xid, this.stamp, failure.reason, this.boot);
+    throw sqlState(failure.reason) === '25P02' ? (this.firstError ?? failure.reason) : failure.reason;
+  }
+
+  /** A row of the commit's replies: the id (and stamp), or a watched key's value (w: its 1-based index). */
+  private onCommitRow(row: Row): void {
+    if (typeof row.xid === 'string') {
+      this.xid = row.xid;
+      this.boot = row.boot as string | undefined;
+      if (this.stampWanted) this.stamp = row.stamp as Buffer | undefined;
+    } else if (typeof row.w === 'number' && this.watches?.[row.w - 1])
+      this.watches[row.w - 1].baseline = { value: (row.value as Buffer | null) ?? undefined };
   }
 
   /** After COMMIT succeeded (or was found applied): arm watches, resolve versionstamps. */

@@ -3,6 +3,13 @@ import type { Sql } from 'postgres';
 /** The layout version this code writes; a database with a newer one is refused. */
 export const SCHEMA_VERSION = 1;
 
+/**
+ * The server's incarnation: when its postmaster started, and when its shared statistics were last
+ * reset (which a crash restart without a new postmaster also does). A transaction id handed out but
+ * never written to the WAL before a crash is handed out again after it (see unknown-commit.ts).
+ */
+const BOOT = `pg_postmaster_start_time()::text || ' ' || coalesce(pg_stat_get_bgwriter_stat_reset_time()::text, '')`;
+
 /** Every SQL text the backend sends, for one schema (names quoted once here). */
 export function statements(schema: string) {
   const s = `"${schema}"`;
@@ -31,13 +38,23 @@ export function statements(schema: string) {
     setStampedKey: `INSERT INTO ${kv} (key, value) VALUES (overlay($1::bytea placing ${s}.stamp() from $2::int for 10), $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     setStampedValue: `INSERT INTO ${kv} (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     /** The transaction id, to learn the outcome of a commit whose reply was lost. */
-    xid: `SELECT pg_current_xact_id()::text AS xid`,
+    xid: `SELECT pg_current_xact_id()::text AS xid, ${BOOT} AS boot`,
     /**
      * The id and this transaction's versionstamp (drawn under the commit lock) in one reply: a commit
      * whose outcome is looked up by its id always has its stamp known too.
      */
-    xidStamp: `SELECT pg_current_xact_id()::text AS xid, ${s}.stamp() AS stamp`,
-    xactStatus: `SELECT pg_xact_status($1::xid8) AS status`,
+    xidStamp: `SELECT pg_current_xact_id()::text AS xid, ${BOOT} AS boot, ${s}.stamp() AS stamp`,
+    xactStatus: `SELECT pg_xact_status($1::xid8) AS status, ${BOOT} AS boot`,
+    /**
+     * In the commit query (see StatementPipeline.commitLocked) right after the transaction id and stamp:
+     * inside a transaction, BEGIN does nothing but warn, and the server flushes its output with every
+     * warning, so their reply reaches the client while the rest of the commit runs (else it would come
+     * only with COMMIT's, and a commit cut while waiting on a row lock could not be looked up).
+     */
+    flush: 'BEGIN',
+    /** The values of `n` keys ($1…$n) as rows (w: 1…n, value: null when missing). */
+    watchValues: (n: number) =>
+      `SELECT w.i::int AS w, t.value FROM unnest(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::bytea`).join(', ')}]) WITH ORDINALITY AS w(key, i) LEFT JOIN ${kv} t ON t.key = w.key`,
     notify: `SELECT pg_notify($1, $2)`,
   };
 }

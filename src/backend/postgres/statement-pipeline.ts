@@ -1,6 +1,7 @@
 import type { ReservedSql } from 'postgres';
 import { postgresCounters } from './counters';
 import { sqlState } from './postgres-errors';
+import { inline } from './sql-literal';
 import type { TxHost } from './postgres-transaction';
 import { WriteBuffer, type Stmt } from './write-buffer';
 
@@ -142,6 +143,29 @@ export abstract class StatementPipeline {
       again.catch(noop);
       this.started = [again];
     }
+  }
+
+  /**
+   * Commits a transaction that takes the commit lock now: `LOCK`, `stmts` and `COMMIT` go as ONE
+   * simple-protocol Query message, which the server runs only once it has received all of it, and then
+   * to its end without waiting for the client; the lock is released at COMMIT, before the reply is sent
+   * (up to 8 KB of replies before COMMIT stay in the server's buffer; `flush` sends the id early). As
+   * separate extended-protocol messages, a client or link stalled after LOCK arrived left the lock held
+   * until idle_in_transaction_session_timeout, and every other process of the database waited. Rows
+   * reach `onRow` as they arrive. Resolves (rejects) like `batch`'s promises: BEGIN's, then this one's.
+   */
+  protected commitLocked(stmts: Stmt[], onRow: (row: Row) => void): Array<Promise<unknown>> {
+    const { all } = this.batch([], false); // BEGIN's reply (and BEGIN itself if not sent yet)
+    this.buffer.lockTaken = true;
+    const text = [this.host.st.commitLock, ...stmts.map(inline), this.host.st.commit].join(';\n');
+    let q: Promise<unknown>;
+    if (this.lostWith !== undefined) q = Promise.reject(this.lostWith);
+    else {
+      const sent = this.conn.unsafe(text).simple().forEach(onRow) as unknown as Promise<unknown>;
+      q = Promise.race([sent, this.lost]);
+    }
+    q.catch((e: unknown) => void (this.firstError ??= e));
+    return [...all, q];
   }
 
   /** Sends BEGIN (first time), LOCK (when `lock`), then `stmts`. */

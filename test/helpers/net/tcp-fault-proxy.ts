@@ -6,6 +6,10 @@ interface Link {
   readonly upstream: net.Socket;
   stalled: boolean;
   closed: boolean;
+  /** Bytes still to forward upstream before the link stalls (see `stallUpAfter`). */
+  upBudget?: number;
+  /** Bytes the client sent past that budget, held until `unstall()`. */
+  held?: Buffer;
 }
 
 /**
@@ -46,6 +50,11 @@ export class TcpFaultProxy {
     return this.links.size;
   }
 
+  /** The local ports of the open connections to the target (the server sees them as client ports). */
+  get upstreamPorts(): number[] {
+    return [...this.links].map((l) => l.upstream.localPort).filter((p): p is number => p !== undefined);
+  }
+
   get isStalled(): boolean {
     return this.stallNew;
   }
@@ -75,9 +84,20 @@ export class TcpFaultProxy {
     return this.links.size;
   }
 
+  /**
+   * Every open connection forwards `bytes` more bytes from the client, then stalls both ways (as
+   * `stall()`) with the rest held: a link that dies in the middle of what the client wrote at once.
+   */
+  stallUpAfter(bytes: number): void {
+    for (const link of this.links) link.upBudget = bytes;
+  }
+
   unstall(): void {
     this.stallNew = false;
     for (const link of this.links) {
+      link.upBudget = undefined;
+      if (link.held) link.upstream.write(link.held);
+      link.held = undefined;
       link.stalled = false;
       link.client.resume();
       link.upstream.resume();
@@ -111,14 +131,27 @@ export class TcpFaultProxy {
       client.pause();
       upstream.pause();
     }
-    this.pipe(link, client, upstream, (n) => (this.bytesUp += n));
-    this.pipe(link, upstream, client, (n) => (this.bytesDown += n));
+    this.pipe(link, client, upstream, (n) => (this.bytesUp += n), true);
+    this.pipe(link, upstream, client, (n) => (this.bytesDown += n), false);
   }
 
   /** Forwards `from` to `to` with backpressure; an end or error on either side ends the link. */
-  private pipe(link: Link, from: net.Socket, to: net.Socket, count: (n: number) => void): void {
-    from.on('data', (data: Buffer) => {
+  private pipe(link: Link, from: net.Socket, to: net.Socket, count: (n: number) => void, up: boolean): void {
+    from.on('data', (chunk: Buffer) => {
       if (link.closed) return;
+      let data = chunk;
+      if (up && link.upBudget !== undefined) {
+        data = chunk.subarray(0, link.upBudget);
+        link.upBudget -= data.length;
+        if (link.upBudget === 0) {
+          link.upBudget = undefined;
+          link.held = chunk.subarray(data.length);
+          link.stalled = true;
+          link.client.pause();
+          link.upstream.pause();
+        }
+        if (data.length === 0) return;
+      }
       count(data.length);
       if (!to.write(data)) {
         from.pause();

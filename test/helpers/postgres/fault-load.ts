@@ -32,6 +32,11 @@ export interface LoadVerdict {
 export class LoadBook {
   /** `KIND:PRODUCER` → sequence numbers acknowledged. */
   private readonly acked = new Map<string, Set<number>>();
+  /** `KIND:PRODUCER#i` → when it was acknowledged (to tell in which phase a lost one was sent). */
+  private readonly ackedAt = new Map<string, number>();
+
+  /** `t0`: the time the lost messages' acknowledgement times are reported relative to. */
+  constructor(private readonly t0 = Date.now()) {}
   private readonly failed = new Map<string, Set<number>>();
   /** Worker name → times (ms) of its acknowledgements. */
   private readonly ackTimes = new Map<string, number[]>();
@@ -51,6 +56,7 @@ export class LoadBook {
       const times = this.ackTimes.get(name) as number[];
       for (const [kind, p, i, t] of acks) {
         this.entry(this.acked, kind, p).add(i);
+        this.ackedAt.set(`${kind}:${p}#${i}`, t);
         times.push(t);
       }
       for (const [kind, p, i, code, t] of fails) {
@@ -140,7 +146,12 @@ export class LoadBook {
     }
     for (const [key, acked] of this.acked) {
       const seq = new Set(applied.get(key) ?? []);
-      for (const i of acked) if (!seq.has(i)) v.lost.push(`${key}:${i}`);
+      for (const i of acked)
+        if (!seq.has(i)) {
+          const around = [i - 1, i + 1].map((j) => `${j} ${seq.has(j) ? 'applied' : 'not applied'}`);
+          const at = (this.ackedAt.get(`${key}#${i}`) ?? NaN) - this.t0;
+          v.lost.push(`${key}:${i} (acknowledged at +${at} ms; ${around.join(', ')})`);
+        }
     }
     return v;
   }

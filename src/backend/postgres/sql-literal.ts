@@ -1,0 +1,20 @@
+import { BackendError } from '../../errors';
+import type { Stmt } from './write-buffer';
+
+/**
+ * A parameter as an SQL literal, for statements sent in a simple-protocol query (which takes no
+ * parameters): bytes as hex through decode() and text as an E'' string, both read the same whatever
+ * standard_conforming_strings says; integers as digits.
+ */
+function literal(value: unknown): string {
+  if (value === null) return 'NULL';
+  if (Buffer.isBuffer(value)) return `decode('${value.toString('hex')}', 'hex')`;
+  if (typeof value === 'string') return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  throw new BackendError('BAD_ARGUMENT', `no SQL literal for a parameter of type ${typeof value}`);
+}
+
+/** The statement's text with its parameters ($1, $2, …) written in as literals. */
+export function inline(stmt: Stmt): string {
+  return stmt.text.replace(/\$(\d+)/g, (_, n: string) => literal(stmt.params[Number(n) - 1]));
+}
