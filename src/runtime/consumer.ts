@@ -306,7 +306,10 @@ export class Consumer {
     const keys = this.ctx.keys;
     let expired: { owner: string } | undefined;
     const r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | undefined> => {
-      const lockRec = await LockRecords.read(tx, keys);
+      // A newer version's start wakes this consumer (DurableQueue.notify) with nothing queued: it must
+      // look at the state's version here, or it goes back to waiting, holding the consumer lease, and
+      // never steps aside (versioned-state.ts). One key, read with the lock record.
+      const [lockRec] = await Promise.all([LockRecords.read(tx, keys), this.ctx.state.assertCurrent?.(tx)]);
       if (lockRec && lockRec.leaseUntil > Date.now()) {
         await this.ctx.timers.observe(tx);
         return { wait: DurableQueue.watchPush(tx, keys), retryAt: lockRec.leaseUntil + 1 };
