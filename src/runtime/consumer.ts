@@ -14,6 +14,7 @@ import { recordFailedAttempt } from './failed-attempts';
 import { LockRecords } from './lock-record';
 import { delay, returnKindOf, type ServerContext } from './server-context';
 import type { QueueItem } from './wire';
+import type { TimerView } from './context/timer-view';
 import { deadLetterIn, hasDeadLetterHandler } from '../ops/on-dead-letter';
 import { traceBatch } from '../telemetry/spans';
 
@@ -22,6 +23,8 @@ type Skipped = { skipped: Error; msg: unknown; call: boolean };
 
 /** The handlers' outcomes for a batch read from a snapshot, to be written if the snapshot still holds. */
 interface Plan {
+  /** The server's timers as its handlers were told of them (ctx.cancelTimer): checked at commit. */
+  view: TimerView;
   steps: Array<
     | { key: Buffer; item: QueueItem; skipped: Error }
     | { key: Buffer; item: QueueItem; outcome: Outcome; state: unknown }
@@ -171,6 +174,7 @@ export class Consumer {
           return 'stale'; // another consumer took them
         const version = await this.ctx.state.readVersion(tx);
         if (!version || !version.equals(seen.loaded.version)) return 'stale';
+        if (plan.view.hasReads && !(await plan.view.holds(tx))) return 'stale'; // a timer fired, or was set
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
         ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
@@ -246,35 +250,36 @@ export class Consumer {
    */
   private async planBatch(items: HeadItem[], state: unknown): Promise<Plan | { fault: DgenError }> {
     const steps: Plan['steps'] = [];
+    const view = this.handling.timerView();
     const started = performance.now();
     for (let i = 0; i < items.length; i++) {
-      if (i > 0 && performance.now() - started >= BATCH_MS) return { steps };
+      if (i > 0 && performance.now() - started >= BATCH_MS) return { steps, view };
       const { key, item } = items[i];
       const method = findHandler(this.ctx.def, item.kind, item.msg);
       if (!method) {
         // A cast with an @OnDeadLetter handler: that handler changes the state, so it goes alone.
         const alone = item.kind === 'cast' && hasDeadLetterHandler(this.ctx.def.ctor);
-        if (alone && i > 0) return { steps };
+        if (alone && i > 0) return { steps, view };
         steps.push({ key, item, skipped: noHandler(this.ctx.def.ctor.name, item.kind, item.msg) });
-        if (alone) return { steps };
+        if (alone) return { steps, view };
         continue;
       }
       const replyTo: ReplyTo = item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
       let outcome: Outcome;
       try {
-        outcome = await this.handling.compute(item.kind, method, item.msg, replyTo, item.kind, state);
+        outcome = await this.handling.compute(item.kind, method, item.msg, replyTo, item.kind, state, view);
         if (outcome.ms > LIMITS.transactionMs) throw transactionTimedOut(LIMITS.transactionMs);
       } catch (error) {
         const fault = itemFault(error);
         if (!fault || this.ctx.isStopped) throw error;
-        return i === 0 ? { fault } : { steps };
+        return i === 0 ? { fault } : { steps, view };
       }
       state = outcome.result.state;
       steps.push({ key, item, outcome, state });
       const k = returnKindOf(outcome.result);
-      if (k === 'lock' || k === 'stop') return { steps };
+      if (k === 'lock' || k === 'stop') return { steps, view };
     }
-    return { steps };
+    return { steps, view };
   }
 
   /**

@@ -52,6 +52,11 @@ export const TimerStore = {
     DurableQueue.notify(tx, keys);
   },
 
+  /** Whether timer `key` is pending (one key read). */
+  async has(tx: ReadTransaction, keys: ServerKeys, key: string): Promise<boolean> {
+    return (await tx.get(pack([...keys.tuid, 't', 'k', key]))) !== undefined;
+  },
+
   async cancel(tx: Transaction, keys: ServerKeys, key: string): Promise<boolean> {
     const recordKey = pack([...keys.tuid, 't', 'k', key]);
     const old = await tx.get(recordKey);
