@@ -7,6 +7,7 @@ import { deepFreeze } from '../kernel/freeze';
 import type { ServerContext } from '../runtime/server-context';
 import { encodeWire, type DeadLetter } from '../runtime/wire';
 import { ContextAsks } from '../runtime/context/handler-context';
+import { TimerView } from '../runtime/context/timer-view';
 import { noteAsked, writeAsked } from '../runtime/context/apply';
 
 const KEY = Symbol.for('dgen-ts:on-dead-letter');
@@ -60,10 +61,13 @@ export async function deadLetterIn(
   const previous = batch ? batch.state : stored?.state;
   if (!batch && !stored) return undefined; // killed meanwhile: nothing to hand the handler
   let next: unknown;
-  const asks = new ContextAsks(ctx.timers.clock, ctx.tenant); // its HandlerContext: written here, with the letter
+  // Its HandlerContext, written here with the letter; it runs inside `tx`, so ctx.cancelTimer reads there.
+  const view = new TimerView(ctx.keys, (fn) => fn(tx));
+  const asks = new ContextAsks(ctx.timers.clock, ctx.tenant, view);
   try {
     const fn = (ctx.instance as Record<string | symbol, (...a: unknown[]) => unknown>)[method];
     const result = await fn.call(ctx.instance, deepFreeze({ ...letter }), previous, asks);
+    await view.settled(); // a timer read it started and did not await: done before the commit
     if (returnKind(result) !== 'noreply')
       throw new HandlerError(
         'BAD_RETURN',

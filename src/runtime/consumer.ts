@@ -170,6 +170,7 @@ export class Consumer {
         // Whether an idle timeout is stored, as of this transaction: else no handler's effects need to
         // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
         this.ctx.timers.idleMaybe = timers.idle;
+        if (plan.view.hasReads && !(await plan.view.holds(tx))) return 'stale'; // a timer fired, or was set
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
         ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
@@ -269,11 +270,14 @@ export class Consumer {
     const keys = this.ctx.keys;
     let expired: { owner: string } | undefined;
     const r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | undefined> => {
-      // All three reads at once (one round trip on a remote backend).
+      // All reads at once (one round trip on a remote backend). A newer version's start wakes this
+      // consumer (DurableQueue.notify) with nothing queued: it must look at the state's version here, or
+      // it goes back to waiting, holding the consumer lease, and never steps aside (versioned-state.ts).
       const [lockRec, head, timers] = await Promise.all([
         LockRecords.read(tx, keys),
         DurableQueue.peekKeys(tx, keys, 1),
         this.ctx.timers.read(tx),
+        this.ctx.state.assertCurrent?.(tx),
       ]);
       if (lockRec && lockRec.leaseUntil > Date.now()) {
         this.ctx.timers.observed(timers);

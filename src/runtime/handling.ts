@@ -15,6 +15,7 @@ import { delay, returnKindOf, type ServerContext } from './server-context';
 import type { StoredState } from './state-storage';
 import type { FromId } from './wire';
 import { ContextAsks } from './context/handler-context';
+import { TimerView } from './context/timer-view';
 import { noteAsked, writeAsked } from './context/apply';
 import { traceOutside } from '../telemetry/spans';
 
@@ -36,6 +37,38 @@ export interface Outcome {
   stamp?: Promise<Buffer>;
   /** What the handler asked of its context (written with its effects). */
   asks?: ContextAsks;
+  /** The timers it was told of (ctx.cancelTimer): checked in the transaction that writes its effects. */
+  view?: TimerView;
+}
+
+type LockedResult = ReplyReturn<unknown> | NoreplyReturn<unknown> | StopReturn<unknown>;
+
+/** One run of an `@OnLocked` handler: its result, or what it threw (then nothing of it is written). */
+interface LockedRun {
+  result?: LockedResult;
+  failure?: Error;
+  asks: ContextAsks;
+  view: TimerView;
+  ms: number;
+}
+
+/**
+ * A handler's result once the timer reads it started have settled (so the set the commit checks is
+ * complete). A read that failed is the backend's error, not the handler's: it is what is thrown, also
+ * when the handler threw because of it, so the message is retried rather than counted as failing.
+ */
+async function settledIn<R>(view: TimerView, run: Promise<R>): Promise<R> {
+  let result: R;
+  try {
+    result = await run;
+  } catch (error) {
+    if (view.hasReads) await view.settled().catch(() => undefined);
+    throw view.failure ?? error;
+  }
+  if (!view.hasReads) return result; // the usual case: no ctx.cancelTimer awaited, nothing to wait for
+  await view.settled().catch(() => undefined);
+  if (view.failure !== undefined) throw view.failure;
+  return result;
 }
 
 /**
@@ -105,6 +138,7 @@ export class Handling {
         if (!seen || !o) return 'stale' as const;
         const version = await this.ctx.state.readVersion(tx);
         if (!version || !version.equals(seen.version)) return 'stale' as const;
+        if (o.view?.hasReads && !(await o.view.holds(tx))) return 'stale' as const; // ctx.cancelTimer's answer
         o.replyBytes = await this.writeEffects(tx, o);
         o.stamp = this.applyResult(tx, seen.state, o.result);
         return { outcome: o };
@@ -123,7 +157,15 @@ export class Handling {
     };
   }
 
-  /** Runs `method` on `state`, outside any transaction: the outcome, whose effects are not written yet. */
+  /** A TimerView reading from snapshots of its own, for handlers that run outside a transaction. */
+  timerView(): TimerView {
+    return new TimerView(this.ctx.keys, (fn) => this.ctx.tenant.read(fn));
+  }
+
+  /**
+   * Runs `method` on `state`, outside any transaction: the outcome, whose effects are not written yet.
+   * `view`: the timers as the batch's handlers see them (one per batch; its reads are checked at commit).
+   */
   async compute(
     role: Role,
     method: string | symbol,
@@ -131,16 +173,20 @@ export class Handling {
     replyTo: ReplyTo,
     kind: HandledKind,
     state: unknown,
+    view: TimerView = this.timerView(),
   ): Promise<Outcome> {
     const started = performance.now();
-    const asks = new ContextAsks(this.ctx.timers.clock, this.ctx.tenant);
+    const asks = new ContextAsks(this.ctx.timers.clock, this.ctx.tenant, view);
     const args =
       role === 'call'
         ? [msg, replyTo.kind === 'none' ? undefined : replyTo.from, state, asks]
         : [msg, state, asks];
-    const result = await invokeHandler<Result>(this.ctx.def, this.ctx.instance, role, method, args);
+    const result = await settledIn(
+      view,
+      invokeHandler<Result>(this.ctx.def, this.ctx.instance, role, method, args),
+    );
     deepFreeze(result.state);
-    return { result, kind, msg, replyTo, ms: performance.now() - started, asks };
+    return { result, kind, msg, replyTo, ms: performance.now() - started, asks, view };
   }
 
   /** Writes an outcome's lock and reply (not its state) into `tx`; returns the reply's bytes. */
@@ -270,49 +316,36 @@ export class Handling {
     let outcome: { replied: boolean; value?: unknown } = { replied: false };
     try {
       const method = findHandler(this.ctx.def, 'locked', o.msg);
-      let result: ReplyReturn<unknown> | NoreplyReturn<unknown> | StopReturn<unknown> | undefined;
-      let failure: Error | undefined;
-      const started = performance.now();
-      const asks = new ContextAsks(this.ctx.timers.clock, this.ctx.tenant);
-      try {
-        if (!method) throw noHandler(this.ctx.def.ctor.name, 'locked', o.msg);
-        result = await invokeHandler(this.ctx.def, this.ctx.instance, 'locked', method, [
-          ev,
-          o.msg,
-          o.result.state,
-          asks,
-        ]);
-        if (returnKindOf(result) === 'reply' && ev.kind === 'cast')
-          throw new HandlerError(
-            'BAD_RETURN',
-            `${this.ctx.def.ctor.name}.${String(method)} returned reply(…) for a cast`,
-          );
-      } catch (error) {
-        failure = error as Error;
-        result = undefined;
-        this.ctx.emit({ type: 'handler-failed', kind: 'locked', error, attempt: 1 });
-      }
-      const ms = performance.now() - started;
+      let run: LockedRun;
+      let stamp: { stampP?: Promise<Buffer> } | 'stale';
+      // Again only when a ctx.cancelTimer answer it was given no longer holds (see timer-view.ts).
+      do {
+        run = await this.invokeLocked(method, ev, o);
+        const { result, failure, asks, view } = run;
+        const kindOf = result && returnKindOf(result);
+        stamp = await this.ctx.tenant.transact(async (tx) => {
+          if (result && view.hasReads && !(await view.holds(tx))) return 'stale' as const;
+          let stampP: Promise<Buffer> | undefined;
+          if (result) {
+            const current = await this.load(tx);
+            stampP = this.applyResult(tx, current.state, result) ?? undefined;
+            await writeAsked(tx, this.ctx, asks, result);
+          }
+          if (o.replyTo.kind === 'durable') {
+            if (failure) await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, toRecord(failure));
+            else if (kindOf === 'reply')
+              await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, {
+                ok: true,
+                value: (result as ReplyReturn<unknown>).value,
+              });
+          }
+          if (await LockRecords.release(tx, this.ctx.keys, this.ctx.owner))
+            DurableQueue.notify(tx, this.ctx.keys);
+          return { stampP };
+        });
+      } while (stamp === 'stale');
+      const { result, failure, asks, ms } = run;
       const kindOf = result && returnKindOf(result);
-      const stamp = await this.ctx.tenant.transact(async (tx) => {
-        let stampP: Promise<Buffer> | undefined;
-        if (result) {
-          const current = await this.load(tx);
-          stampP = this.applyResult(tx, current.state, result) ?? undefined;
-          await writeAsked(tx, this.ctx, asks, result);
-        }
-        if (o.replyTo.kind === 'durable') {
-          if (failure) await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, toRecord(failure));
-          else if (kindOf === 'reply')
-            await CallChannel.answer(tx, this.ctx.keys, o.replyTo.from, {
-              ok: true,
-              value: (result as ReplyReturn<unknown>).value,
-            });
-        }
-        if (await LockRecords.release(tx, this.ctx.keys, this.ctx.owner))
-          DurableQueue.notify(tx, this.ctx.keys);
-        return { stampP };
-      });
       if (stamp.stampP && result) await this.committed(result.state, stamp.stampP);
       if (result) noteAsked(this.ctx, asks);
       this.ctx.emit({ type: 'handled', kind: 'locked', ms });
@@ -336,5 +369,37 @@ export class Handling {
       this.ctx.emit({ type: 'lock-released' });
     }
     return outcome;
+  }
+
+  /** Runs `@OnLocked` once, outside any transaction; a failure is reported and kept, not thrown. */
+  private async invokeLocked(
+    method: string | symbol | undefined,
+    ev: { kind: 'cast' } | { kind: 'call'; from: unknown },
+    o: Outcome,
+  ): Promise<LockedRun> {
+    const started = performance.now();
+    const view = this.timerView();
+    const asks = new ContextAsks(this.ctx.timers.clock, this.ctx.tenant, view);
+    try {
+      if (!method) throw noHandler(this.ctx.def.ctor.name, 'locked', o.msg);
+      const result = await settledIn(
+        view,
+        invokeHandler<LockedResult>(this.ctx.def, this.ctx.instance, 'locked', method, [
+          ev,
+          o.msg,
+          o.result.state,
+          asks,
+        ]),
+      );
+      if (returnKindOf(result) === 'reply' && ev.kind === 'cast')
+        throw new HandlerError(
+          'BAD_RETURN',
+          `${this.ctx.def.ctor.name}.${String(method)} returned reply(…) for a cast`,
+        );
+      return { result, asks, view, ms: performance.now() - started };
+    } catch (error) {
+      this.ctx.emit({ type: 'handler-failed', kind: 'locked', error, attempt: 1 });
+      return { failure: error as Error, asks, view, ms: performance.now() - started };
+    }
   }
 }

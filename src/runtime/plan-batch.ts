@@ -6,6 +6,7 @@ import { noHandler } from '../kernel/no-handler';
 import { hasDeadLetterHandler } from '../ops/on-dead-letter';
 import { BATCH_MS, type HeadItem } from './batch-window';
 import type { Handling, Outcome, ReplyTo } from './handling';
+import type { TimerView } from './context/timer-view';
 import { returnKindOf, type ServerContext } from './server-context';
 import type { QueueItem } from './wire';
 
@@ -14,6 +15,8 @@ export type Skipped = { skipped: Error; msg: unknown; call: boolean };
 
 /** The handlers' outcomes for a batch read from a snapshot, to be written if the snapshot still holds. */
 export interface Plan {
+  /** The server's timers as its handlers were told of them (ctx.cancelTimer): checked at commit. */
+  view: TimerView;
   steps: Array<
     | { key: Buffer; item: QueueItem; skipped: Error }
     | { key: Buffer; item: QueueItem; outcome: Outcome; state: unknown }
@@ -61,33 +64,34 @@ export async function planBatch(
   state: unknown,
 ): Promise<Plan | { fault: DgenError }> {
   const steps: Plan['steps'] = [];
+  const view = handling.timerView();
   const started = performance.now();
   for (let i = 0; i < items.length; i++) {
-    if (i > 0 && performance.now() - started >= BATCH_MS) return { steps };
+    if (i > 0 && performance.now() - started >= BATCH_MS) return { steps, view };
     const { key, item } = items[i];
     const method = findHandler(ctx.def, item.kind, item.msg);
     if (!method) {
       // A cast with an @OnDeadLetter handler: that handler changes the state, so it goes alone.
       const alone = item.kind === 'cast' && hasDeadLetterHandler(ctx.def.ctor);
-      if (alone && i > 0) return { steps };
+      if (alone && i > 0) return { steps, view };
       steps.push({ key, item, skipped: noHandler(ctx.def.ctor.name, item.kind, item.msg) });
-      if (alone) return { steps };
+      if (alone) return { steps, view };
       continue;
     }
     const replyTo: ReplyTo = item.kind === 'call' ? { kind: 'durable', from: item.from } : { kind: 'none' };
     let outcome: Outcome;
     try {
-      outcome = await handling.compute(item.kind, method, item.msg, replyTo, item.kind, state);
+      outcome = await handling.compute(item.kind, method, item.msg, replyTo, item.kind, state, view);
       if (outcome.ms > LIMITS.transactionMs) throw transactionTimedOut(LIMITS.transactionMs);
     } catch (error) {
       const fault = itemFault(error);
       if (!fault || ctx.isStopped) throw error;
-      return i === 0 ? { fault } : { steps };
+      return i === 0 ? { fault } : { steps, view };
     }
     state = outcome.result.state;
     steps.push({ key, item, outcome, state });
     const k = returnKindOf(outcome.result);
-    if (k === 'lock' || k === 'stop') return { steps };
+    if (k === 'lock' || k === 'stop') return { steps, view };
   }
-  return { steps };
+  return { steps, view };
 }

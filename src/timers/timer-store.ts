@@ -53,6 +53,11 @@ export const TimerStore = {
     DurableQueue.notify(tx, keys);
   },
 
+  /** Whether timer `key` is pending (one key read). */
+  async has(tx: ReadTransaction, keys: ServerKeys, key: string): Promise<boolean> {
+    return (await tx.get(TimerKeys.of(keys).record(key))) !== undefined;
+  },
+
   async cancel(tx: Transaction, keys: ServerKeys, key: string): Promise<boolean> {
     const t = TimerKeys.of(keys);
     const recordKey = t.record(key);

@@ -170,6 +170,7 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
     const caller = await Runtime.start(Unencodable, 0, { tenant, consume: false });
     let release = () => {};
     gate.wait = new Promise<void>((r) => (release = r));
+    gate.entered = 0; // the same module's gate served the backends before this one
     await caller.cast('hold');
     await waitFor(() => gate.entered > 0);
     const err = await caller.call('get', { timeout: 300 }).catch((e: unknown) => e);

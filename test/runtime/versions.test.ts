@@ -144,6 +144,26 @@ describe.each(runtimeBackends)('state versions on %s', (_name, make) => {
     expect(await consumer.call('get')).toEqual({ count: 2, log: ['from v1'] });
   });
 
+  // The cause of a rolling upgrade's old consumer that never stepped aside (issue #13): with its queue
+  // empty it only waited for pushes and never looked at the state, so the upgrade's wake-up found nothing
+  // to handle and it went back to waiting, holding the consumer lease, for as long as nobody cast.
+  test('an idle older consumer (queue empty, state cached) steps aside when a newer process upgrades, with no message sent', async () => {
+    const v1 = await Runtime.start(V1, undefined, { tenant });
+    await v1.cast('add');
+    await waitFor(async () => (await v1.queueLength()) === 0);
+    expect(await v1.call('get')).toEqual({ n: 1 }); // handled: its state is cached at the stored version
+    const ahead = firstValueFrom(v1.events$.pipe(filter((e) => e.type === 'version-ahead')));
+    const v2 = await Runtime.start(V2, undefined, { tenant, consume: false, name: 'v2-client' });
+    expect(await storedVersion()).toBe(2);
+    expect(await ahead).toEqual({ type: 'version-ahead', stored: 2, running: 1 });
+    expect(await v1.done).toMatchObject({ code: 'VERSION_AHEAD' });
+    await v2.cast('add'); // queued for a consumer of version 2, not handled by the old one
+    expect(await v2.queueLength()).toBe(1);
+    const consumer = await Runtime.start(V2, undefined, { tenant, name: 'v2-consumer' });
+    await waitFor(async () => (await consumer.queueLength()) === 0);
+    expect(await consumer.call('get')).toEqual({ count: 2, log: ['from v1'] });
+  });
+
   test('an upgrade that throws (or is async) fails the start with UPGRADE_FAILED and leaves the state as it was', async () => {
     const v1 = await Runtime.start(V1, undefined, { tenant });
     await v1.cast('add');

@@ -19,6 +19,8 @@ export const alarmHooks: {
   onFired?: (m: { tag: string; due?: number }) => void;
   /** Keep the state as it is on 'fire' (benchmarks: only the firing is measured). */
   keepState?: boolean;
+  /** In the 'cancel' handlers, after ctx.cancelTimer answered `was` for `key`. */
+  afterCancel?: (key: string, was: boolean) => Promise<void> | void;
 } = {};
 
 /** ServerRefs a handler may name as outbox targets (a ref itself cannot travel in a message). */
@@ -58,6 +60,47 @@ export class Alarm {
   @OnCall('disarm') disarm(m: { key: string }, _f: unknown, s: AlarmState, ctx: HandlerContext) {
     ctx.cancelTimer(m.key);
     return reply(true, s);
+  }
+  /** Cancels timer `key` and answers whether one was pending; `fail`: throws after asking. */
+  @OnCall('cancel') async cancel(
+    m: { key: string; fail?: boolean },
+    _f: unknown,
+    s: AlarmState,
+    ctx: HandlerContext,
+  ) {
+    const was = await ctx.cancelTimer(m.key);
+    if (alarmHooks.afterCancel) await alarmHooks.afterCancel(m.key, was);
+    if (m.fail) throw new Error('refused after cancelling');
+    return reply(was, s);
+  }
+  /** Sets timer `key`, then cancels it twice, in one handling: the answers. */
+  @OnCall('setCancel') async setCancel(m: { key: string }, _f: unknown, s: AlarmState, ctx: HandlerContext) {
+    ctx.castAfter(60_000, { type: 'fire', tag: m.key }, { key: m.key });
+    return reply([await ctx.cancelTimer(m.key), await ctx.cancelTimer(m.key)], s);
+  }
+  /** Sets timer `key` (a cast: handled in a batch with what follows it in the queue). */
+  @OnCast('armCast') armCast(m: { key: string }, s: AlarmState, ctx: HandlerContext) {
+    ctx.castAfter(60_000, { type: 'fire', tag: m.key }, { key: m.key });
+    return noreply(s);
+  }
+  /** Cancels timer `key` and records the answer in `fired` as `cancel:<key>:<answer>`. */
+  @OnCast('cancel') async cancelCast(m: { key: string }, s: AlarmState, ctx: HandlerContext) {
+    const was = await ctx.cancelTimer(m.key);
+    return noreply({ ...s, fired: [...s.fired, `cancel:${m.key}:${was}`] });
+  }
+  /** Takes the lock; its @OnLocked cancels timer `key` and records `locked-cancel:<key>:<answer>`. */
+  @OnCast('lockCancel') lockCancel(_m: { key: string }, s: AlarmState) {
+    return lock(s);
+  }
+  @OnLocked('lockCancel') async lockedCancel(
+    _ev: unknown,
+    m: { key: string },
+    s: AlarmState,
+    ctx: HandlerContext,
+  ) {
+    const was = await ctx.cancelTimer(m.key);
+    if (alarmHooks.afterCancel) await alarmHooks.afterCancel(m.key, was);
+    return noreply({ ...s, fired: [...s.fired, `locked-cancel:${m.key}:${was}`] });
   }
   /** Casts `tag` to `to` (a tuid) as an outbox cast, and records that it did. */
   @OnCall('tell') tell(

@@ -3,7 +3,7 @@ import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/facade/runtime';
 import { noreply } from '../../src/returns';
 import { runtimeBackends, waitFor } from '../runtime/backends';
-import { Alarm, CtxEverywhere, refTargets, type AlarmState } from './fixtures';
+import { Alarm, alarmHooks, CtxEverywhere, refTargets, type AlarmState } from './fixtures';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -62,6 +62,81 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
     expect(await ref.timers()).toEqual([]);
     await sleep(900);
     expect(await fired(ref)).toEqual([]);
+  });
+
+  test('ctx.cancelTimer resolves with whether one was pending; a cancel whose handler throws leaves the timer', async () => {
+    const ref = await Runtime.start(Alarm, 'cc', { tenant });
+    await ref.castAfter(60_000, { type: 'fire', tag: 'k' }, { key: 'k' });
+    await ref.castAfter(60_000, { type: 'fire', tag: 'kept' }, { key: 'kept' });
+    expect(await ref.call({ type: 'cancel', key: 'k' })).toBe(true);
+    expect(await ref.call({ type: 'cancel', key: 'k' })).toBe(false); // cancelled: none pending
+    expect(await ref.call({ type: 'cancel', key: 'unknown' })).toBe(false);
+    // Asked, then the handler throws: nothing it asked is written, the timer is still pending.
+    await expect(ref.call({ type: 'cancel', key: 'kept', fail: true })).rejects.toMatchObject({
+      code: 'HANDLER_FAILED',
+    });
+    expect((await ref.timers()).map((t) => t.key)).toEqual(['kept']);
+    // Within one handling, what it set earlier counts: set, cancel (true), cancel again (false).
+    expect(await ref.call({ type: 'setCancel', key: 'fresh' })).toEqual([true, false]);
+    expect((await ref.timers()).map((t) => t.key)).toEqual(['kept']);
+    expect(await ref.cancelTimer('kept')).toBe(true);
+    expect(await ref.timers()).toEqual([]);
+  });
+
+  test('ctx.cancelTimer in a batch sees the timer an earlier message of the batch set', async () => {
+    const client = await Runtime.start(Alarm, 'cb', { tenant, consume: false, name: 'cb-client' });
+    await client.castMany([
+      { type: 'armCast', key: 'b' },
+      { type: 'cancel', key: 'b' },
+      { type: 'cancel', key: 'b' },
+    ]);
+    const ref = await Runtime.start(Alarm, 'cb', { tenant, name: 'cb-consumer' }); // takes them in one batch
+    await waitFor(async () => (await fired(ref)).length === 2);
+    expect(await fired(ref)).toEqual(['cancel:b:true', 'cancel:b:false']);
+    expect(await ref.timers()).toEqual([]);
+  });
+
+  test('ctx.cancelTimer answers as of the commit: a timer cancelled elsewhere meanwhile makes the handler run again', async () => {
+    const ref = await Runtime.start(Alarm, 'cr', { tenant });
+    await ref.castAfter(60_000, { type: 'fire', tag: 'r' }, { key: 'r' });
+    const answers: boolean[] = [];
+    let elsewhere: boolean | undefined;
+    alarmHooks.afterCancel = async (_key, was) => {
+      answers.push(was);
+      // Between the handler's read and its commit, another client cancels the timer.
+      if (elsewhere === undefined) elsewhere = await ref.cancelTimer('r');
+    };
+    try {
+      expect(await ref.call({ type: 'cancel', key: 'r' })).toBe(false);
+    } finally {
+      alarmHooks.afterCancel = undefined;
+    }
+    expect(elsewhere).toBe(true); // exactly one of the two cancelled it
+    expect(answers).toEqual([true, false]); // told true, not committed; run again, told false
+    expect(await ref.timers()).toEqual([]);
+  });
+
+  test('@OnLocked: ctx.cancelTimer answers too, and runs again when the timer changed before its commit', async () => {
+    const ref = await Runtime.start(Alarm, 'cl', { tenant });
+    await ref.castAfter(60_000, { type: 'fire', tag: 'l1' }, { key: 'l1' });
+    await ref.cast({ type: 'lockCancel', key: 'l1' });
+    await waitFor(async () => (await fired(ref)).length === 1);
+    expect(await fired(ref)).toEqual(['locked-cancel:l1:true']);
+    await ref.castAfter(60_000, { type: 'fire', tag: 'l2' }, { key: 'l2' });
+    const answers: boolean[] = [];
+    alarmHooks.afterCancel = async (_key, was) => {
+      answers.push(was);
+      if (answers.length === 1) expect(await ref.cancelTimer('l2')).toBe(true); // elsewhere, meanwhile
+    };
+    try {
+      await ref.cast({ type: 'lockCancel', key: 'l2' });
+      await waitFor(async () => (await fired(ref)).length === 2);
+    } finally {
+      alarmHooks.afterCancel = undefined;
+    }
+    expect(answers).toEqual([true, false]);
+    expect(await fired(ref)).toEqual(['locked-cancel:l1:true', 'locked-cancel:l2:false']);
+    expect(await ref.timers()).toEqual([]);
   });
 
   test('an outbox cast reaches its target with the sender state; a handler that throws leaves neither', async () => {

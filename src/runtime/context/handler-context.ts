@@ -7,6 +7,7 @@ import { TimerStore } from '../../timers/timer-store';
 import type { ServerKeys } from '../server-keys';
 import { Outbox } from './outbox';
 import { targetKeys } from './targets';
+import type { TimerView } from './timer-view';
 
 export interface TimerOptions {
   /** Names the timer: a later timer with the same key replaces it. Default: a new random key. */
@@ -26,8 +27,15 @@ export interface HandlerContext {
    * once, on any consuming process). Returns the timer's key; a timer with the same key is replaced.
    */
   castAfter(delayMs: number, msg: unknown, options?: TimerOptions): string;
-  /** Cancels the pending timer `key` (nothing if there is none) when the handler's transaction commits. */
-  cancelTimer(key: string): void;
+  /**
+   * Cancels the pending timer `key` (nothing if there is none) when the handler's transaction commits,
+   * and resolves with whether one was pending: true for a timer stored or set earlier in this handling
+   * (and not cancelled since), false for none — also for one that already fell due (its message is a
+   * queued cast). The answer holds at the commit: if the timer fired, or another process set or
+   * cancelled it, before the handler's effects were written, the handler runs again and is asked anew.
+   * Awaiting it costs one key read; a handler that does not need the answer need not await it.
+   */
+  cancelTimer(key: string): Promise<boolean>;
   /**
    * Casts `msg` to `target` (a ServerRef of the same tenant, or a tuid in it) in the handler's own
    * transaction: the target gets the message if and only if this handler's state commits (outbox).
@@ -79,9 +87,11 @@ export class ContextAsks implements HandlerContext {
   /** After apply: the earliest due it set (for this process's timer scheduler). */
   earliest?: number;
 
+  /** `view`: the timers as this handler's batch sees them (shared by its handlers, see timer-view.ts). */
   constructor(
     private readonly clock: Clock,
     private readonly tenant: Tenant,
+    private readonly view: TimerView,
   ) {}
 
   now(): number {
@@ -93,11 +103,13 @@ export class ContextAsks implements HandlerContext {
     const key = timerKeyOf(options, 'ctx.castAfter');
     Outbox.check(msg);
     (this.asks ??= []).push({ kind: 'timer', key, due, msg });
+    this.view.set(key);
     return key;
   }
 
-  cancelTimer(key: string): void {
+  cancelTimer(key: string): Promise<boolean> {
     (this.asks ??= []).push({ kind: 'cancel', key: checkTimerKey(key, 'ctx.cancelTimer') });
+    return this.view.cancel(key);
   }
 
   cast(target: unknown, msg: unknown): void {

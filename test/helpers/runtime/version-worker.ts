@@ -2,13 +2,15 @@
  * A child process for the idempotency and rolling-upgrade tests, spoken to as worker.ts is (Workers):
  * `{ type: 'ready' }`, then requests `{ id, op, ... }` answered `{ id, ok, value | code, message }`,
  * and every ref's events as `{ type: 'event', event }`. It runs the `Tally` class at the version in
- * DGEN_CLASS_VERSION (1 or 2, default 1) on the SQLite file DGEN_DB, tenant DGEN_TENANT.
+ * DGEN_CLASS_VERSION (1 or 2, default 1) on DGEN_DB, tenant DGEN_TENANT: a SQLite file, or
+ * `postgres://…#schema` (a PostgreSQL schema of the test run, as worker.ts takes it).
  */
 import 'reflect-metadata';
 import type { Backend } from '../../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast, OnUpgrade } from '../../../src/decorators';
 import { noreply, ok, reply } from '../../../src/returns';
 import { Runtime } from '../../../src/facade/runtime';
+import { openBackend } from '../../../src/backend/open-backend';
 import type { ServerRef } from '../../../src/runtime/server-ref';
 import { openSqlite } from './sqlite';
 
@@ -53,6 +55,12 @@ export class TallyV2Server {
 }
 
 type Request = { id: number; op: string } & Record<string, unknown>;
+const open = (db: string): Promise<Backend> => {
+  const [url, schema] = db.split('#');
+  return /^postgres(ql)?:\/\//.test(db)
+    ? openBackend(url, { postgres: { schema, poolSize: 4 } })
+    : openSqlite(db);
+};
 const send = (m: unknown) => {
   if (process.connected) process.send!(m);
 };
@@ -67,7 +75,7 @@ const the = (): ServerRef => {
 async function serve(req: Request): Promise<unknown> {
   switch (req.op) {
     case 'start': {
-      backend ??= openSqlite(process.env.DGEN_DB!);
+      backend ??= open(process.env.DGEN_DB!);
       const tenant = await (await backend).openTenant(JSON.parse(process.env.DGEN_TENANT ?? '["mp"]'));
       const cls = process.env.DGEN_CLASS_VERSION === '2' ? TallyV2Server : TallyV1Server;
       tally = await Runtime.start(cls, undefined, { ...(req.opts as object), tenant });
