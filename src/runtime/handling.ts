@@ -15,7 +15,7 @@ import { delay, returnKindOf, type ServerContext } from './server-context';
 import type { StoredState } from './state-storage';
 import type { FromId } from './wire';
 import { ContextAsks } from './context/handler-context';
-import { TimerView } from './context/timer-view';
+import { settledIn, TimerView } from './context/timer-view';
 import { noteAsked, writeAsked } from './context/apply';
 import { traceOutside } from '../telemetry/spans';
 
@@ -50,25 +50,6 @@ interface LockedRun {
   asks: ContextAsks;
   view: TimerView;
   ms: number;
-}
-
-/**
- * A handler's result once the timer reads it started have settled (so the set the commit checks is
- * complete). A read that failed is the backend's error, not the handler's: it is what is thrown, also
- * when the handler threw because of it, so the message is retried rather than counted as failing.
- */
-async function settledIn<R>(view: TimerView, run: Promise<R>): Promise<R> {
-  let result: R;
-  try {
-    result = await run;
-  } catch (error) {
-    if (view.hasReads) await view.settled().catch(() => undefined);
-    throw view.failure ?? error;
-  }
-  if (!view.hasReads) return result; // the usual case: no ctx.cancelTimer awaited, nothing to wait for
-  await view.settled().catch(() => undefined);
-  if (view.failure !== undefined) throw view.failure;
-  return result;
 }
 
 /**
