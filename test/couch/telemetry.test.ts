@@ -85,7 +85,7 @@ describeTargets('follower telemetry (issue #14)', (target) => {
       const { resourceMetrics } = await reader.collect();
       return resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
     };
-    let all = await collect();
+    const all = await collect();
     const rows = all.find((m) => m.descriptor.name === 'dgen.follower.rows')!;
     expect(rows.dataPoints.reduce((n, p) => n + Number(p.value), 0)).toBe(5);
     const lagOf = (ms: typeof all) =>
