@@ -8,7 +8,6 @@ import type { ServerEvent } from '../../src/runtime/events';
 import { actionLog, ActionEcho, closeGate, Counter, lockGate, Locker, Poison } from './fixtures';
 import { runtimeBackends, waitFor } from './backends';
 
-
 describe.each(runtimeBackends)('durable server on %s', (_name, make) => {
   let backend: Backend;
   let tenant: Tenant;
