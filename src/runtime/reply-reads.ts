@@ -2,65 +2,34 @@ import type { Tenant } from '../backend/types';
 import { CallChannel } from './call-channel';
 import { PushGroup } from './push-group';
 import type { ServerKeys } from './server-keys';
+import { SharedRuns } from './shared-runs';
 import type { FromId } from './wire';
 
 type Got = Awaited<ReturnType<typeof CallChannel.readKeyed>>;
+type Reader = { keys: ServerKeys; from: FromId };
 
-interface Reader {
-  keys: ServerKeys;
-  from: FromId;
-  resolve: (got: Got) => void;
-  reject: (err: unknown) => void;
-}
+/** Most replies one shared read takes. */
+const MAX_READERS = 256;
 
-const groups = new WeakMap<Tenant, ReplyReads>();
+const groups = new WeakMap<Tenant, SharedRuns<Reader, Got>>();
 
 /**
  * The callers' reads of their replies, shared: one consumer commit answers a whole batch of calls, and
  * their callers (in one process) wake together; on PostgreSQL each read would otherwise take a pool
- * connection, BEGIN and ROLLBACK of its own. As PushGroup: one shared snapshot read in flight, the reads
- * asked meanwhile go together in the next; a failed shared read is done again reader by reader.
+ * connection, BEGIN and ROLLBACK of its own. As PushGroup: SharedRuns gathers them into one snapshot
+ * read; a failed shared read is done again reader by reader.
  */
-export class ReplyReads {
-  private waiting: Reader[] = [];
-  private inFlight = false;
-
-  private constructor(private readonly tenant: Tenant) {}
-
+export const ReplyReads = {
   /** The reply to `from`, if it has arrived, with the keys to clear later (CallChannel.readKeyed). */
-  static read(tenant: Tenant, keys: ServerKeys, from: FromId): Promise<Got> {
-    if (!PushGroup.applies(tenant)) return tenant.read((tx) => CallChannel.readKeyed(tx, keys, from));
+  read(tenant: Tenant, keys: ServerKeys, from: FromId): Promise<Got> {
+    const alone = (r: Reader) => tenant.read((tx) => CallChannel.readKeyed(tx, r.keys, r.from));
+    if (!PushGroup.applies(tenant)) return alone({ keys, from });
     let group = groups.get(tenant);
-    if (!group) groups.set(tenant, (group = new ReplyReads(tenant)));
-    return group.add(keys, from);
-  }
-
-  private add(keys: ServerKeys, from: FromId): Promise<Got> {
-    return new Promise<Got>((resolve, reject) => {
-      this.waiting.push({ keys, from, resolve, reject });
-      if (!this.inFlight) {
-        this.inFlight = true;
-        queueMicrotask(() => void this.next());
-      }
-    });
-  }
-
-  private async next(): Promise<void> {
-    while (this.waiting.length > 0) {
-      const readers = this.waiting.splice(0, 256);
-      try {
-        const got = await this.tenant.read((tx) =>
-          Promise.all(readers.map((r) => CallChannel.readKeyed(tx, r.keys, r.from))),
-        );
-        readers.forEach((r, i) => r.resolve(got[i]));
-      } catch {
-        await Promise.all(
-          readers.map((r) =>
-            this.tenant.read((tx) => CallChannel.readKeyed(tx, r.keys, r.from)).then(r.resolve, r.reject),
-          ),
-        );
-      }
+    if (!group) {
+      const together = (readers: Reader[]) =>
+        tenant.read((tx) => Promise.all(readers.map((r) => CallChannel.readKeyed(tx, r.keys, r.from))));
+      groups.set(tenant, (group = new SharedRuns(MAX_READERS, together, alone)));
     }
-    this.inFlight = false;
-  }
-}
+    return group.add({ keys, from });
+  },
+};
