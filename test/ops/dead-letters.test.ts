@@ -1,12 +1,11 @@
 import 'reflect-metadata';
 import { filter, firstValueFrom } from 'rxjs';
-import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { OnDeadLetter } from '../../src/ops/on-dead-letter';
 import { noreply, ok, reply } from '../../src/returns';
 import { Runtime } from '../../src/facade/runtime';
 import type { DeadLetter } from '../../src/runtime/wire';
-import { runtimeBackends, waitFor } from '../runtime/backends';
+import { freshTenantEachTest, runtimeBackends, waitFor } from '../runtime/backends';
 
 type S = { handled: number[]; dead: Array<{ n: unknown; attempts: number }>; healed: boolean };
 
@@ -49,21 +48,10 @@ class BadDeadLetterHandler {
 }
 
 describe.each(runtimeBackends)('dead letters from code on %s', (_name, make) => {
-  let backend: Backend;
-  let tenant: Tenant;
-  let cleanup: () => Promise<void>;
-  let n = 0;
-  beforeEach(async () => {
-    ({ backend, cleanup } = await make());
-    tenant = await backend.openTenant(['dl', String(++n)]);
-  });
-  afterEach(async () => {
-    await Runtime.stopAll();
-    await cleanup();
-  });
+  const fx = freshTenantEachTest(make, 'dl');
 
   test('@OnDeadLetter runs in the dead-lettering transaction; requeue puts letters back at the END of the queue; purge deletes', async () => {
-    const ref = await Runtime.start(Letters, undefined, { tenant, maxAttempts: 2 });
+    const ref = await Runtime.start(Letters, undefined, { tenant: fx.tenant, maxAttempts: 2 });
     await ref.castMany([
       { type: 'item', n: 1 },
       { type: 'item', n: 2, poison: true },
@@ -88,14 +76,14 @@ describe.each(runtimeBackends)('dead letters from code on %s', (_name, make) => 
     });
 
     // requeue one by id, behind a message already queued: it is handled after it
-    const consumerless = await Runtime.start(Letters, undefined, { tenant, consume: false });
+    const consumerless = await Runtime.start(Letters, undefined, { tenant: fx.tenant, consume: false });
     await ref.stop();
     await consumerless.cast('heal');
     await consumerless.cast({ type: 'item', n: 5 });
     expect(await consumerless.requeueDeadLetters([letters[1].id, 'ffff'])).toBe(1);
     expect(await consumerless.queueLength()).toBe(3);
     expect((await consumerless.deadLetters()).map((l) => l.id)).toEqual([letters[0].id]);
-    const again = await Runtime.start(Letters, undefined, { tenant, maxAttempts: 2 });
+    const again = await Runtime.start(Letters, undefined, { tenant: fx.tenant, maxAttempts: 2 });
     await waitFor(async () => (await again.queueLength()) === 0);
     expect(((await again.call('get')) as S).handled).toEqual([1, 4, 5, 3]);
 
@@ -106,13 +94,13 @@ describe.each(runtimeBackends)('dead letters from code on %s', (_name, make) => 
   });
 
   test('a cast no handler takes is dead-lettered inside a batch and @OnDeadLetter sees the batch state', async () => {
-    const pub = await Runtime.start(Letters, undefined, { tenant, consume: false });
+    const pub = await Runtime.start(Letters, undefined, { tenant: fx.tenant, consume: false });
     await pub.castMany([
       { type: 'item', n: 1 },
       { type: 'nobody', n: 'x' },
       { type: 'item', n: 2 },
     ]);
-    const ref = await Runtime.start(Letters, undefined, { tenant });
+    const ref = await Runtime.start(Letters, undefined, { tenant: fx.tenant });
     await waitFor(async () => (await ref.queueLength()) === 0);
     expect(await ref.call('get')).toEqual({
       handled: [1, 2],
@@ -127,12 +115,16 @@ describe.each(runtimeBackends)('dead letters from code on %s', (_name, make) => 
       { n: 'y', attempts: 0 },
     ]);
     expect(
-      ((await (await Runtime.start(Letters, undefined, { tenant, consume: false })).readState()) as S).dead,
+      (
+        (await (
+          await Runtime.start(Letters, undefined, { tenant: fx.tenant, consume: false })
+        ).readState()) as S
+      ).dead,
     ).toHaveLength(2);
   });
 
   test('requeueing everything keeps dead-lettering order; a failing @OnDeadLetter does not wedge the queue', async () => {
-    const ref = await Runtime.start(BadDeadLetterHandler, undefined, { tenant, maxAttempts: 1 });
+    const ref = await Runtime.start(BadDeadLetterHandler, undefined, { tenant: fx.tenant, maxAttempts: 1 });
     const failed = firstValueFrom(
       ref.events$.pipe(
         filter(
@@ -150,14 +142,14 @@ describe.each(runtimeBackends)('dead letters from code on %s', (_name, make) => 
     await waitFor(async () => (await ref.deadLetters()).length === 2);
     expect(await ref.call('get')).toBe(0);
     await ref.stop();
-    const pub = await Runtime.start(BadDeadLetterHandler, undefined, { tenant, consume: false });
+    const pub = await Runtime.start(BadDeadLetterHandler, undefined, { tenant: fx.tenant, consume: false });
     expect(await pub.requeueDeadLetters()).toBe(2);
     expect(await pub.queueLength()).toBe(2);
     expect(await pub.deadLetters()).toEqual([]);
   });
 
   test('bad ids are refused with BAD_ARGUMENT; a stopped ref says STOPPED', async () => {
-    const ref = await Runtime.start(Letters, undefined, { tenant });
+    const ref = await Runtime.start(Letters, undefined, { tenant: fx.tenant });
     await expect(ref.requeueDeadLetters(['not hex'])).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
     await expect(ref.purgeDeadLetters('abc' as unknown as string[])).rejects.toMatchObject({
       code: 'BAD_ARGUMENT',

@@ -3,13 +3,12 @@
  */
 import 'reflect-metadata';
 import { firstValueFrom, filter, take, toArray } from 'rxjs';
-import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast, OnLocked } from '../../src/decorators';
 import { DgenError, SerializationError, StoppedError } from '../../src/errors';
 import { lock, noreply, ok, reply, stop } from '../../src/returns';
 import { Runtime } from '../../src/facade/runtime';
 import type { StartOptions } from '../../src/runtime/options';
-import { runtimeBackends, waitFor } from './backends';
+import { freshTenantEachTest, runtimeBackends, waitFor } from './backends';
 
 /** Replies with values the wire cannot carry; `get` shows the queue still moves. */
 @DurableServer({ name: 'unencodable' })
@@ -60,25 +59,13 @@ const codeOf = async (p: Promise<unknown> | (() => unknown)): Promise<string | u
 };
 
 describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
-  let backend: Backend;
-  let tenant: Tenant;
-  let cleanup: () => Promise<void>;
-  let n = 0;
-
-  beforeEach(async () => {
-    ({ backend, cleanup } = await make());
-    tenant = await backend.openTenant(['hard', String(++n)]);
-  });
-  afterEach(async () => {
-    await Runtime.stopAll();
-    await cleanup();
-  });
+  const fx = freshTenantEachTest(make, 'hard');
 
   test.each(['symbol', 'fn'])(
     'a queued call whose reply cannot be encoded (%s) is dead-lettered and the queue moves on',
     async (tag) => {
-      const consumer = await Runtime.start(Unencodable, 0, { tenant, maxAttempts: 2 });
-      const caller = await Runtime.start(Unencodable, 0, { tenant, consume: false });
+      const consumer = await Runtime.start(Unencodable, 0, { tenant: fx.tenant, maxAttempts: 2 });
+      const caller = await Runtime.start(Unencodable, 0, { tenant: fx.tenant, consume: false });
       const errors = firstValueFrom(
         consumer.events$.pipe(
           filter((e) => e.type === 'consumer-error'),
@@ -98,7 +85,7 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
   );
 
   test('lone surrogates are rejected at the write, never changed', async () => {
-    const ref = await Runtime.start(Unencodable, 0, { tenant });
+    const ref = await Runtime.start(Unencodable, 0, { tenant: fx.tenant });
     for (const value of ['\uD800', 'a\uDC00b', { '\uD800': 1 }, [{ id: '\uDFFF' }], new Map([['\uD800', 1]])])
       expect(await codeOf(ref.call({ type: 'set', value }))).toBe('NOT_SERIALIZABLE');
     // Well-formed text, surrogate pairs included, is stored as it is.
@@ -111,28 +98,28 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
 
   test('tenant paths with lone surrogates are refused, not merged', async () => {
     for (const p of [['\uD800'], ['\uDC00'], ['ok', 'x\uDBFF']])
-      expect(await codeOf(backend.openTenant(p))).toBe('BAD_ARGUMENT');
-    await expect(backend.openTenant(['\uFFFD'])).resolves.toBeDefined();
+      expect(await codeOf(fx.backend.openTenant(p))).toBe('BAD_ARGUMENT');
+    await expect(fx.backend.openTenant(['\uFFFD'])).resolves.toBeDefined();
   });
 
   test('a message with an own __proto__ key is refused, not renamed', async () => {
-    const ref = await Runtime.start(Unencodable, 0, { tenant });
+    const ref = await Runtime.start(Unencodable, 0, { tenant: fx.tenant });
     const msg = JSON.parse('{"type":"echo","__proto__":{"x":1}}') as unknown;
     expect(await codeOf(ref.cast(msg))).toBe('NOT_SERIALIZABLE');
-    const caller = await Runtime.start(Unencodable, 0, { tenant, consume: false });
+    const caller = await Runtime.start(Unencodable, 0, { tenant: fx.tenant, consume: false });
     expect(await codeOf(caller.call(msg))).toBe('NOT_SERIALIZABLE');
     expect(await ref.queueLength()).toBe(0);
   });
 
   test('casting a function or a symbol is NOT_SERIALIZABLE', async () => {
-    const ref = await Runtime.start(Unencodable, 0, { tenant });
+    const ref = await Runtime.start(Unencodable, 0, { tenant: fx.tenant });
     expect(await codeOf(ref.cast(() => 1))).toBe('NOT_SERIALIZABLE');
     expect(await codeOf(ref.castMany([Symbol('x')]))).toBe('NOT_SERIALIZABLE');
     expect(await ref.queueLength()).toBe(0);
   });
 
   test('a message over the 100 000-byte value limit is VALUE_TOO_LARGE at cast and call, enqueuing nothing', async () => {
-    const ref = await Runtime.start(Unencodable, 0, { tenant, consume: false });
+    const ref = await Runtime.start(Unencodable, 0, { tenant: fx.tenant, consume: false });
     const big = { type: 'incr', pad: 'x'.repeat(1_000_000) };
     expect(await codeOf(ref.cast(big))).toBe('VALUE_TOO_LARGE');
     expect(await codeOf(ref.castMany(['incr', big]))).toBe('VALUE_TOO_LARGE');
@@ -141,8 +128,8 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
   });
 
   test('a queued call fails with the class its code is thrown as in this process (instanceof works)', async () => {
-    const consumer = await Runtime.start(Unencodable, 0, { tenant, maxAttempts: 1 });
-    const caller = await Runtime.start(Unencodable, 0, { tenant, consume: false });
+    const consumer = await Runtime.start(Unencodable, 0, { tenant: fx.tenant, maxAttempts: 1 });
+    const caller = await Runtime.start(Unencodable, 0, { tenant: fx.tenant, consume: false });
     const unencodable = await caller.call('symbol', { timeout: 4000 }).catch((e: unknown) => e);
     expect(unencodable).toBeInstanceOf(SerializationError);
     expect(unencodable).toMatchObject({ code: 'NOT_SERIALIZABLE' });
@@ -153,7 +140,7 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
   });
 
   test('castMany([]) on a stopped ref rejects STOPPED', async () => {
-    const ref = await Runtime.start(Unencodable, 0, { tenant });
+    const ref = await Runtime.start(Unencodable, 0, { tenant: fx.tenant });
     await ref.stop();
     expect(await codeOf(ref.castMany([]))).toBe('STOPPED');
   });
@@ -162,12 +149,12 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
     const cyclic: unknown[] = [];
     cyclic.push(cyclic);
     for (const p of [[10n], cyclic, [Symbol('s')], 'app', [{}]])
-      expect(await codeOf(backend.openTenant(p as never))).toBe('BAD_ARGUMENT');
+      expect(await codeOf(fx.backend.openTenant(p as never))).toBe('BAD_ARGUMENT');
   });
 
   test('a call waiting on a locked server says it is locked, by whom and until when', async () => {
-    const holder = await Runtime.start(Unencodable, 0, { tenant, lockLeaseMs: 60_000 });
-    const caller = await Runtime.start(Unencodable, 0, { tenant, consume: false });
+    const holder = await Runtime.start(Unencodable, 0, { tenant: fx.tenant, lockLeaseMs: 60_000 });
+    const caller = await Runtime.start(Unencodable, 0, { tenant: fx.tenant, consume: false });
     let release = () => {};
     gate.wait = new Promise<void>((r) => (release = r));
     gate.entered = 0; // the same module's gate served the backends before this one
@@ -183,7 +170,7 @@ describe.each(runtimeBackends)('hardening on %s', (_name, make) => {
   });
 
   test('unknown start options are BAD_ARGUMENT, naming the option', async () => {
-    const opts = { tenant, tennant: tenant } as unknown as StartOptions;
+    const opts = { tenant: fx.tenant, tennant: fx.tenant } as unknown as StartOptions;
     const err = await Runtime.start(Unencodable, 0, opts).catch((e: unknown) => e);
     expect((err as DgenError).code).toBe('BAD_ARGUMENT');
     expect((err as Error).message).toContain('tennant');

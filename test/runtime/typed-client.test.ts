@@ -4,11 +4,10 @@
  * message-based API.
  */
 import 'reflect-metadata';
-import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast, OnInfo } from '../../src/decorators';
 import { noreply, ok, reply } from '../../src/returns';
 import { Runtime } from '../../src/facade/runtime';
-import { runtimeBackends, waitFor } from './backends';
+import { freshTenantEachTest, runtimeBackends, waitFor } from './backends';
 
 @DurableServer({ name: 'tally' })
 class Tally {
@@ -37,22 +36,11 @@ class Tally {
 }
 
 describe.each(runtimeBackends)('ref.client on %s', (_name, make) => {
-  let backend: Backend;
-  let tenant: Tenant;
-  let cleanup: () => Promise<void>;
-  let n = 0;
-  beforeEach(async () => {
-    ({ backend, cleanup } = await make());
-    tenant = await backend.openTenant(['client', String(++n)]);
-  });
-  afterEach(async () => {
-    await Runtime.stopAll();
-    await cleanup();
-  });
+  const fx = freshTenantEachTest(make, 'client');
 
   test('calls and casts by method name, through the queue from a non-consuming process', async () => {
-    await Runtime.start(Tally, undefined, { tenant });
-    const ref = await Runtime.start(Tally, undefined, { tenant, consume: false });
+    await Runtime.start(Tally, undefined, { tenant: fx.tenant });
+    const ref = await Runtime.start(Tally, undefined, { tenant: fx.tenant, consume: false });
     await ref.client.add({ type: 'add', by: 5 });
     await ref.client.note({ text: 'hello' }); // the untagged handler: the message as given
     await waitFor(async () => (await ref.readState()).log.length === 1);
@@ -62,7 +50,7 @@ describe.each(runtimeBackends)('ref.client on %s', (_name, make) => {
   });
 
   test('what is not a call or cast handler is BAD_ARGUMENT, naming it', async () => {
-    const ref = await Runtime.start(Tally, undefined, { tenant });
+    const ref = await Runtime.start(Tally, undefined, { tenant: fx.tenant });
     const client = ref.client as unknown as Record<string, () => Promise<unknown>>;
     for (const name of ['init', 'tick', 'nope'])
       expect(() => client[name]()).toThrow(
@@ -73,7 +61,7 @@ describe.each(runtimeBackends)('ref.client on %s', (_name, make) => {
   });
 
   test('a stopped ref rejects through the client as through call', async () => {
-    const ref = await Runtime.start(Tally, undefined, { tenant });
+    const ref = await Runtime.start(Tally, undefined, { tenant: fx.tenant });
     await ref.stop();
     await expect(ref.client.get()).rejects.toMatchObject({ code: 'STOPPED' });
   });

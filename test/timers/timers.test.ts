@@ -1,32 +1,19 @@
 import 'reflect-metadata';
-import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/facade/runtime';
 import { noreply } from '../../src/returns';
-import { runtimeBackends, waitFor } from '../runtime/backends';
+import { freshTenantEachTest, runtimeBackends, waitFor } from '../runtime/backends';
 import { Alarm, alarmHooks, CtxEverywhere, refTargets, type AlarmState } from './fixtures';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, make) => {
-  let backend: Backend;
-  let tenant: Tenant;
-  let cleanup: () => Promise<void>;
-  let n = 0;
-
-  beforeEach(async () => {
-    ({ backend, cleanup } = await make());
-    tenant = await backend.openTenant(['timers', String(++n)]);
-  });
-  afterEach(async () => {
-    await Runtime.stopAll();
-    await cleanup();
-  });
+  const fx = freshTenantEachTest(make, 'timers');
 
   const fired = async (ref: { readState(): Promise<unknown> }) =>
     ((await ref.readState()) as AlarmState).fired;
 
   test('a timer a handler sets fires once, through the queue, and is no longer pending', async () => {
-    const ref = await Runtime.start(Alarm, 'a', { tenant });
+    const ref = await Runtime.start(Alarm, 'a', { tenant: fx.tenant });
     const key = await ref.call<string>({ type: 'arm', ms: 400, tag: 'one' });
     expect(typeof key).toBe('string');
     expect((await ref.timers()).map((t) => t.key)).toEqual([key]);
@@ -37,7 +24,7 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('the same key replaces the earlier timer; timers() lists pending ones in due order', async () => {
-    const ref = await Runtime.start(Alarm, 'b', { tenant });
+    const ref = await Runtime.start(Alarm, 'b', { tenant: fx.tenant });
     expect(await ref.castAfter(5_000, { type: 'fire', tag: 'x' }, { key: 'k' })).toBe('k');
     await ref.castAfter(3_000, { type: 'fire', tag: 'y' }, { key: 'other' });
     await ref.castAfter(60, { type: 'fire', tag: 'z' }, { key: 'k' });
@@ -53,7 +40,7 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('cancelTimer says whether one was pending; a cancelled timer never fires', async () => {
-    const ref = await Runtime.start(Alarm, 'c', { tenant });
+    const ref = await Runtime.start(Alarm, 'c', { tenant: fx.tenant });
     await ref.castAfter(700, { type: 'fire', tag: 'never' }, { key: 'k' });
     await ref.call({ type: 'arm', ms: 700, tag: 'never2', key: 'h' });
     expect(await ref.cancelTimer('k')).toBe(true);
@@ -65,7 +52,7 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('ctx.cancelTimer resolves with whether one was pending; a cancel whose handler throws leaves the timer', async () => {
-    const ref = await Runtime.start(Alarm, 'cc', { tenant });
+    const ref = await Runtime.start(Alarm, 'cc', { tenant: fx.tenant });
     await ref.castAfter(60_000, { type: 'fire', tag: 'k' }, { key: 'k' });
     await ref.castAfter(60_000, { type: 'fire', tag: 'kept' }, { key: 'kept' });
     expect(await ref.call({ type: 'cancel', key: 'k' })).toBe(true);
@@ -84,20 +71,20 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('ctx.cancelTimer in a batch sees the timer an earlier message of the batch set', async () => {
-    const client = await Runtime.start(Alarm, 'cb', { tenant, consume: false, name: 'cb-client' });
+    const client = await Runtime.start(Alarm, 'cb', { tenant: fx.tenant, consume: false, name: 'cb-client' });
     await client.castMany([
       { type: 'armCast', key: 'b' },
       { type: 'cancel', key: 'b' },
       { type: 'cancel', key: 'b' },
     ]);
-    const ref = await Runtime.start(Alarm, 'cb', { tenant, name: 'cb-consumer' }); // takes them in one batch
+    const ref = await Runtime.start(Alarm, 'cb', { tenant: fx.tenant, name: 'cb-consumer' }); // takes them in one batch
     await waitFor(async () => (await fired(ref)).length === 2);
     expect(await fired(ref)).toEqual(['cancel:b:true', 'cancel:b:false']);
     expect(await ref.timers()).toEqual([]);
   });
 
   test('ctx.cancelTimer answers as of the commit: a timer cancelled elsewhere meanwhile makes the handler run again', async () => {
-    const ref = await Runtime.start(Alarm, 'cr', { tenant });
+    const ref = await Runtime.start(Alarm, 'cr', { tenant: fx.tenant });
     await ref.castAfter(60_000, { type: 'fire', tag: 'r' }, { key: 'r' });
     const answers: boolean[] = [];
     let elsewhere: boolean | undefined;
@@ -117,7 +104,7 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('@OnLocked: ctx.cancelTimer answers too, and runs again when the timer changed before its commit', async () => {
-    const ref = await Runtime.start(Alarm, 'cl', { tenant });
+    const ref = await Runtime.start(Alarm, 'cl', { tenant: fx.tenant });
     await ref.castAfter(60_000, { type: 'fire', tag: 'l1' }, { key: 'l1' });
     await ref.cast({ type: 'lockCancel', key: 'l1' });
     await waitFor(async () => (await fired(ref)).length === 1);
@@ -140,8 +127,8 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('an outbox cast reaches its target with the sender state; a handler that throws leaves neither', async () => {
-    const a = await Runtime.start(Alarm, 'sender', { tenant });
-    const b = await Runtime.start(Alarm, 'target', { tenant });
+    const a = await Runtime.start(Alarm, 'sender', { tenant: fx.tenant });
+    const b = await Runtime.start(Alarm, 'target', { tenant: fx.tenant });
     await expect(a.call({ type: 'tell', to: b.tuid, tag: 'bad', fail: true })).rejects.toMatchObject({
       code: 'HANDLER_FAILED',
     });
@@ -159,16 +146,16 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('ref.castIn enqueues inside the caller transaction: on commit only', async () => {
-    const ref = await Runtime.start(Alarm, 'in', { tenant });
+    const ref = await Runtime.start(Alarm, 'in', { tenant: fx.tenant });
     const marker = Buffer.from('marker');
     await expect(
-      tenant.transact(async (tx) => {
+      fx.tenant.transact(async (tx) => {
         tx.set(marker, Buffer.from('1'));
         await ref.castIn(tx, { type: 'fire', tag: 'rolled-back' });
         throw new Error('abort');
       }),
     ).rejects.toThrow('abort');
-    await tenant.transact(async (tx) => {
+    await fx.tenant.transact(async (tx) => {
       tx.set(marker, Buffer.from('2'));
       await ref.castIn(tx, { type: 'fire', tag: 'committed' });
     });
@@ -178,7 +165,7 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('the idle timeout: info "timeout" after ms without another message, reset by every message', async () => {
-    const ref = await Runtime.start(Alarm, 'idle', { tenant });
+    const ref = await Runtime.start(Alarm, 'idle', { tenant: fx.tenant });
     const timeouts = async () => ((await ref.readState()) as AlarmState).timeouts;
     // Generous margins: a loaded machine must not turn a 50 ms pause into a real timeout.
     await ref.call({ type: 'touch', ms: 1_000 });
@@ -199,8 +186,8 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('@OnLocked and @OnDeadLetter get a ctx too, written with their results', async () => {
-    const watcher = await Runtime.start(Alarm, 'watcher', { tenant });
-    const ref = await Runtime.start(CtxEverywhere, null, { tenant });
+    const watcher = await Runtime.start(Alarm, 'watcher', { tenant: fx.tenant });
+    const ref = await Runtime.start(CtxEverywhere, null, { tenant: fx.tenant });
     const handled: string[] = [];
     ref.events$.subscribe((e) => e.type === 'handled' && handled.push(e.kind));
     await ref.cast({ type: 'slow' });
@@ -213,9 +200,9 @@ describe.each(runtimeBackends)('durable timers and outbox casts on %s', (_name, 
   });
 
   test('bad arguments are refused with BAD_ARGUMENT', async () => {
-    const ref = await Runtime.start(Alarm, 'bad', { tenant });
+    const ref = await Runtime.start(Alarm, 'bad', { tenant: fx.tenant });
     const other = await Runtime.start(Alarm, 'elsewhere', {
-      tenant: await backend.openTenant(['elsewhere']),
+      tenant: await fx.backend.openTenant(['elsewhere']),
     });
     await expect(ref.castAfter(-1, 'x')).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
     await expect(ref.castAfter(Number.NaN, 'x')).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });

@@ -1,28 +1,15 @@
 import 'reflect-metadata';
-import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/facade/runtime';
 import { VirtualClock } from '../../src/testing';
-import { runtimeBackends } from '../runtime/backends';
+import { freshTenantEachTest, runtimeBackends } from '../runtime/backends';
 import { Alarm, type AlarmState } from './fixtures';
 
 describe.each(runtimeBackends)('a VirtualClock drives timers and idle timeouts on %s', (_name, make) => {
-  let backend: Backend;
-  let tenant: Tenant;
-  let cleanup: () => Promise<void>;
-  let n = 0;
-
-  beforeEach(async () => {
-    ({ backend, cleanup } = await make());
-    tenant = await backend.openTenant(['vclock', String(++n)]);
-  });
-  afterEach(async () => {
-    await Runtime.stopAll();
-    await cleanup();
-  });
+  const fx = freshTenantEachTest(make, 'vclock');
 
   test('a timer fires when time reaches its due, not a millisecond before', async () => {
     const clock = new VirtualClock();
-    const ref = await Runtime.start(Alarm, 'v1', { tenant, clock });
+    const ref = await Runtime.start(Alarm, 'v1', { tenant: fx.tenant, clock });
     await ref.call({ type: 'arm', ms: 60 * 60_000, tag: 'hour' });
     await ref.castAfter(60_000, { type: 'fire', tag: 'minute' });
     expect((await ref.timers()).map((t) => t.due - clock.now())).toEqual([60_000, 60 * 60_000]);
@@ -37,7 +24,7 @@ describe.each(runtimeBackends)('a VirtualClock drives timers and idle timeouts o
 
   test('the idle timeout fires after exactly its ms of silence', async () => {
     const clock = new VirtualClock();
-    const ref = await Runtime.start(Alarm, 'v2', { tenant, clock });
+    const ref = await Runtime.start(Alarm, 'v2', { tenant: fx.tenant, clock });
     await ref.call({ type: 'touch', ms: 30_000 });
     await clock.advance(29_999);
     await ref.call({ type: 'touch', ms: 30_000 }); // a message: the silence starts again
@@ -52,7 +39,7 @@ describe.each(runtimeBackends)('a VirtualClock drives timers and idle timeouts o
   test('1,000 pending timers over 10 servers: one scheduled wake-up, all fire in due order', async () => {
     const clock = new VirtualClock();
     const refs = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => Runtime.start(Alarm, `many${i}`, { tenant, clock })),
+      Array.from({ length: 10 }, (_, i) => Runtime.start(Alarm, `many${i}`, { tenant: fx.tenant, clock })),
     );
     for (const [i, ref] of refs.entries())
       for (let j = 99; j >= 0; j--) await ref.castAfter(1_000 + j * 10 + i, { type: 'fire', tag: String(j) });
