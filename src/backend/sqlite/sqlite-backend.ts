@@ -3,13 +3,13 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { BackendError, BadArgumentError } from '../../errors';
 import { LockingBackend, type LockSession } from '../common/locking-backend';
-import { Mutex } from '../common/mutex';
 import type { SyncStore } from '../common/sync-store';
 import { CommitNotice } from './commit-notice';
 import { CommitVersions } from './commit-versions';
 import { LockFairness, YIELD_MS } from './lock-fairness';
 import { registerSqlFunctions, SqliteStore } from './sqlite-store';
 import { SqliteWatcher } from './sqlite-watcher';
+import { SharedSnapshots } from './shared-snapshots';
 
 export interface SqliteBackendOptions {
   /**
@@ -108,7 +108,10 @@ export class SqliteBackend extends LockingBackend {
   private readonly reader: Database.Database;
   private readonly writeStore: SqliteStore;
   private readonly readStore: SqliteStore;
-  private readonly readLock = new Mutex();
+  private readonly snapshots = new SharedSnapshots(
+    () => this.beginRead(),
+    () => this.endRead(),
+  );
   private readonly lockTimeoutMs: number;
   private readonly fairness: LockFairness;
   private readonly sql: {
@@ -274,26 +277,31 @@ export class SqliteBackend extends LockingBackend {
   }
 
   protected snapshot<T>(fn: (store: SyncStore) => Promise<T>): Promise<T> {
-    return this.readLock.run(async () => {
-      if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this sqlite backend has been closed');
-      this.sql.beginRead.run();
+    return this.snapshots.run(() => fn(this.readStore));
+  }
+
+  /** Begins a read transaction on the reader and fixes its snapshot (see SharedSnapshots). */
+  private async beginRead(): Promise<void> {
+    if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this sqlite backend has been closed');
+    this.sql.beginRead.run();
+    // The first read fixes the snapshot; in WAL mode it is busy only while another process recovers
+    // the file after a crash, so retry that from the event loop too.
+    for (let attempt = 0; ; attempt++) {
       try {
-        // The first read fixes the snapshot; in WAL mode it is busy only while another process
-        // recovers the file after a crash, so retry that from the event loop too.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            this.sql.probe.get(VERSION_KEY);
-            break;
-          } catch (err) {
-            if (!isBusy(err) || attempt > 1000) throw err;
-          }
-          await pause(attempt < 3);
+        this.sql.probe.get(VERSION_KEY);
+        return;
+      } catch (err) {
+        if (!isBusy(err) || attempt > 1000) {
+          this.endRead();
+          throw err;
         }
-        return await fn(this.readStore);
-      } finally {
-        if (this.reader.inTransaction) this.sql.endRead.run();
       }
-    });
+      await pause(attempt < 3);
+    }
+  }
+
+  private endRead(): void {
+    if (this.reader.inTransaction) this.sql.endRead.run();
   }
 
   protected override watchesArmed(): void {
@@ -322,7 +330,8 @@ export class SqliteBackend extends LockingBackend {
     this.watcher?.stop();
     this.watchDb?.close();
     this.notice.close();
-    await this.readLock.run(async () => this.reader.close());
+    await this.snapshots.run(async () => undefined).catch(() => undefined); // reads under way end first
+    this.reader.close();
     this.writer.close();
   }
 
