@@ -112,12 +112,19 @@ export class TimerScheduler {
     const tenant = due[0][0].tenant;
     let results: Array<{ next?: number }>;
     try {
-      results = await tenant.transact(async (tx) => {
-        const out = [];
-        const budget = { bytes: 0 };
-        for (const [owner] of due) out.push(await TimerStore.fire(tx, owner.keys, now, budget));
-        return out;
-      });
+      // The fire need not be on disk before its messages are handled (deferFlush): nothing is
+      // acknowledged on its strength, and a power cut that loses it loses the timers' deletion with
+      // it, so they fire again; the commit that handles a fired message is flushed, and with it the
+      // fire (the log keeps commits in order). The consumers start one disk flush sooner.
+      results = await tenant.transact(
+        async (tx) => {
+          const out = [];
+          const budget = { bytes: 0 };
+          for (const [owner] of due) out.push(await TimerStore.fire(tx, owner.keys, now, budget));
+          return out;
+        },
+        { deferFlush: true },
+      );
     } catch (error) {
       const closed = error instanceof DgenError && error.code === 'BACKEND_CLOSED';
       for (const [owner, e] of due) {
