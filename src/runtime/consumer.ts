@@ -7,12 +7,15 @@ import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { Handling, Outcome } from './handling';
 import { ConsumerLease } from './consumer-lease';
+import { ConsumerWait } from './consumer-wait';
 import { recordFailedAttempt } from './failed-attempts';
 import { LockRecords } from './lock-record';
 import { delay, type ServerContext } from './server-context';
 import type { StoredState } from './state-storage';
 import { deadLetterIn } from '../ops/on-dead-letter';
 import { traceBatch } from '../telemetry/spans';
+import { TimerOffer, type OfferOutcome } from '../timers/timer-offer';
+import { TimerStore, type DueTimer } from '../timers/timer-store';
 
 type Step = { type: 'handled' } | { type: 'wait'; watch?: Watch; retryAt?: number };
 
@@ -35,7 +38,9 @@ const SWEEP_MS = 10_000;
 export class Consumer {
   private readonly wake$ = new Subject<void>();
   private subscription?: Subscription;
-  private armed?: { watch?: Watch; timer?: NodeJS.Timeout };
+  private readonly wait: ConsumerWait;
+  /** Due timers offered by the scheduler, for the next step (see TimerOffer). */
+  private offered?: TimerOffer;
   private readonly window: BatchWindow;
   private lastSweep = 0;
   /** This consumer has taken the consumer lease at some point (so stopping releases it). */
@@ -48,12 +53,30 @@ export class Consumer {
     private readonly handling: Handling,
   ) {
     this.window = new BatchWindow(ctx.keys, ctx.opts.maxBatch);
+    this.wait = new ConsumerWait(
+      () => this.wake$.next(),
+      () => this.ctx.isStopped,
+    );
   }
 
   /** Tears the pipeline down: no drain starts after this, and the armed watch is cancelled. */
   halt(): void {
     this.subscription?.unsubscribe();
-    this.disarm();
+    this.wait.disarm();
+    this.offered?.declined();
+  }
+
+  /**
+   * The scheduler offers the timers due at `now` (TimerOffer): taken up only while this consumer is
+   * idle — its queue empty as of its last transaction, no lock, no other consumer active (a standby
+   * waits with a timer) — by waking it; its step checks all that again.
+   */
+  offerTimers(now: number): Promise<OfferOutcome> | undefined {
+    if (!this.wait.onQueueOnly || this.offered || this.ctx.isStopped) return undefined;
+    const { offer, outcome } = TimerOffer.make(now);
+    this.offered = offer;
+    this.wait.wakeNow();
+    return outcome;
   }
 
   start(): void {
@@ -78,7 +101,7 @@ export class Consumer {
         await delay(50);
         continue;
       }
-      if (step.type === 'wait') return this.arm(step.watch, step.retryAt);
+      if (step.type === 'wait') return this.wait.arm(step.watch, step.retryAt);
       if (this.handling.cacheMisses > 0) await delay(Math.min(2 ** (this.handling.cacheMisses - 1), 50));
     }
   }
@@ -100,41 +123,61 @@ export class Consumer {
   private async step(): Promise<Step> {
     const ahead = this.ahead;
     this.ahead = undefined;
-    const cached = this.handling.cachedState;
-    const seen = ahead && cached && this.window.plain ? { items: ahead, loaded: cached } : await this.read();
-    if (seen && seen.items === undefined) return this.standBy();
-    if (!seen) return this.idle();
-    return this.handle(seen.items, seen.loaded);
+    const offer = this.offered;
+    this.offered = undefined;
+    try {
+      const cached = this.handling.cachedState;
+      const seen =
+        ahead && cached && this.window.plain && !offer
+          ? { items: ahead, loaded: cached, timers: false }
+          : await this.read(offer);
+      if (seen && seen.items === undefined) return await this.standBy();
+      if (!seen) return await this.idle();
+      return await this.handle(seen.items, seen.loaded, seen.timers ? offer : undefined);
+    } finally {
+      offer?.declined(); // not taken (a no-op if it was)
+    }
   }
 
-  /** Step 1: the lease, the lock, a batch at the head of the queue and the state, from a snapshot. */
-  private read() {
+  /**
+   * Step 1: the lease, the lock, a batch at the head of the queue and the state, from a snapshot —
+   * or, when the queue is empty and timers were offered, the due timers instead (`timers`).
+   */
+  private read(offer?: TimerOffer) {
     const keys = this.ctx.keys;
     return this.ctx.tenant.read(async (tx) => {
       // Every read at once (one round trip on a remote backend), used in this order.
       const compare = this.handling.hasCached;
-      const [lease, lockRec, items, version] = await Promise.all([
+      const [lease, lockRec, queued, version, due] = await Promise.all([
         ConsumerLease.read(tx, keys),
         LockRecords.read(tx, keys),
         this.window.take(tx),
         compare ? this.ctx.state.readVersion(tx) : undefined,
+        offer && TimerStore.peekDue(tx, keys, offer.now, this.window.limit),
       ]);
       const standBy = ConsumerLease.heldByOther(lease, this.ctx.owner);
       if (standBy !== undefined) return { standBy, items: undefined };
       if (lockRec && lockRec.leaseUntil > Date.now()) return undefined;
+      const timers = queued.length === 0 && due !== undefined && due.length > 0;
+      const items = timers ? due : queued;
       if (items.length === 0) return undefined;
-      return { items, loaded: await this.handling.load(tx, compare ? Promise.resolve(version) : undefined) };
+      const loaded = await this.handling.load(tx, compare ? Promise.resolve(version) : undefined);
+      return { items, loaded, timers };
     });
   }
 
-  /** Steps 2 and 3 for the batch `items`, read with the state `loaded`. */
-  private async handle(items: HeadItem[], loaded: StoredState): Promise<Step> {
+  /**
+   * Steps 2 and 3 for the batch `items`, read with the state `loaded`: queue items, or with `offer`
+   * due timers (DueTimer), deleted instead of popped, if the queue is still empty.
+   */
+  private async handle(items: HeadItem[], loaded: StoredState, offer?: TimerOffer): Promise<Step> {
     const keys = this.ctx.keys;
     const seen = { items, loaded };
     let next: HeadItem[] | undefined;
     const plan = await planBatch(this.ctx, this.handling, seen.items, seen.loaded.state);
     if ('fault' in plan) {
-      await recordFailedAttempt(this.ctx, seen.items[0].key, seen.items[0].item, plan.fault);
+      // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
+      if (!offer) await recordFailedAttempt(this.ctx, seen.items[0].key, seen.items[0].item, plan.fault);
       return { type: 'handled' };
     }
     let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
@@ -164,13 +207,19 @@ export class Consumer {
         ]);
         if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
         if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
-        if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i].key)))
+        if (offer) {
+          if (head.length > 0) return 'stale'; // a message came first: it goes first
+        } else if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i].key)))
           return 'stale'; // another consumer took them
         if (!version || !version.equals(seen.loaded.version)) return 'stale';
         // Whether an idle timeout is stored, as of this transaction: else no handler's effects need to
         // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
         this.ctx.timers.idleMaybe = timers.idle;
         if (plan.view.hasReads && !(await plan.view.holds(tx))) return 'stale'; // a timer fired, or was set
+        // Offered timers: still there, unchanged (else fired, cancelled or replaced meanwhile): deleted.
+        const took =
+          offer && (await TimerStore.take(tx, keys, items.slice(0, plan.steps.length) as DueTimer[]));
+        if (offer && !took) return 'stale';
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
         ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
@@ -186,7 +235,7 @@ export class Consumer {
           if (i > 0 && replyBytes >= BATCH_REPLY_BYTES) break;
           blame = i;
           const p = plan.steps[i];
-          DurableQueue.pop(tx, keys, p.key);
+          if (!offer) DurableQueue.pop(tx, keys, p.key);
           written = i + 1;
           if ('skipped' in p) {
             if (p.item.kind === 'call')
@@ -215,6 +264,10 @@ export class Consumer {
           if (last && last.state === state) last.outcome.stamp = this.handling.stampOf(tx);
         }
         writing = false;
+        if (took) {
+          this.ctx.timers.observed({ next: took.next, idle: timers.idle }); // the next due, past these
+          return { done, wait: DurableQueue.watchPush(tx, keys) };
+        }
         // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
         // transaction of its own (one commit per batch, and one round trip less on remote backends).
         if (written === head.length) {
@@ -228,12 +281,14 @@ export class Consumer {
       const failed = plan.steps[blame];
       const fault = writing ? itemFault(error) : isItemFault(error) ? error : undefined;
       if (!failed || !fault || this.ctx.isStopped) throw error;
+      if (offer) return { type: 'handled' }; // declined: the timers fire into the queue, where attempts count
       // Not the head: nothing of the batch committed; retry the items before it, then it alone.
       if (blame > 0) this.window.suspectItem(failed.key);
       else await recordFailedAttempt(this.ctx, failed.key, failed.item, fault);
       return { type: 'handled' };
     }
     if (r === 'stale') return { type: 'handled' };
+    offer?.taken();
     this.leaseHeld = true;
     this.ahead = next;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
@@ -325,29 +380,5 @@ export class Consumer {
     if (Date.now() - this.lastSweep < SWEEP_MS) return;
     this.lastSweep = Date.now();
     CallChannel.sweep(tx, this.ctx.keys);
-  }
-
-  private arm(watch: Watch | undefined, retryAt?: number): void {
-    this.disarm();
-    if (this.ctx.isStopped) return watch?.cancel(); // a handler of the last batch stopped the server
-    const armed: { watch?: Watch; timer?: NodeJS.Timeout; fired?: boolean } = { watch };
-    const fire = () => {
-      if (armed.fired || this.ctx.isStopped) return;
-      armed.fired = true;
-      if (this.armed === armed) this.disarm();
-      this.wake$.next();
-    };
-    // A watch that ends unchanged while still armed was cancelled under us (the backend closed): look
-    // again, so the consumer finds BACKEND_CLOSED and stops instead of waiting for ever.
-    watch?.changed.then((changed) => (changed || this.armed === armed) && fire());
-    if (retryAt !== undefined) armed.timer = setTimeout(fire, Math.max(0, retryAt - Date.now()));
-    this.armed = armed;
-  }
-
-  private disarm(): void {
-    if (!this.armed) return;
-    this.armed.watch?.cancel();
-    clearTimeout(this.armed.timer);
-    this.armed = undefined;
   }
 }

@@ -23,6 +23,7 @@ import type { StateStorage } from './state-storage';
 import { decodeWire, type DeadLetter, type FromId } from './wire';
 import { forgetServer, recordServer, registerTenant } from '../ops/server-index';
 import { ServerTimers } from '../timers/server-timers';
+import type { OfferOutcome } from '../timers/timer-offer';
 import { PushGroup } from './push-group';
 
 /** Most read replies' keys one push clears (more are left to the consumer's sweep). */
@@ -235,6 +236,11 @@ export class ServerProcess implements ServerContext {
       tx.getRange(this.keys.deadLetters.start, this.keys.deadLetters.end),
     );
     return rows.map((r) => decodeWire<DeadLetter>(r.value));
+  }
+
+  /** TimerOwner: this process's scheduler offers due timers to the consumer here (TimerOffer). */
+  offerTimers(now: number): Promise<OfferOutcome> | undefined {
+    return this.consumer?.offerTimers(now);
   }
 
   // ---- stopping ---------------------------------------------------------------------------------

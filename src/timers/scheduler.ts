@@ -2,6 +2,7 @@ import type { Tenant } from '../backend/types';
 import { DgenError } from '../errors';
 import type { ServerKeys } from '../runtime/server-keys';
 import type { Clock } from '../kernel/clock';
+import type { OfferOutcome } from './timer-offer';
 import { TimerStore } from './timer-store';
 
 /** What the scheduler needs of a consuming server. */
@@ -10,6 +11,11 @@ export interface TimerOwner {
   readonly tenant: Tenant;
   readonly isStopped: boolean;
   emit(e: { type: 'timer-error'; error: unknown }): void;
+  /**
+   * Offers the owner's consumer the timers due at `now` to handle straight away (see TimerOffer);
+   * undefined when it is not idle here, and the scheduler fires them into the queue.
+   */
+  offerTimers?(now: number): Promise<OfferOutcome> | undefined;
 }
 
 interface Entry {
@@ -17,6 +23,8 @@ interface Entry {
   due: number;
   /** Bumped by every note: a fire that read the next due before a note must not overwrite it. */
   gen: number;
+  /** An offer of these timers was declined: fire them into the queue next time. */
+  fireNext?: boolean;
 }
 
 /** Most servers one fire transaction serves (each moves up to FIRE_BATCH timers). */
@@ -85,22 +93,56 @@ export class TimerScheduler {
     this.armed = armed;
   }
 
-  /** The clock reached the earliest due: fire every server whose due has come, earliest first. */
+  /**
+   * The clock reached the earliest due: offer each server whose due has come to its idle consumer,
+   * and fire the others, earliest first. Resolves once the fires committed and the offers were taken
+   * or declined (a virtual clock awaits that; new ticks need only the fires to be done).
+   */
   private async tick(armed: { at: number }): Promise<void> {
     if (this.armed !== armed || this.running) return;
     this.armed = undefined;
     this.running = true;
+    const offers: Array<Promise<unknown>> = [];
     try {
       const now = this.clock.now();
       const due = [...this.entries].filter(([o, e]) => e.due <= now && !o.isStopped);
       due.sort((a, b) => a[1].due - b[1].due);
       for (const [o] of this.entries) if (o.isStopped) this.entries.delete(o);
-      for (let i = 0; i < due.length; i += SERVERS_PER_FIRE)
-        await this.fire(due.slice(i, i + SERVERS_PER_FIRE), now);
+      const toFire = due.filter((d) => !this.offer(d, now, offers));
+      for (let i = 0; i < toFire.length; i += SERVERS_PER_FIRE)
+        await this.fire(toFire.slice(i, i + SERVERS_PER_FIRE), now);
     } finally {
       this.running = false;
       this.reschedule();
     }
+    await Promise.all(offers);
+  }
+
+  /**
+   * Offers a server's due timers to its idle consumer here (TimerOffer); false when it cannot take
+   * them now, or declined them last time. While the offer is open the entry waits (due Infinity) for
+   * the consumer's transaction, which notes the next due as it commits; a note meanwhile brings the
+   * entry back (a fire then and the consumer's transaction cannot both take a timer: the one that
+   * commits second finds it gone). A declined offer is fired at once.
+   */
+  private offer([owner, e]: [TimerOwner, Entry], now: number, offers: Array<Promise<unknown>>): boolean {
+    if (e.fireNext) {
+      e.fireNext = false;
+      return false;
+    }
+    const outcome = owner.offerTimers?.(now);
+    if (!outcome) return false;
+    e.due = Infinity;
+    const settled = outcome.then((o) => {
+      if (this.entries.get(owner) !== e) return;
+      if (o === 'declined') {
+        e.due = Math.min(e.due, this.clock.now());
+        e.fireNext = true;
+      } else if (e.due === Infinity) this.entries.delete(owner); // no timer left: the consumer noted none
+      this.reschedule();
+    });
+    offers.push(settled);
+    return true;
   }
 
   /**

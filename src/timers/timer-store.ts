@@ -147,7 +147,70 @@ export const TimerStore = {
     const left = taken < due.length ? t.ofIndex(due[taken].key).due : await firstDue(tx, t);
     return { fired: items.length, next: earlier(left, idleDue) };
   },
+
+  /**
+   * The keyed timers due at `now`, earliest first (up to `limit`), as the cast items they enqueue,
+   * keyed by their index keys and with their records' bytes: for a consumer that handles them
+   * straight from here because its queue is empty (see TimerIntake). None when the idle timeout is
+   * due as well: its rules (it fires only into an empty queue) are `fire`'s.
+   */
+  async peekDue(tx: ReadTransaction, keys: ServerKeys, now: number, limit: number): Promise<DueTimer[]> {
+    const t = TimerKeys.of(keys);
+    const [due, idle] = await Promise.all([
+      tx.getRange(t.index.start, t.indexFrom(Math.floor(now) + 1), { limit }),
+      tx.get(t.idle),
+    ]);
+    if (idle && decodeWire<IdleRecord>(idle).due <= now) return [];
+    const records = await Promise.all(due.map((row) => tx.get(t.record(t.ofIndex(row.key).key))));
+    const out: DueTimer[] = [];
+    for (let i = 0; i < due.length; i++) {
+      const record = records[i];
+      if (!record) break; // an index row left without its record: `fire` clears it
+      out.push({ key: due[i].key, record, item: { kind: 'cast', msg: decodeWire<TimerRecord>(record).msg } });
+    }
+    return out;
+  },
+
+  /**
+   * In the transaction that handles timers read by `peekDue`: if they are still the first of the
+   * index, unchanged, deletes them (as `fire` would, without the queue) and returns the next due;
+   * else undefined (cancelled, replaced or fired meanwhile) and writes nothing.
+   */
+  async take(
+    tx: Transaction,
+    keys: ServerKeys,
+    taken: readonly DueTimer[],
+  ): Promise<{ next?: number } | undefined> {
+    const t = TimerKeys.of(keys);
+    const recordKeys = taken.map((d) => t.record(t.ofIndex(d.key).key));
+    const [rows, idle, records] = await Promise.all([
+      tx.getRange(t.index.start, t.index.end, { limit: taken.length + 1 }),
+      tx.get(t.idle),
+      Promise.all(recordKeys.map((k) => tx.get(k))),
+    ]);
+    if (rows.length < taken.length) return undefined;
+    for (let i = 0; i < taken.length; i++)
+      if (!rows[i].key.equals(taken[i].key) || !records[i]?.equals(taken[i].record)) return undefined;
+    for (const k of recordKeys) tx.clear(k);
+    tx.clearRange(t.index.start, Buffer.concat([taken[taken.length - 1].key, ZERO]));
+    const after = rows[taken.length];
+    return {
+      next: earlier(
+        after ? t.ofIndex(after.key).due : undefined,
+        idle ? decodeWire<IdleRecord>(idle).due : undefined,
+      ),
+    };
+  },
 };
+
+/** A due timer read for a consumer to handle at once (TimerStore.peekDue). */
+export interface DueTimer {
+  /** Its index key (it stands in for a queue item key). */
+  key: Buffer;
+  /** Its record's bytes, as read (the handling transaction checks they are unchanged). */
+  record: Buffer;
+  item: QueueItem;
+}
 
 const ZERO = Buffer.from([0]);
 
