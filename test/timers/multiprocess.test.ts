@@ -69,17 +69,42 @@ test('timers that fell due while every process was down fire at the next start, 
 
 test('kill -9 while the fired message is being handled: the message is still handled, once', async () => {
   const setter = await Runtime.start(Alarm, 'stall', { tenant, consume: false });
-  await setter.castAfter(400, { type: 'fire', tag: 'stall' }, { key: 'k' });
   const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'stall' });
+  await c.next('ready');
+  // The consumer knows of the timer, then is busy when it falls due: it is fired into the queue, and
+  // handled from there.
+  await setter.castAfter(500, { type: 'fire', tag: 'stall' }, { key: 'k' });
+  await new Promise((r) => setTimeout(r, 200));
+  await setter.cast({ type: 'fire', tag: 'busy' });
   await c.next('stalling'); // the timer fell due and was moved into the queue; its handler runs
   c.proc.kill('SIGKILL');
   await exited(c.proc);
   expect(await setter.timers()).toEqual([]); // no longer a timer: it is a queued message
   expect(await setter.queueLength()).toBe(1);
   const ref = await Runtime.start(Alarm, 'stall', { tenant });
+  await waitFor(async () => (await fired(ref)).length === 2, 30_000);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(await fired(ref)).toEqual(['busy', 'stall']);
+  expect(await ref.queueLength()).toBe(0);
+  await ref.stop();
+  await setter.stop();
+}, 180_000);
+
+test('kill -9 while an idle consumer handles a due timer straight from the index: it stays pending, then is handled once', async () => {
+  const setter = await Runtime.start(Alarm, 'stall2', { tenant, consume: false });
+  const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'stall2' });
+  await c.next('ready');
+  await setter.castAfter(400, { type: 'fire', tag: 'stall' }, { key: 'k' });
+  await c.next('stalling'); // offered to the idle consumer: its handler runs, nothing committed yet
+  c.proc.kill('SIGKILL');
+  await exited(c.proc);
+  expect((await setter.timers()).map((t) => t.key)).toEqual(['k']); // still a pending timer
+  expect(await setter.queueLength()).toBe(0);
+  const ref = await Runtime.start(Alarm, 'stall2', { tenant });
   await waitFor(async () => (await fired(ref)).length === 1, 30_000);
   await new Promise((r) => setTimeout(r, 200));
   expect(await fired(ref)).toEqual(['stall']);
+  expect(await ref.timers()).toEqual([]);
   expect(await ref.queueLength()).toBe(0);
   await ref.stop();
   await setter.stop();

@@ -4,7 +4,9 @@
  * - 'arm-and-leave': start Alarm 'down' (consuming), have its handler arm timers c (100 ms), b (200 ms)
  *   and a (300 ms), then stop everything and exit before any falls due.
  * - 'consume': consume Alarm TIMER_ID; a 'fire' whose tag is 'stall' says { type: 'stalling' } and then
- *   waits inside its handler (its transaction not committed) so the parent can kill -9 it there.
+ *   waits inside its handler (its transaction not committed) so the parent can kill -9 it there; one
+ *   whose tag is 'busy' takes 1 s (the consumer is busy meanwhile, so timers falling due are fired
+ *   into its queue rather than offered to it).
  */
 import 'reflect-metadata';
 import { openBackend } from '../../src/backend/open-backend';
@@ -30,6 +32,7 @@ async function main(): Promise<void> {
     return;
   }
   alarmHooks.beforeFire = async (tag) => {
+    if (tag === 'busy') await new Promise((r) => setTimeout(r, 1000));
     if (tag !== 'stall') return;
     send({ type: 'stalling' });
     await new Promise((r) => setTimeout(r, 4000));

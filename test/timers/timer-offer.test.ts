@@ -1,0 +1,107 @@
+/**
+ * Due timers offered straight to an idle consumer (TimerOffer): handled without going through the
+ * queue, and — whenever something gets in the way — fired into the queue as ever, never lost, never
+ * handled twice, never ahead of a message that was queued first.
+ */
+import 'reflect-metadata';
+import { decodeInt64LE } from '../../src/backend/common/int64';
+import { Runtime } from '../../src/facade/runtime';
+import { ServerKeys } from '../../src/runtime/server-keys';
+import { freshTenantEachTest, runtimeBackends, waitFor } from '../runtime/backends';
+import { Alarm, alarmHooks, type AlarmState } from './fixtures';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_name, make) => {
+  const fx = freshTenantEachTest(make, 'offer');
+  afterEach(() => {
+    alarmHooks.beforeFire = undefined;
+  });
+
+  const fired = async (ref: { readState(): Promise<unknown> }) =>
+    ((await ref.readState()) as AlarmState).fired;
+  /** How many items were ever pushed to the server's queue (its push counter). */
+  const pushes = async (id: string) =>
+    fx.tenant.read(async (tx) => decodeInt64LE(await tx.get(new ServerKeys(['alarm', id]).pushCounter)));
+
+  /**
+   * A server whose consumer waits on an empty queue. Timers below fall due 400 ms after they are set,
+   * when the consumer is idle again after the wake-up that setting them caused (a busy consumer is
+   * not offered timers: they are fired into the queue, and these tests would not see the offer).
+   */
+  const idleServer = async (id: string) => {
+    const ref = await Runtime.start(Alarm, id, { tenant: fx.tenant });
+    await ref.call('get');
+    return ref;
+  };
+
+  test('an idle consumer handles a due timer straight from the timer index: its queue is not used', async () => {
+    const ref = await idleServer('o1');
+    await ref.castAfter(400, { type: 'fire', tag: 'a' }, { key: 'a' });
+    await sleep(200); // the consumer has handled the wake-up of setting it: idle again
+    const before = await pushes('o1');
+    await waitFor(async () => (await fired(ref)).length === 1);
+    expect(await fired(ref)).toEqual(['a']);
+    expect(await pushes('o1')).toBe(before); // nothing was enqueued for it
+    expect(await ref.timers()).toEqual([]);
+  });
+
+  test('a message queued while an offered timer is being handled goes first; the timer follows, once', async () => {
+    const ref = await idleServer('o2');
+    let runs = 0;
+    alarmHooks.beforeFire = async (tag) => {
+      if (tag !== 'a' || runs++ > 0) return;
+      await ref.cast({ type: 'fire', tag: 'b' }); // lands before the offered handling commits
+    };
+    await ref.castAfter(400, { type: 'fire', tag: 'a' }, { key: 'a' });
+    await waitFor(async () => (await fired(ref)).length === 2);
+    await sleep(100);
+    expect(await fired(ref)).toEqual(['b', 'a']);
+    expect(runs).toBe(2); // the offered run was not written; the queued one was
+    expect(await ref.timers()).toEqual([]);
+  });
+
+  test('a timer replaced while its offered handling runs is handled as replaced, not as it was', async () => {
+    const ref = await idleServer('o3');
+    alarmHooks.beforeFire = async (tag) => {
+      if (tag === 'old') await ref.castAfter(0, { type: 'fire', tag: 'new' }, { key: 'k' });
+    };
+    await ref.castAfter(400, { type: 'fire', tag: 'old' }, { key: 'k' });
+    await waitFor(async () => (await fired(ref)).length === 1);
+    await sleep(100);
+    expect(await fired(ref)).toEqual(['new']);
+    expect(await ref.timers()).toEqual([]);
+  });
+
+  test('a timer cancelled while its offered handling runs is not handled', async () => {
+    const ref = await idleServer('o4');
+    let cancelled: boolean | undefined;
+    alarmHooks.beforeFire = async (tag) => {
+      if (tag === 'gone') cancelled ??= await ref.cancelTimer('k');
+    };
+    await ref.castAfter(400, { type: 'fire', tag: 'gone' }, { key: 'k' });
+    await ref.castAfter(600, { type: 'fire', tag: 'after' }, { key: 'after' });
+    await waitFor(async () => (await fired(ref)).length === 1);
+    await sleep(100);
+    expect(cancelled).toBe(true);
+    expect(await fired(ref)).toEqual(['after']);
+  });
+
+  test('a handler that throws on an offered timer: the timer goes through the queue, where its attempts count', async () => {
+    const ref = await Runtime.start(Alarm, 'o5', { tenant: fx.tenant, maxAttempts: 2 });
+    await ref.call('get');
+    let runs = 0;
+    alarmHooks.beforeFire = async (tag) => {
+      if (tag !== 'bad') return;
+      runs++;
+      throw new Error('refused');
+    };
+    const before = await pushes('o5');
+    await ref.castAfter(400, { type: 'fire', tag: 'bad' }, { key: 'bad' });
+    await waitFor(async () => (await ref.deadLetters()).length === 1);
+    expect((await ref.deadLetters())[0].msg).toEqual({ type: 'fire', tag: 'bad' });
+    expect(runs).toBe(3); // offered once, then maxAttempts from the queue
+    expect(await pushes('o5')).toBeGreaterThan(before);
+    expect(await fired(ref)).toEqual([]);
+  });
+});
