@@ -197,18 +197,21 @@ export class Consumer {
           p.item.kind === 'call' ? CallChannel.marker(tx, keys, p.item.from) : undefined,
         );
         for (const m of markers) m?.catch(() => undefined); // awaited below, or the attempt failed anyway
+        const offered = offer && (items.slice(0, plan.steps.length) as DueTimer[]);
         const [lease, lockRec, head, version, timers] = await Promise.all([
           ConsumerLease.read(tx, keys),
           LockRecords.read(tx, keys),
           // Past the batch: whether it empties the queue, as of this transaction, and the next batch.
           DurableQueue.peekMany(tx, keys, plan.steps.length + this.window.limit),
           this.ctx.state.readVersion(tx),
-          this.ctx.timers.read(tx),
+          // Offered timers: whether they are still there, unchanged, and the next due past them.
+          offered ? TimerStore.checkTaken(tx, keys, offered) : this.ctx.timers.read(tx),
         ]);
         if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
         if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
-        if (offer) {
-          if (head.length > 0) return 'stale'; // a message came first: it goes first
+        if (offered) {
+          // A message came first (it goes first), or the timers fired, were cancelled or replaced.
+          if (head.length > 0 || !('unchanged' in timers) || !timers.unchanged) return 'stale';
         } else if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i].key)))
           return 'stale'; // another consumer took them
         if (!version || !version.equals(seen.loaded.version)) return 'stale';
@@ -216,10 +219,7 @@ export class Consumer {
         // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
         this.ctx.timers.idleMaybe = timers.idle;
         if (plan.view.hasReads && !(await plan.view.holds(tx))) return 'stale'; // a timer fired, or was set
-        // Offered timers: still there, unchanged (else fired, cancelled or replaced meanwhile): deleted.
-        const took =
-          offer && (await TimerStore.take(tx, keys, items.slice(0, plan.steps.length) as DueTimer[]));
-        if (offer && !took) return 'stale';
+        if (offered) TimerStore.deleteTaken(tx, keys, offered);
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
         ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
@@ -264,8 +264,8 @@ export class Consumer {
           if (last && last.state === state) last.outcome.stamp = this.handling.stampOf(tx);
         }
         writing = false;
-        if (took) {
-          this.ctx.timers.observed({ next: took.next, idle: timers.idle }); // the next due, past these
+        if (offered) {
+          this.ctx.timers.observed(timers); // the next due, past the timers taken
           return { done, wait: DurableQueue.watchPush(tx, keys) };
         }
         // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a

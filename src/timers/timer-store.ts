@@ -172,34 +172,34 @@ export const TimerStore = {
   },
 
   /**
-   * In the transaction that handles timers read by `peekDue`: if they are still the first of the
-   * index, unchanged, deletes them (as `fire` would, without the queue) and returns the next due;
-   * else undefined (cancelled, replaced or fired meanwhile) and writes nothing.
+   * In the transaction that handles timers read by `peekDue` (reads only): whether they are still the
+   * first of the index, unchanged (not fired, cancelled or replaced meanwhile), and the next due past
+   * them (keyed timers and idle timeout) with whether an idle timeout is armed, as `nextDueAndIdle`.
    */
-  async take(
-    tx: Transaction,
+  async checkTaken(
+    tx: ReadTransaction,
     keys: ServerKeys,
     taken: readonly DueTimer[],
-  ): Promise<{ next?: number } | undefined> {
+  ): Promise<{ unchanged: boolean; next?: number; idle: boolean }> {
     const t = TimerKeys.of(keys);
-    const recordKeys = taken.map((d) => t.record(t.ofIndex(d.key).key));
     const [rows, idle, records] = await Promise.all([
       tx.getRange(t.index.start, t.index.end, { limit: taken.length + 1 }),
       tx.get(t.idle),
-      Promise.all(recordKeys.map((k) => tx.get(k))),
+      Promise.all(taken.map((d) => tx.get(t.record(t.ofIndex(d.key).key)))),
     ]);
-    if (rows.length < taken.length) return undefined;
-    for (let i = 0; i < taken.length; i++)
-      if (!rows[i].key.equals(taken[i].key) || !records[i]?.equals(taken[i].record)) return undefined;
-    for (const k of recordKeys) tx.clear(k);
-    tx.clearRange(t.index.start, Buffer.concat([taken[taken.length - 1].key, ZERO]));
+    const unchanged =
+      rows.length >= taken.length &&
+      taken.every((d, i) => rows[i].key.equals(d.key) && records[i]?.equals(d.record) === true);
     const after = rows[taken.length];
-    return {
-      next: earlier(
-        after ? t.ofIndex(after.key).due : undefined,
-        idle ? decodeWire<IdleRecord>(idle).due : undefined,
-      ),
-    };
+    const idleDue = idle ? decodeWire<IdleRecord>(idle).due : undefined;
+    return { unchanged, next: earlier(after ? t.ofIndex(after.key).due : undefined, idleDue), idle: !!idle };
+  },
+
+  /** Deletes timers read by `peekDue`, once `checkTaken` found them unchanged (as `fire` would, without the queue). */
+  deleteTaken(tx: Transaction, keys: ServerKeys, taken: readonly DueTimer[]): void {
+    const t = TimerKeys.of(keys);
+    for (const d of taken) tx.clear(t.record(t.ofIndex(d.key).key));
+    tx.clearRange(t.index.start, Buffer.concat([taken[taken.length - 1].key, ZERO]));
   },
 };
 

@@ -73,8 +73,8 @@ test('kill -9 while the fired message is being handled: the message is still han
   await c.next('ready');
   // The consumer knows of the timer, then is busy when it falls due: it is fired into the queue, and
   // handled from there.
-  await setter.castAfter(500, { type: 'fire', tag: 'stall' }, { key: 'k' });
-  await new Promise((r) => setTimeout(r, 200));
+  await setter.castAfter(1000, { type: 'fire', tag: 'stall' }, { key: 'k' });
+  await new Promise((r) => setTimeout(r, 500));
   await setter.cast({ type: 'fire', tag: 'busy' });
   await c.next('stalling'); // the timer fell due and was moved into the queue; its handler runs
   c.proc.kill('SIGKILL');
@@ -94,7 +94,7 @@ test('kill -9 while an idle consumer handles a due timer straight from the index
   const setter = await Runtime.start(Alarm, 'stall2', { tenant, consume: false });
   const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'stall2' });
   await c.next('ready');
-  await setter.castAfter(400, { type: 'fire', tag: 'stall' }, { key: 'k' });
+  await setter.castAfter(1000, { type: 'fire', tag: 'stall' }, { key: 'k' });
   await c.next('stalling'); // offered to the idle consumer: its handler runs, nothing committed yet
   c.proc.kill('SIGKILL');
   await exited(c.proc);

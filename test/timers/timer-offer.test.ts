@@ -25,7 +25,7 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
     fx.tenant.read(async (tx) => decodeInt64LE(await tx.get(new ServerKeys(['alarm', id]).pushCounter)));
 
   /**
-   * A server whose consumer waits on an empty queue. Timers below fall due 400 ms after they are set,
+   * A server whose consumer waits on an empty queue. Timers below fall due 1 s after they are set,
    * when the consumer is idle again after the wake-up that setting them caused (a busy consumer is
    * not offered timers: they are fired into the queue, and these tests would not see the offer).
    */
@@ -37,8 +37,8 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
 
   test('an idle consumer handles a due timer straight from the timer index: its queue is not used', async () => {
     const ref = await idleServer('o1');
-    await ref.castAfter(400, { type: 'fire', tag: 'a' }, { key: 'a' });
-    await sleep(200); // the consumer has handled the wake-up of setting it: idle again
+    await ref.castAfter(1000, { type: 'fire', tag: 'a' }, { key: 'a' });
+    await sleep(500); // the consumer has handled the wake-up of setting it: idle again
     const before = await pushes('o1');
     await waitFor(async () => (await fired(ref)).length === 1);
     expect(await fired(ref)).toEqual(['a']);
@@ -53,7 +53,7 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
       if (tag !== 'a' || runs++ > 0) return;
       await ref.cast({ type: 'fire', tag: 'b' }); // lands before the offered handling commits
     };
-    await ref.castAfter(400, { type: 'fire', tag: 'a' }, { key: 'a' });
+    await ref.castAfter(1000, { type: 'fire', tag: 'a' }, { key: 'a' });
     await waitFor(async () => (await fired(ref)).length === 2);
     await sleep(100);
     expect(await fired(ref)).toEqual(['b', 'a']);
@@ -66,7 +66,7 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
     alarmHooks.beforeFire = async (tag) => {
       if (tag === 'old') await ref.castAfter(0, { type: 'fire', tag: 'new' }, { key: 'k' });
     };
-    await ref.castAfter(400, { type: 'fire', tag: 'old' }, { key: 'k' });
+    await ref.castAfter(1000, { type: 'fire', tag: 'old' }, { key: 'k' });
     await waitFor(async () => (await fired(ref)).length === 1);
     await sleep(100);
     expect(await fired(ref)).toEqual(['new']);
@@ -79,8 +79,8 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
     alarmHooks.beforeFire = async (tag) => {
       if (tag === 'gone') cancelled ??= await ref.cancelTimer('k');
     };
-    await ref.castAfter(400, { type: 'fire', tag: 'gone' }, { key: 'k' });
-    await ref.castAfter(600, { type: 'fire', tag: 'after' }, { key: 'after' });
+    await ref.castAfter(1000, { type: 'fire', tag: 'gone' }, { key: 'k' });
+    await ref.castAfter(1200, { type: 'fire', tag: 'after' }, { key: 'after' });
     await waitFor(async () => (await fired(ref)).length === 1);
     await sleep(100);
     expect(cancelled).toBe(true);
@@ -97,7 +97,7 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
       throw new Error('refused');
     };
     const before = await pushes('o5');
-    await ref.castAfter(400, { type: 'fire', tag: 'bad' }, { key: 'bad' });
+    await ref.castAfter(1000, { type: 'fire', tag: 'bad' }, { key: 'bad' });
     await waitFor(async () => (await ref.deadLetters()).length === 1);
     expect((await ref.deadLetters())[0].msg).toEqual({ type: 'fire', tag: 'bad' });
     expect(runs).toBe(3); // offered once, then maxAttempts from the queue

@@ -84,4 +84,35 @@ describe.each(runtimeBackends)('TimerStore.fire on %s', (_name, make) => {
     expect(await queued()).toEqual(['x2']);
     expect(await tenant.read((tx) => TimerStore.nextDue(tx, keys))).toBeUndefined();
   });
+
+  test('peekDue, checkTaken, deleteTaken: due timers taken without the queue, only while unchanged', async () => {
+    await setMany([
+      ['a', 100, 'a'],
+      ['b', 200, 'b'],
+      ['c', 900, 'c'],
+    ]);
+    const due = await tenant.read((tx) => TimerStore.peekDue(tx, keys, 500, 10));
+    expect(due.map((d) => d.item)).toEqual([
+      { kind: 'cast', msg: 'a' },
+      { kind: 'cast', msg: 'b' },
+    ]);
+    expect(await tenant.read((tx) => TimerStore.peekDue(tx, keys, 500, 1))).toHaveLength(1);
+    const check = () => tenant.read((tx) => TimerStore.checkTaken(tx, keys, due));
+    expect(await check()).toEqual({ unchanged: true, next: 900, idle: false });
+    // Replaced with the same due and a new message: the index alone would not tell.
+    await setMany([['b', 200, 'b2']]);
+    expect((await check()).unchanged).toBe(false);
+    const again = await tenant.read((tx) => TimerStore.peekDue(tx, keys, 500, 10));
+    await tenant.transact((tx) => TimerStore.deleteTaken(tx, keys, again));
+    expect((await pending()).map((p) => p.key)).toEqual(['c']);
+    expect(await queued()).toEqual([]);
+    expect((await tenant.read((tx) => TimerStore.checkTaken(tx, keys, again))).unchanged).toBe(false);
+  });
+
+  test('peekDue offers nothing while the idle timeout is due too (firing has its rules)', async () => {
+    await setMany([['a', 100, 'a']]);
+    await tenant.transact((tx) => TimerStore.armIdle(tx, keys, 300));
+    expect(await tenant.read((tx) => TimerStore.peekDue(tx, keys, 200, 10))).toHaveLength(1);
+    expect(await tenant.read((tx) => TimerStore.peekDue(tx, keys, 300, 10))).toEqual([]);
+  });
 });
