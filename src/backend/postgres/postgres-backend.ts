@@ -76,6 +76,8 @@ export class PostgresBackend implements Backend {
       notifications: () => this.watcher.notifications,
       changedSince: (key, since) => this.watcher.changedSince(key, since),
       recheck: (keys) => this.watcher.recheck(keys),
+      watchToken: () => this.watcher.watchToken(),
+      syncOf: (token) => this.watcher.syncOf(token),
       translate: (err) => this.translate(err),
       prepared: this.prepared,
     };

@@ -1,4 +1,5 @@
 import type { Sql } from 'postgres';
+import { VALUE_BYTES } from './notify-payload';
 
 /** The layout version this code writes; a database with a newer one is refused. */
 export const SCHEMA_VERSION = 1;
@@ -9,6 +10,10 @@ export const SCHEMA_VERSION = 1;
  * never written to the WAL before a crash is handed out again after it (see unknown-commit.ts).
  */
 const BOOT = `pg_postmaster_start_time()::text || ' ' || coalesce(pg_stat_get_bgwriter_stat_reset_time()::text, '')`;
+
+/** A write's RETURNING that keeps `value` (hex) in the transaction's setting `dgen.v<index>`. */
+const KEEP = (index: string, value: string) =>
+  `set_config('dgen.v' || ${index}::text, encode(${value}, 'hex'), true) AS kept`;
 
 /** Every SQL text the backend sends, for one schema (names quoted once here). */
 export function statements(schema: string) {
@@ -33,10 +38,12 @@ export function statements(schema: string) {
     set: `INSERT INTO ${kv} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     clear: `DELETE FROM ${kv} WHERE key = $1`,
     clearRange: `DELETE FROM ${kv} WHERE key >= $1 AND key < $2`,
-    add: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, ${s}.add_le(NULL, $2::bigint)) ON CONFLICT (key) DO UPDATE SET value = ${s}.add_le(t.value, $2::bigint)`,
+    /** $3: where the result is kept for the commit's NOTIFY (the setting `dgen.v<$3>`, see notifyComputed). */
+    add: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, ${s}.add_le(NULL, $2::bigint)) ON CONFLICT (key) DO UPDATE SET value = ${s}.add_le(t.value, $2::bigint) RETURNING ${KEEP('$3', 't.value')}`,
     /** $1: the key with a placeholder, $2: the 1-based offset of the 10-byte stamp in it. */
     setStampedKey: `INSERT INTO ${kv} (key, value) VALUES (overlay($1::bytea placing ${s}.stamp() from $2::int for 10), $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    setStampedValue: `INSERT INTO ${kv} (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    /** $4: as add's $3. */
+    setStampedValue: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING ${KEEP('$4', 't.value')}`,
     /** The transaction id, to learn the outcome of a commit whose reply was lost. */
     xid: `SELECT pg_current_xact_id()::text AS xid, ${BOOT} AS boot`,
     /**
@@ -56,6 +63,13 @@ export function statements(schema: string) {
     watchValues: (n: number) =>
       `SELECT w.i::int AS w, t.value FROM unnest(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::bytea`).join(', ')}]) WITH ORDINALITY AS w(key, i) LEFT JOIN ${kv} t ON t.key = w.key`,
     notify: `SELECT pg_notify($1, $2)`,
+    /**
+     * NOTIFY with the entries $2 and, for the keys $3 (hex, comma-separated; $4 their hashes, $5 where
+     * their writes kept their values) whose values the server computed, their values as this transaction
+     * leaves them (see TouchedKeys). Kept by the writes themselves rather than read back here: a read
+     * would take SERIALIZABLE predicate locks, and make concurrent pushers conflict.
+     */
+    notifyComputed: `SELECT pg_notify($1, concat_ws(',', NULLIF($2::text, ''), (SELECT string_agg(CASE WHEN v IS NULL OR length(v) > ${2 * VALUE_BYTES} THEN w.h ELSE w.hex || '=' || v END, ',') FROM unnest(string_to_array($3::text, ','), string_to_array($4::text, ','), string_to_array($5::text, ',')) AS w(hex, h, i) CROSS JOIN LATERAL current_setting('dgen.v' || w.i, true) AS v)))`,
   };
 }
 
