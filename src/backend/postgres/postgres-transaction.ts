@@ -8,6 +8,7 @@ import { LIMITS } from '../types';
 import { CommitOutcomeUnknown, isConnectionLoss, sqlState } from './postgres-errors';
 import type { Statements } from './schema';
 import { TouchedKeys } from './notify-payload';
+import { mergeWrites } from './write-merge';
 import { assertUnfinished, withPrefix } from '../common/transaction-guards';
 import type { Stmt } from './write-buffer';
 import { StatementPipeline } from './statement-pipeline';
@@ -256,7 +257,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const lock =
       !this.buffer.lockTaken && (this.stampWanted || (this.buffer.locked.length > 0 && !this.snapshotTaken));
     const xidStmt = { text: this.stampWanted ? this.host.st.xidStamp : this.host.st.xid, params: [] };
-    const writes = this.buffer.take(true);
+    const writes = mergeWrites(this.buffer.take(true), this.host.st);
     if (this.touched.any && this.watches) this.token = this.host.watchToken();
     const notify = !this.touched.any
       ? []

@@ -37,6 +37,10 @@ export function statements(schema: string) {
     rangeReverse: `SELECT key, value FROM ${kv} WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3`,
     set: `INSERT INTO ${kv} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     clear: `DELETE FROM ${kv} WHERE key = $1`,
+    /** Several sets (see mergeWrites): $1 the keys, $2 the values, as comma-separated hex (keys distinct). */
+    setMany: `INSERT INTO ${kv} (key, value) SELECT decode(k, 'hex'), decode(v, 'hex') FROM unnest(string_to_array($1::text, ','), string_to_array($2::text, ',')) AS w(k, v) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    /** Several clears: $1 the keys as comma-separated hex. */
+    clearMany: `DELETE FROM ${kv} WHERE key = ANY (ARRAY(SELECT decode(k, 'hex') FROM unnest(string_to_array($1::text, ',')) AS k))`,
     clearRange: `DELETE FROM ${kv} WHERE key >= $1 AND key < $2`,
     /** $3: where the result is kept for the commit's NOTIFY (the setting `dgen.v<$3>`, see notifyComputed). */
     add: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, ${s}.add_le(NULL, $2::bigint)) ON CONFLICT (key) DO UPDATE SET value = ${s}.add_le(t.value, $2::bigint) RETURNING ${KEEP('$3', 't.value')}`,
