@@ -4,11 +4,8 @@ import type { Stmt } from './write-buffer';
 
 /** Past this many touched keys a commit's NOTIFY says '*' (recheck every watch) instead of listing them. */
 const MAX_LISTED_KEYS = 400;
-/**
- * Characters of a payload given to keys with their values (PostgreSQL's limit is 8000 bytes): with at
- * most MAX_LISTED_KEYS hashes (≤ 8 characters each) and a token, a payload stays well below it.
- */
-const VALUED_CHARS = 4000;
+/** Most characters of a payload with values (PostgreSQL's limit is 8000 bytes). */
+const PAYLOAD_CHARS = 7800;
 /** Longest value a payload carries (longer ones are read by the listeners that watch the key). */
 export const VALUE_BYTES = 64;
 /** Longest key a payload carries with its value. */
@@ -25,8 +22,11 @@ type Last = Buffer | null | { index: string };
  *   `<hexkey>=<hex>`  the key's value as this commit leaves it; `<hexkey>-` the key is now absent;
  *   `@<token>`        this commit armed watches in the process whose token it is (see WatchSync).
  * With the values given, a listener fires its watches without reading the keys: a call's hand-off
- * saves a round trip on each side. Small values only (VALUE_BYTES), within VALUED_CHARS in all;
- * values the server computes (adds) are written in by the NOTIFY statement itself, in the commit batch.
+ * saves a round trip on each side. All keys with their values, or none (hashes only): a listener reads
+ * the keys of a commit whose values it was not given all of, so that its watches woken by one commit
+ * fire together (callers woken together share their reads and their next pushes). Values only for
+ * small keys and values, within PAYLOAD_CHARS; those the server computes (adds) are written in by the
+ * NOTIFY statement itself, in the commit batch.
  */
 export class TouchedKeys {
   private keys: Map<string, { key: Buffer; last: Last }> | '*' | undefined;
@@ -65,40 +65,43 @@ export class TouchedKeys {
     const keys = this.keys;
     if (keys === '*' || keys === undefined)
       return { text: st.notify, params: [channel, token === undefined ? '*' : `*,@${token}`] };
-    const entries: string[] = [];
-    const computedHex: string[] = [];
-    const computedHash: string[] = [];
-    const computedAt: string[] = [];
-    let budget = VALUED_CHARS;
-    for (const [hex, { key, last }] of keys) {
-      if (key.length <= KEY_BYTES) {
-        if (last !== null && !Buffer.isBuffer(last)) {
-          const cost = hex.length + 2 + 2 * VALUE_BYTES;
-          if (cost <= budget) {
-            budget -= cost;
-            computedHex.push(hex);
-            computedHash.push(keyHash(key));
-            computedAt.push(last.index);
-            continue;
-          }
-        } else if (last === null || last.length <= VALUE_BYTES) {
-          const entry = last === null ? `${hex}-` : `${hex}=${last.toString('hex')}`;
-          if (entry.length + 1 <= budget) {
-            budget -= entry.length + 1;
-            entries.push(entry);
-            continue;
-          }
-        }
-      }
-      entries.push(keyHash(key));
+    const tail = token === undefined ? '' : `,@${token}`;
+    const valued = this.valued(keys, tail.length);
+    if (!valued) {
+      // Listeners read the keys of such a commit (all of them, so their watches fire together).
+      const hashes = [...keys.values()].map(({ key }) => keyHash(key)).join(',');
+      return { text: st.notify, params: [channel, hashes + tail] };
     }
-    if (token !== undefined) entries.push(`@${token}`);
-    const given = entries.join(',');
-    if (computedHex.length === 0) return { text: st.notify, params: [channel, given] };
+    const given = valued.entries.join(',') + (valued.entries.length > 0 ? tail : tail.slice(1));
+    const c = valued.computed;
+    if (c.hex.length === 0) return { text: st.notify, params: [channel, given] };
     return {
       text: st.notifyComputed,
-      params: [channel, given, computedHex.join(','), computedHash.join(','), computedAt.join(',')],
+      params: [channel, given, c.hex.join(','), c.hash.join(','), c.at.join(',')],
     };
+  }
+
+  /** Every key with its value, if they all fit (within PAYLOAD_CHARS, counting `extra` more). */
+  private valued(keys: Map<string, { key: Buffer; last: Last }>, extra: number) {
+    const entries: string[] = [];
+    const computed = { hex: [] as string[], hash: [] as string[], at: [] as string[] };
+    let left = PAYLOAD_CHARS - extra;
+    for (const [hex, { key, last }] of keys) {
+      if (key.length > KEY_BYTES) return undefined;
+      if (last !== null && !Buffer.isBuffer(last)) {
+        left -= hex.length + 2 + 2 * VALUE_BYTES; // the most the server writes in
+        computed.hex.push(hex);
+        computed.hash.push(keyHash(key));
+        computed.at.push(last.index);
+      } else {
+        if (last !== null && last.length > VALUE_BYTES) return undefined;
+        const entry = last === null ? `${hex}-` : `${hex}=${last.toString('hex')}`;
+        left -= entry.length + 1;
+        entries.push(entry);
+      }
+      if (left < 0) return undefined;
+    }
+    return { entries, computed };
   }
 
   private note(full: Buffer, last: Last): void {

@@ -78,7 +78,7 @@ export class PostgresBackend implements Backend {
       hub: this.hub,
       channel: channelOf(settings.schema),
       notifications: () => this.watcher.notifications,
-      changedSince: (key, since) => this.watcher.changedSince(key, since),
+      changedSince: (key, since, own) => this.watcher.changedSince(key, since, own),
       recheck: (keys) => this.watcher.recheck(keys),
       watchToken: () => this.watcher.watchToken(),
       syncOf: (token) => this.watcher.syncOf(token),

@@ -28,12 +28,12 @@ export interface TxHost {
   /** The LISTEN side's position: how many notifications it has handled so far. */
   notifications(): number;
   /** Whether a notification handled after position `since` may concern `key` (a full key). */
-  changedSince(key: Buffer, since: number): boolean;
+  changedSince(key: Buffer, since: number, own?: number): boolean;
   /** Watches were armed with a baseline older than some notification: look at their keys again. */
   recheck(keys: Buffer[]): void;
   /** A token for the NOTIFY of a commit that arms watches, and the sync of those watches (see WatchSync). */
   watchToken(): string;
-  syncOf(token: string): WatchSync;
+  syncOf(token: string): WatchSync & { heardAt?: number };
   /** Errors of reads, as the contract's (thrown to the body). */
   translate(err: unknown): unknown;
   readonly prepared: PreparedStatements;
@@ -321,7 +321,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
         // A baseline lost with its reply (the commit was found applied): fire at the first look.
         if (!w.baseline) w.arm((unknownBaseline ??= Buffer.alloc(LIMITS.valueBytes + 1)));
         else w.arm(w.baseline.value, sync);
-        if (!w.baseline || this.host.changedSince(w.key, this.since)) again.push(w.key);
+        if (!w.baseline || this.host.changedSince(w.key, this.since, sync?.heardAt)) again.push(w.key);
       }
       if (again.length > 0) this.host.recheck(again);
     }

@@ -37,12 +37,14 @@ export class PostgresWatcher {
   private relistenDelay = 50;
   /** The position (`received`) of the last notification naming each key hash (or hex key, with its value). */
   private readonly lastByHash = new Map<string, number>();
-  private readonly lastByHex = new Map<string, number>();
+  /** By hex key: the positions of the last two notifications that gave its value. */
+  private readonly lastByHex = new Map<string, [number, number]>();
   /** This process's tokens (see `watchToken`): those not heard yet, and those heard before being armed. */
   private readonly tokenPrefix = `${randomBytes(4).toString('hex')}.`;
   private tokens = 0;
   private readonly awaiting = new Map<string, WatchSync>();
-  private readonly early = new Set<string>();
+  /** Tokens heard before their watches were armed, with the position of their notification. */
+  private readonly early = new Map<string, number>();
   /** The position of the last '*' (every key), LISTEN, or forgetting of `lastByHash`. */
   private allSince = 0;
 
@@ -62,13 +64,14 @@ export class PostgresWatcher {
   /**
    * Whether a notification handled after position `since` (a value of `notifications`) may concern
    * `key`: a transaction that read `key` in a snapshot taken after `since` may have missed that commit.
+   * `own`: the position of that transaction's own notification, if heard already (it gave `key` the
+   * value the transaction committed, so it alone does not count).
    */
-  changedSince(key: Buffer, since: number): boolean {
-    return (
-      this.allSince > since ||
-      (this.lastByHash.get(keyHash(key)) ?? 0) > since ||
-      (this.lastByHex.size > 0 && (this.lastByHex.get(key.toString('hex')) ?? 0) > since)
-    );
+  changedSince(key: Buffer, since: number, own?: number): boolean {
+    if (this.allSince > since || (this.lastByHash.get(keyHash(key)) ?? 0) > since) return true;
+    const [before, last] = (this.lastByHex.size > 0 && this.lastByHex.get(key.toString('hex'))) || [0, 0];
+    // The notification of the arming commit itself (at `own`) tells nothing its baseline does not.
+    return last === own ? before > since : last > since;
   }
 
   /** A new token, for the NOTIFY of a commit that arms watches. */
@@ -77,8 +80,12 @@ export class PostgresWatcher {
   }
 
   /** The sync of the watches armed by the commit whose NOTIFY carried `token`. */
-  syncOf(token: string): WatchSync {
-    if (this.early.delete(token)) return { synced: true };
+  syncOf(token: string): WatchSync & { heardAt?: number } {
+    const heardAt = this.early.get(token);
+    if (heardAt !== undefined) {
+      this.early.delete(token);
+      return { synced: true, heardAt };
+    }
     const sync = { synced: false };
     if (this.listening) {
       if (this.awaiting.size >= MAX_TOKENS) this.awaiting.clear(); // (their watches read their keys)
@@ -171,7 +178,7 @@ export class PostgresWatcher {
       this.lastByHex.clear();
     }
     for (const h of hashes) this.lastByHash.set(h, this.received);
-    for (const [hex] of valued) this.lastByHex.set(hex, this.received);
+    for (const [hex] of valued) this.lastByHex.set(hex, [this.lastByHex.get(hex)?.[1] ?? 0, this.received]);
     if (this.hub.size === 0) return;
     if (all) this.wanted = '*';
     const want = (hash: string) => {
@@ -179,7 +186,10 @@ export class PostgresWatcher {
       const wanted: Set<string> = this.wanted ?? (this.wanted = new Set());
       wanted.add(hash);
     };
-    for (const [hex, value] of valued) if (this.hub.known(hex, value)) want(keyHash(Buffer.from(hex, 'hex'))); // watches not synced yet
+    // Some values not given (see TouchedKeys): read every key, so that its watches fire together.
+    const readAll = all || hashes.length > 0;
+    for (const [hex, value] of valued)
+      if (readAll || this.hub.known(hex, value)) want(keyHash(Buffer.from(hex, 'hex'))); // (or not synced)
     for (const h of hashes) want(h);
     if (this.wanted) this.schedule(0);
   }
@@ -194,7 +204,7 @@ export class PostgresWatcher {
       return;
     }
     if (this.early.size >= MAX_TOKENS) this.early.clear();
-    this.early.add(token);
+    this.early.set(token, this.received);
   }
 
   private schedule(ms: number): void {
