@@ -186,8 +186,10 @@ export class PostgresWatcher {
       const wanted: Set<string> = this.wanted ?? (this.wanted = new Set());
       wanted.add(hash);
     };
-    // Some values not given (see TouchedKeys): read every key, so that its watches fire together.
-    const readAll = all || hashes.length > 0;
+    // Some values not given (see TouchedKeys): read every key, so that its watches fire together. So
+    // too while a read is in flight: these keys join the next, and watches woken by commits close
+    // together fire together (32 concurrent callers then keep sharing their pushes and reads).
+    const readAll = all || hashes.length > 0 || this.running;
     for (const [hex, value] of valued)
       if (readAll || this.hub.known(hex, value)) want(keyHash(Buffer.from(hex, 'hex'))); // (or not synced)
     for (const h of hashes) want(h);
