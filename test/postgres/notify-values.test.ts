@@ -31,16 +31,12 @@ describe('TouchedKeys: the NOTIFY payload', () => {
     expect(t.any).toBe(false);
     t.set(b('a'), b('1'));
     t.clear(b('b'));
-    expect(t.computed(b('c'))).toBe('0');
+    const [name, keyHex, keyHash] = t.computed(b('c'));
+    expect([name, keyHex]).toEqual(['dgen.v0', hex('c')]);
+    expect(keyHash).toMatch(hash);
     const { text, params } = t.notify(st, 'ch', 'tok');
-    expect(text).toBe(st.notifyComputed);
-    expect(params).toEqual([
-      'ch',
-      `${hex('a')}=${hex('1')},${hex('b')}-,@tok`,
-      hex('c'),
-      expect.stringMatching(hash),
-      '0',
-    ]);
+    expect(text).toBe(st.notifyComputed(1));
+    expect(params).toEqual(['ch', `${hex('a')}=${hex('1')},${hex('b')}-,@tok`, 'dgen.v0', keyHash]);
   });
 
   test('all keys with their values or none: a long value, or too many keys, and only hashes go', () => {

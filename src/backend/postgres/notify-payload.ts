@@ -11,8 +11,8 @@ export const VALUE_BYTES = 64;
 /** Longest key a payload carries with its value. */
 const KEY_BYTES = 256;
 
-/** The value is computed by the server (an add, a versionstamped value), kept as `dgen.v<index>`. */
-type Last = Buffer | null | { index: string };
+/** The value is computed by the server (an add, a versionstamped value): its entry is kept in `name`. */
+type Last = Buffer | null | { name: string; hash: string };
 
 /**
  * What a commit tells the listeners of every process (PostgresWatcher) about the keys it wrote, as the
@@ -46,13 +46,13 @@ export class TouchedKeys {
   }
 
   /**
-   * A write whose value the server computes: returns where the statement keeps it (`dgen.v<index>`, see
-   * the statements `add` and `setStampedValue`).
+   * A write whose value the server computes: returns the parameters of the statement (`add`,
+   * `setStampedValue`) that keep its NOTIFY entry: the setting's name, the key in hex, its hash.
    */
-  computed(full: Buffer): string {
-    const index = String(this.computedCount++);
-    this.note(full, { index });
-    return index;
+  computed(full: Buffer): [string, string, string] {
+    const last = { name: `dgen.v${this.computedCount++}`, hash: keyHash(full) };
+    const hex = this.note(full, last);
+    return [last.name, hex, last.hash];
   }
 
   /** Any key may have changed. */
@@ -74,25 +74,23 @@ export class TouchedKeys {
     }
     const given = valued.entries.join(',') + (valued.entries.length > 0 ? tail : tail.slice(1));
     const c = valued.computed;
-    if (c.hex.length === 0) return { text: st.notify, params: [channel, given] };
+    if (c.length === 0) return { text: st.notify, params: [channel, given] };
     return {
-      text: st.notifyComputed,
-      params: [channel, given, c.hex.join(','), c.hash.join(','), c.at.join(',')],
+      text: st.notifyComputed(c.length),
+      params: [channel, given, ...c.flatMap((x) => [x.name, x.hash])],
     };
   }
 
   /** Every key with its value, if they all fit (within PAYLOAD_CHARS, counting `extra` more). */
   private valued(keys: Map<string, { key: Buffer; last: Last }>, extra: number) {
     const entries: string[] = [];
-    const computed = { hex: [] as string[], hash: [] as string[], at: [] as string[] };
+    const computed: Array<{ name: string; hash: string }> = [];
     let left = PAYLOAD_CHARS - extra;
     for (const [hex, { key, last }] of keys) {
       if (key.length > KEY_BYTES) return undefined;
       if (last !== null && !Buffer.isBuffer(last)) {
         left -= hex.length + 2 + 2 * VALUE_BYTES; // the most the server writes in
-        computed.hex.push(hex);
-        computed.hash.push(keyHash(key));
-        computed.at.push(last.index);
+        computed.push(last);
       } else {
         if (last !== null && last.length > VALUE_BYTES) return undefined;
         const entry = last === null ? `${hex}-` : `${hex}=${last.toString('hex')}`;
@@ -104,10 +102,12 @@ export class TouchedKeys {
     return { entries, computed };
   }
 
-  private note(full: Buffer, last: Last): void {
-    if (this.keys === '*') return;
+  private note(full: Buffer, last: Last): string {
+    const hex = full.toString('hex');
+    if (this.keys === '*') return hex;
     const keys = this.keys ?? (this.keys = new Map());
-    keys.set(full.toString('hex'), { key: full, last });
+    keys.set(hex, { key: full, last });
     if (keys.size > MAX_LISTED_KEYS) this.keys = '*';
+    return hex;
   }
 }

@@ -165,7 +165,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       return;
     }
     const delta64 = String(BigInt.asIntN(64, BigInt(delta)));
-    const stmt = { text: this.host.st.add, params: [full, delta64, this.touched.computed(full)] };
+    const stmt = { text: this.host.st.add, params: [full, delta64, ...this.touched.computed(full)] };
     this.buffer.key(stmt, full, true, true);
     this.wrote = true;
   }
@@ -200,7 +200,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const full = this.full(key);
     const stmt = {
       text: this.host.st.setStampedValue,
-      params: [full, Buffer.from(prefix), Buffer.from(suffix), this.touched.computed(full)],
+      params: [full, Buffer.from(prefix), Buffer.from(suffix), ...this.touched.computed(full)],
     };
     this.buffer.key(stmt, full, true);
     this.wrote = true;

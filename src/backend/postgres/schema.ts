@@ -11,9 +11,12 @@ export const SCHEMA_VERSION = 1;
  */
 const BOOT = `pg_postmaster_start_time()::text || ' ' || coalesce(pg_stat_get_bgwriter_stat_reset_time()::text, '')`;
 
-/** A write's RETURNING that keeps `value` (hex) in the transaction's setting `dgen.v<index>`. */
-const KEEP = (index: string, value: string) =>
-  `set_config('dgen.v' || ${index}::text, encode(${value}, 'hex'), true) AS kept`;
+/**
+ * A write's RETURNING that keeps, in the transaction's setting named `$name`, the key's NOTIFY entry
+ * (see TouchedKeys): `$hex=<value>`, or `$hash` for a value too long to carry.
+ */
+const KEEP = (name: string, hex: string, hash: string, value: string) =>
+  `set_config(${name}::text, CASE WHEN length(${value}) <= ${VALUE_BYTES} THEN ${hex}::text || '=' || encode(${value}, 'hex') ELSE ${hash}::text END, true) AS kept`;
 
 /** Every SQL text the backend sends, for one schema (names quoted once here). */
 export function statements(schema: string) {
@@ -42,12 +45,12 @@ export function statements(schema: string) {
     /** Several clears: $1 the keys as comma-separated hex. */
     clearMany: `DELETE FROM ${kv} WHERE key = ANY (ARRAY(SELECT decode(k, 'hex') FROM unnest(string_to_array($1::text, ',')) AS k))`,
     clearRange: `DELETE FROM ${kv} WHERE key >= $1 AND key < $2`,
-    /** $3: where the result is kept for the commit's NOTIFY (the setting `dgen.v<$3>`, see notifyComputed). */
-    add: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, ${s}.add_le(NULL, $2::bigint)) ON CONFLICT (key) DO UPDATE SET value = ${s}.add_le(t.value, $2::bigint) RETURNING ${KEEP('$3', 't.value')}`,
+    /** $3-$5: where the key's NOTIFY entry is kept, the key (hex), its hash (see KEEP, notifyComputed). */
+    add: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, ${s}.add_le(NULL, $2::bigint)) ON CONFLICT (key) DO UPDATE SET value = ${s}.add_le(t.value, $2::bigint) RETURNING ${KEEP('$3', '$4', '$5', 't.value')}`,
     /** $1: the key with a placeholder, $2: the 1-based offset of the 10-byte stamp in it. */
     setStampedKey: `INSERT INTO ${kv} (key, value) VALUES (overlay($1::bytea placing ${s}.stamp() from $2::int for 10), $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    /** $4: as add's $3. */
-    setStampedValue: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING ${KEEP('$4', 't.value')}`,
+    /** $4-$6: as add's $3-$5. */
+    setStampedValue: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING ${KEEP('$4', '$5', '$6', 't.value')}`,
     /** The transaction id, to learn the outcome of a commit whose reply was lost. */
     xid: `SELECT pg_current_xact_id()::text AS xid, ${BOOT} AS boot`,
     /**
@@ -68,12 +71,13 @@ export function statements(schema: string) {
       `SELECT w.i::int AS w, t.value FROM unnest(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::bytea`).join(', ')}]) WITH ORDINALITY AS w(key, i) LEFT JOIN ${kv} t ON t.key = w.key`,
     notify: `SELECT pg_notify($1, $2)`,
     /**
-     * NOTIFY with the entries $2 and, for the keys $3 (hex, comma-separated; $4 their hashes, $5 where
-     * their writes kept their values) whose values the server computed, their values as this transaction
-     * leaves them (see TouchedKeys). Kept by the writes themselves rather than read back here: a read
-     * would take SERIALIZABLE predicate locks, and make concurrent pushers conflict.
+     * NOTIFY with the entries $2, then the entries kept by the writes (see KEEP) whose values the server
+     * computed, in the settings named $3, $5, … (a key's hash, $4, $6, …, should one be missing). Kept by
+     * the writes rather than read back here: a read would take SERIALIZABLE predicate locks, and make
+     * concurrent pushers conflict. One text per number of such keys, so no set-returning function to plan.
      */
-    notifyComputed: `SELECT pg_notify($1, concat_ws(',', NULLIF($2::text, ''), (SELECT string_agg(CASE WHEN v IS NULL OR length(v) > ${2 * VALUE_BYTES} THEN w.h ELSE w.hex || '=' || v END, ',') FROM unnest(string_to_array($3::text, ','), string_to_array($4::text, ','), string_to_array($5::text, ',')) AS w(hex, h, i) CROSS JOIN LATERAL current_setting('dgen.v' || w.i, true) AS v)))`,
+    notifyComputed: (n: number) =>
+      `SELECT pg_notify($1, concat_ws(',', NULLIF($2::text, ''), ${Array.from({ length: n }, (_, i) => `coalesce(current_setting($${3 + 2 * i}::text, true), $${4 + 2 * i}::text)`).join(', ')}))`,
   };
 }
 
