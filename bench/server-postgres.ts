@@ -7,6 +7,8 @@
  *
  * - server.postgres.call_p50_ms / _p99_ms     sequential calls from this process to the child's consumer
  * - server.postgres.roundtrips_per_call      this process's round trips per call (the child's are not counted)
+ * - server.postgres.watcher_reads_per_call   this process's watcher reads per call (keys re-read after a
+ *                                             NOTIFY that did not carry their values: 0 when they all did)
  * - server.postgres.raw32_commits_per_s      32 connections updating one row, autocommit (the raw baseline)
  * - server.postgres.concurrent32_ops_per_s   calls/s of 32 concurrent callers in this process
  * - server.postgres.concurrent32_ratio       concurrent32 ÷ raw32, alternating slices (goal ≥ 1.0)
@@ -139,9 +141,11 @@ export async function benchServerPostgres(): Promise<Record<string, number>> {
     await concurrentRate(32, () => caller.call('get'), 500);
 
     const trips0 = postgresCounters.roundTrips;
+    const watcherReads0 = postgresCounters.watcherReads;
     let commits0 = postgresCounters.commits + (await childCommits());
     const times = await callTimes(caller, RUN_MS);
     const tripsPerCall = (postgresCounters.roundTrips - trips0) / times.length;
+    const watcherReadsPerCall = (postgresCounters.watcherReads - watcherReads0) / times.length;
     const commitsPerCall = (postgresCounters.commits + (await childCommits()) - commits0) / times.length;
 
     let calls = 0;
@@ -170,6 +174,7 @@ export async function benchServerPostgres(): Promise<Record<string, number>> {
       'server.postgres.call_p50_ms': round(median(times)),
       'server.postgres.call_p99_ms': round(quantile(times, 0.99)),
       'server.postgres.roundtrips_per_call': round(tripsPerCall, 2),
+      'server.postgres.watcher_reads_per_call': round(watcherReadsPerCall, 2),
       'server.postgres.raw32_commits_per_s': Math.round(raw32),
       'server.postgres.concurrent32_ops_per_s': Math.round(calls32),
       'server.postgres.concurrent32_ratio': round(calls32 / raw32),

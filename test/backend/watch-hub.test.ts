@@ -122,4 +122,30 @@ describe('WatchHub', () => {
     await tick();
     expect(again.state()).toBe(true);
   });
+
+  test('a value heard for a key fires its synced watches that differ; unsynced ones are left to a read', async () => {
+    const hub = new WatchHub();
+    const sync = { synced: false };
+    const arm = (key: string, baseline: string) => {
+      const { watch, arm: armIt } = hub.pending(b(key));
+      armIt(b(baseline), sync);
+      let state: boolean | 'pending' = 'pending';
+      void watch.changed.then((v) => (state = v));
+      return () => state;
+    };
+    const same = arm('k', 'v');
+    const differs = arm('k', 'old');
+    const unsynced = watchOn(hub, 'k', 'old'); // armed without a sync: never judged from a value heard
+    expect(hub.known(hex('k'), b('v'))).toBe(true); // nothing synced yet: all left to a read
+    await tick();
+    expect([same(), differs(), unsynced.state()]).toEqual(['pending', 'pending', 'pending']);
+    sync.synced = true;
+    expect(hub.known(hex('k'), b('v'))).toBe(true);
+    await tick();
+    expect([same(), differs(), unsynced.state()]).toEqual(['pending', true, 'pending']);
+    expect(hub.known(hex('k'), undefined)).toBe(true); // absent differs from 'v'
+    await tick();
+    expect(same()).toBe(true);
+    expect(hub.known(hex('other'), undefined)).toBe(false);
+  });
 });

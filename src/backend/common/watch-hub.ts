@@ -4,6 +4,16 @@ interface Watcher {
   entry: Entry;
   baseline: Buffer | undefined;
   resolve: (changed: boolean) => void;
+  sync?: WatchSync;
+}
+
+/**
+ * For engines that tell listeners the values a commit wrote (PostgreSQL's NOTIFY payloads): whether
+ * the listener has heard the commit that armed a watch. From then on every value it hears for the key
+ * is newer than the watch's baseline, and can be compared with it without reading the key (`known`).
+ */
+export interface WatchSync {
+  synced: boolean;
 }
 
 /** One watched key and the watches on it. */
@@ -53,7 +63,11 @@ export class WatchHub {
   }
 
   /** Creates a watch whose registration is deferred until `arm` (i.e. until its transaction commits). */
-  pending(fullKey: Buffer): { watch: Watch; arm: (baseline: Buffer | undefined) => void; abort: () => void } {
+  pending(fullKey: Buffer): {
+    watch: Watch;
+    arm: (baseline: Buffer | undefined, sync?: WatchSync) => void;
+    abort: () => void;
+  } {
     let resolveChanged!: (changed: boolean) => void;
     const changed = new Promise<boolean>((resolve) => (resolveChanged = resolve));
     let watcher: Watcher | undefined;
@@ -68,9 +82,9 @@ export class WatchHub {
     };
     return {
       watch,
-      arm: (baseline) => {
+      arm: (baseline, sync) => {
         if (cancelled) return;
-        watcher = { entry: this.entryFor(fullKey), baseline, resolve: resolveChanged };
+        watcher = { entry: this.entryFor(fullKey), baseline, resolve: resolveChanged, sync };
         watcher.entry.watchers.add(watcher);
       },
       abort: () => resolveChanged(false),
@@ -134,6 +148,24 @@ export class WatchHub {
         }
       },
     };
+  }
+
+  /**
+   * A commit heard from another connection left the key (hex) with `value` (absent: undefined): fires
+   * its synced watches (see WatchSync) whose baseline differs. Returns whether the key has watches that
+   * are not synced yet, and so must be judged by reading the key instead.
+   */
+  known(hex: string, value: Buffer | undefined): boolean {
+    const entry = this.byKey.get(hex);
+    if (!entry || entry.watchers.size === 0) return false;
+    let unsure = false;
+    for (const w of [...entry.watchers])
+      if (!w.sync?.synced) unsure = true;
+      else if (!same(w.baseline, value)) {
+        this.remove(w);
+        w.resolve(true);
+      }
+    return unsure;
   }
 
   /** Resolves every watch as cancelled (backend closing). */

@@ -11,6 +11,8 @@ export const postgresCounters = {
   connectionRetries: 0,
   /** Pipelined batches sent, each one round trip (BEGIN and writes ride along with a read or COMMIT). */
   roundTrips: 0,
+  /** Keys re-read by the watcher (reads its NOTIFY payloads spared it are not counted). */
+  watcherReads: 0,
 };
 
 export function resetPostgresCounters(): void {
@@ -18,4 +20,5 @@ export function resetPostgresCounters(): void {
   postgresCounters.conflictRetries = 0;
   postgresCounters.connectionRetries = 0;
   postgresCounters.roundTrips = 0;
+  postgresCounters.watcherReads = 0;
 }

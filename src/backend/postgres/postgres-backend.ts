@@ -21,9 +21,13 @@ import { PostgresWatcher } from './postgres-watcher';
 import { PreparedStatements } from './prepared-statements';
 import { channelOf, ensureSchema, SCHEMA_VERSION, statements, type Statements } from './schema';
 import { resolveUnknownCommit } from './unknown-commit';
+import { connectNoDelay } from './no-delay-socket';
 
 type Body<T> = (tx: Transaction) => T | Promise<T>;
-type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>>;
+/** The client's options, with its `socket` option (not in its type declarations: see connectNoDelay). */
+type ClientOptions = postgres.Options<Record<string, postgres.PostgresType>> & {
+  socket?: typeof connectNoDelay;
+};
 
 const noop = (): void => undefined;
 /** A lost connection, raw or as the BACKEND_UNAVAILABLE a read turned it into. */
@@ -74,8 +78,10 @@ export class PostgresBackend implements Backend {
       hub: this.hub,
       channel: channelOf(settings.schema),
       notifications: () => this.watcher.notifications,
-      changedSince: (key, since) => this.watcher.changedSince(key, since),
+      changedSince: (key, since, own) => this.watcher.changedSince(key, since, own),
       recheck: (keys) => this.watcher.recheck(keys),
+      watchToken: () => this.watcher.watchToken(),
+      syncOf: (token) => this.watcher.syncOf(token),
       translate: (err) => this.translate(err),
       prepared: this.prepared,
     };
@@ -103,6 +109,7 @@ export class PostgresBackend implements Backend {
       fetch_types: true,
       prepare: true,
       onnotice: noop,
+      socket: connectNoDelay,
       connection: {
         application_name: 'dgen-ts',
         statement_timeout: settings.statementTimeoutMs,

@@ -2,20 +2,19 @@ import type { ReservedSql } from 'postgres';
 import { BackendError } from '../../errors';
 import { checkKey, checkValue, checkValueSize, WriteBudget } from '../common/limits';
 import { packVersionstampedTuple } from '../common/versionstamp';
-import type { WatchHub } from '../common/watch-hub';
+import type { WatchHub, WatchSync } from '../common/watch-hub';
 import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
 import { LIMITS } from '../types';
 import { CommitOutcomeUnknown, isConnectionLoss, sqlState } from './postgres-errors';
 import type { Statements } from './schema';
-import { keyHash } from './key-hash';
+import { TouchedKeys } from './notify-payload';
+import { mergeWrites } from './write-merge';
 import { assertUnfinished, withPrefix } from '../common/transaction-guards';
 import type { Stmt } from './write-buffer';
 import { StatementPipeline } from './statement-pipeline';
 import type { PreparedStatements } from './prepared-statements';
 
 const EMPTY = Buffer.alloc(0);
-/** Past this many touched keys a commit's NOTIFY says '*' (recheck every watch) instead of listing them. */
-const MAX_LISTED_KEYS = 400;
 /** A baseline no stored value equals (longer than any value): the watch fires at its first recheck. */
 let unknownBaseline: Buffer | undefined;
 
@@ -29,9 +28,12 @@ export interface TxHost {
   /** The LISTEN side's position: how many notifications it has handled so far. */
   notifications(): number;
   /** Whether a notification handled after position `since` may concern `key` (a full key). */
-  changedSince(key: Buffer, since: number): boolean;
+  changedSince(key: Buffer, since: number, own?: number): boolean;
   /** Watches were armed with a baseline older than some notification: look at their keys again. */
   recheck(keys: Buffer[]): void;
+  /** A token for the NOTIFY of a commit that arms watches, and the sync of those watches (see WatchSync). */
+  watchToken(): string;
+  syncOf(token: string): WatchSync & { heardAt?: number };
   /** Errors of reads, as the contract's (thrown to the body). */
   translate(err: unknown): unknown;
   readonly prepared: PreparedStatements;
@@ -39,7 +41,7 @@ export interface TxHost {
 
 interface PendingWatch {
   key: Buffer;
-  arm: (v: Buffer | undefined) => void;
+  arm: (v: Buffer | undefined, sync?: WatchSync) => void;
   abort: () => void;
   /** Its value as this transaction commits it (read in the commit batch); unset if that reply was lost. */
   baseline?: { value: Buffer | undefined };
@@ -66,8 +68,10 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   private finished = false;
   /** The watcher's position when this attempt started, before its snapshot (see `committed`). */
   private since = 0;
-  /** Full keys written (hashes for NOTIFY), or '*' once a range was cleared or too many were. */
-  private touched: Set<string> | '*' | undefined;
+  /** The keys written, for the NOTIFY. */
+  private readonly touched = new TouchedKeys();
+  /** The token of this commit's NOTIFY, when it arms watches. */
+  private token: string | undefined;
   private nextUserVersion = 0;
   private watches: PendingWatch[] | undefined;
   private stampWaiters:
@@ -119,8 +123,10 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     checkValue(value);
     this.budget.spend(key.length + value.length);
     const full = this.full(key);
-    this.buffer.key({ text: this.host.st.set, params: [full, Buffer.from(value)] }, full, false);
-    this.touch(full);
+    const copy = Buffer.from(value);
+    this.buffer.key({ text: this.host.st.set, params: [full, copy] }, full, false);
+    this.wrote = true;
+    this.touched.set(full, copy);
   }
 
   clear(key: Buffer): void {
@@ -129,7 +135,8 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.budget.spend(key.length);
     const full = this.full(key);
     this.buffer.key({ text: this.host.st.clear, params: [full] }, full, false);
-    this.touch(full);
+    this.wrote = true;
+    this.touched.clear(full);
   }
 
   clearRange(start: Buffer, end: Buffer): void {
@@ -141,7 +148,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const [s, e] = [this.full(start), this.full(end)];
     this.buffer.range({ text: this.host.st.clearRange, params: [s, e] }, s, e);
     this.wrote = true;
-    this.touched = '*';
+    this.touched.all();
   }
 
   add(key: Buffer, delta: number | bigint): void {
@@ -157,9 +164,10 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       pending.params[1] = String(BigInt.asIntN(64, BigInt(pending.params[1] as string) + BigInt(delta)));
       return;
     }
-    const stmt = { text: this.host.st.add, params: [full, String(BigInt.asIntN(64, BigInt(delta)))] };
+    const delta64 = String(BigInt.asIntN(64, BigInt(delta)));
+    const stmt = { text: this.host.st.add, params: [full, delta64, ...this.touched.computed(full)] };
     this.buffer.key(stmt, full, true, true);
-    this.touch(full);
+    this.wrote = true;
   }
 
   setVersionstampedKey(tuple: KeyTuple, value: Buffer): void {
@@ -192,10 +200,10 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const full = this.full(key);
     const stmt = {
       text: this.host.st.setStampedValue,
-      params: [full, Buffer.from(prefix), Buffer.from(suffix)],
+      params: [full, Buffer.from(prefix), Buffer.from(suffix), ...this.touched.computed(full)],
     };
     this.buffer.key(stmt, full, true);
-    this.touch(full);
+    this.wrote = true;
   }
 
   getVersionstamp(): Promise<Versionstamp> {
@@ -249,12 +257,12 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const lock =
       !this.buffer.lockTaken && (this.stampWanted || (this.buffer.locked.length > 0 && !this.snapshotTaken));
     const xidStmt = { text: this.stampWanted ? this.host.st.xidStamp : this.host.st.xid, params: [] };
-    const writes = this.buffer.take(true);
-    const notify =
-      this.touched === undefined
-        ? []
-        : // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
-          [{ text: this.host.st.notify, params: [this.host.channel, this.payload()] }];
+    const writes = mergeWrites(this.buffer.take(true), this.host.st);
+    if (this.touched.any && this.watches) this.token = this.host.watchToken();
+    const notify = !this.touched.any
+      ? []
+      : // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
+        [this.touched.notify(this.host.st, this.host.channel, this.token)];
     const watched = (this.watches ?? []).map((w) => w.key);
     let settled: Array<PromiseSettledResult<unknown>>;
     if (lock) {
@@ -307,10 +315,13 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   committed(): void {
     if (this.watches) {
       const again: Buffer[] = [];
+      // Once the listener hears this commit's NOTIFY, the values it hears are newer than the baselines.
+      const sync = this.token === undefined ? undefined : this.host.syncOf(this.token);
       for (const w of this.watches) {
         // A baseline lost with its reply (the commit was found applied): fire at the first look.
-        w.arm(w.baseline ? w.baseline.value : (unknownBaseline ??= Buffer.alloc(LIMITS.valueBytes + 1)));
-        if (!w.baseline || this.host.changedSince(w.key, this.since)) again.push(w.key);
+        if (!w.baseline) w.arm((unknownBaseline ??= Buffer.alloc(LIMITS.valueBytes + 1)));
+        else w.arm(w.baseline.value, sync);
+        if (!w.baseline || this.host.changedSince(w.key, this.since, sync?.heardAt)) again.push(w.key);
       }
       if (again.length > 0) this.host.recheck(again);
     }
@@ -332,18 +343,6 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.finished = true;
     if (this.watches) for (const w of this.watches) w.abort();
     if (this.stampWaiters) for (const w of this.stampWaiters) w.reject(reason);
-  }
-
-  private touch(full: Buffer): void {
-    this.wrote = true;
-    if (this.touched === '*') return;
-    const touched: Set<string> = this.touched ?? (this.touched = new Set());
-    touched.add(keyHash(full));
-    if (touched.size > MAX_LISTED_KEYS) this.touched = '*';
-  }
-
-  private payload(): string {
-    return this.touched === '*' || this.touched === undefined ? '*' : [...this.touched].join(',');
   }
 
   private full(key: Buffer): Buffer {

@@ -1,18 +1,24 @@
+import { randomBytes } from 'node:crypto';
 import postgres, { type Sql } from 'postgres';
-import type { WatchHub } from '../common/watch-hub';
+import type { WatchHub, WatchSync } from '../common/watch-hub';
+import { postgresCounters } from './counters';
 import { keyHash } from './key-hash';
 
 const noop = (): void => undefined;
+/** Most tokens kept waiting to be heard (or heard before their watches were armed); past it, forgotten. */
+const MAX_TOKENS = 10_000;
 
 /**
  * Makes watches fire for commits made through other connections, in this process or any other.
  *
- * Every commit that writes sends `NOTIFY dgen_<schema>, '<key hashes>'` (or '*') inside its
- * transaction, so a notification exists exactly when the commit does and is delivered only after it
- * is visible: no polling, and no wake-up lost or early. This watcher LISTENs on a connection of its
- * own (opened with the first watch) and, for each notification, re-reads the watched keys it names
- * and fires the watches whose value changed. When that connection is lost it listens again and then
- * re-reads every watched key, since notifications sent meanwhile are gone.
+ * Every commit that writes sends `NOTIFY dgen_<schema>, '<payload>'` inside its transaction (see
+ * TouchedKeys for the payload), so a notification exists exactly when the commit does and is delivered
+ * only after it is visible: no polling, and no wake-up lost or early. This watcher LISTENs on a
+ * connection of its own (opened with the first watch). For each notification it fires the watches
+ * whose key's value, given in the payload, differs from their baseline — once it has heard the commit
+ * that armed them (see WatchSync: notifications arrive in commit order) — and re-reads the other
+ * watched keys the payload names. When that connection is lost it listens again and then re-reads
+ * every watched key, since notifications sent meanwhile are gone.
  *
  * NOTIFY was chosen over polling a change counter because it costs nothing while nothing changes and
  * reaches other hosts within one network hop; its price is that commits which NOTIFY take a
@@ -29,8 +35,16 @@ export class PostgresWatcher {
   private running = false;
   private relistenTimer: NodeJS.Timeout | undefined;
   private relistenDelay = 50;
-  /** The position (`received`) of the last notification naming each key hash. */
+  /** The position (`received`) of the last notification naming each key hash (or hex key, with its value). */
   private readonly lastByHash = new Map<string, number>();
+  /** By hex key: the positions of the last two notifications that gave its value. */
+  private readonly lastByHex = new Map<string, [number, number]>();
+  /** This process's tokens (see `watchToken`): those not heard yet, and those heard before being armed. */
+  private readonly tokenPrefix = `${randomBytes(4).toString('hex')}.`;
+  private tokens = 0;
+  private readonly awaiting = new Map<string, WatchSync>();
+  /** Tokens heard before their watches were armed, with the position of their notification. */
+  private readonly early = new Map<string, number>();
   /** The position of the last '*' (every key), LISTEN, or forgetting of `lastByHash`. */
   private allSince = 0;
 
@@ -50,9 +64,34 @@ export class PostgresWatcher {
   /**
    * Whether a notification handled after position `since` (a value of `notifications`) may concern
    * `key`: a transaction that read `key` in a snapshot taken after `since` may have missed that commit.
+   * `own`: the position of that transaction's own notification, if heard already (it gave `key` the
+   * value the transaction committed, so it alone does not count).
    */
-  changedSince(key: Buffer, since: number): boolean {
-    return this.allSince > since || (this.lastByHash.get(keyHash(key)) ?? 0) > since;
+  changedSince(key: Buffer, since: number, own?: number): boolean {
+    if (this.allSince > since || (this.lastByHash.get(keyHash(key)) ?? 0) > since) return true;
+    const [before, last] = (this.lastByHex.size > 0 && this.lastByHex.get(key.toString('hex'))) || [0, 0];
+    // The notification of the arming commit itself (at `own`) tells nothing its baseline does not.
+    return last === own ? before > since : last > since;
+  }
+
+  /** A new token, for the NOTIFY of a commit that arms watches. */
+  watchToken(): string {
+    return this.tokenPrefix + (++this.tokens).toString(36);
+  }
+
+  /** The sync of the watches armed by the commit whose NOTIFY carried `token`. */
+  syncOf(token: string): WatchSync & { heardAt?: number } {
+    const heardAt = this.early.get(token);
+    if (heardAt !== undefined) {
+      this.early.delete(token);
+      return { synced: true, heardAt };
+    }
+    const sync = { synced: false };
+    if (this.listening) {
+      if (this.awaiting.size >= MAX_TOKENS) this.awaiting.clear(); // (their watches read their keys)
+      this.awaiting.set(token, sync);
+    }
+    return sync;
   }
 
   /** Starts listening if not yet (called when a commit arms a watch). */
@@ -106,6 +145,9 @@ export class PostgresWatcher {
 
   private lost(): void {
     this.listening = false;
+    // Notifications may be lost with the connection: their tokens' watches keep reading their keys.
+    this.awaiting.clear();
+    this.early.clear();
     if (this.stopped || this.relistenTimer) return;
     this.relistenTimer = setTimeout(() => {
       this.relistenTimer = undefined;
@@ -117,18 +159,54 @@ export class PostgresWatcher {
 
   private notified(payload: string): void {
     this.received++;
-    if (payload === '*' || this.lastByHash.size > 100_000) {
+    let all = false;
+    const hashes: string[] = [];
+    const valued: Array<[string, Buffer | undefined]> = [];
+    for (const e of payload.split(',')) {
+      if (e === '*') all = true;
+      else if (e.startsWith('@')) this.heard(e.slice(1));
+      else if (e.endsWith('-')) valued.push([e.slice(0, -1), undefined]);
+      else {
+        const at = e.indexOf('=');
+        if (at < 0) hashes.push(e);
+        else valued.push([e.slice(0, at), Buffer.from(e.slice(at + 1), 'hex')]);
+      }
+    }
+    if (all || this.lastByHash.size + this.lastByHex.size > 100_000) {
       this.allSince = this.received;
       this.lastByHash.clear();
+      this.lastByHex.clear();
     }
-    if (payload !== '*') for (const h of payload.split(',')) this.lastByHash.set(h, this.received);
+    for (const h of hashes) this.lastByHash.set(h, this.received);
+    for (const [hex] of valued) this.lastByHex.set(hex, [this.lastByHex.get(hex)?.[1] ?? 0, this.received]);
     if (this.hub.size === 0) return;
-    if (payload === '*' || this.wanted === '*') this.wanted = '*';
-    else {
+    if (all) this.wanted = '*';
+    const want = (hash: string) => {
+      if (this.wanted === '*') return;
       const wanted: Set<string> = this.wanted ?? (this.wanted = new Set());
-      for (const h of payload.split(',')) wanted.add(h);
+      wanted.add(hash);
+    };
+    // Some values not given (see TouchedKeys): read every key, so that its watches fire together. So
+    // too while a read is in flight: these keys join the next, and watches woken by commits close
+    // together fire together (32 concurrent callers then keep sharing their pushes and reads).
+    const readAll = all || hashes.length > 0 || this.running;
+    for (const [hex, value] of valued)
+      if (readAll || this.hub.known(hex, value)) want(keyHash(Buffer.from(hex, 'hex'))); // (or not synced)
+    for (const h of hashes) want(h);
+    if (this.wanted) this.schedule(0);
+  }
+
+  /** A token heard: the watches its commit armed (or will arm) are synced. */
+  private heard(token: string): void {
+    if (!token.startsWith(this.tokenPrefix)) return; // another process's
+    const sync = this.awaiting.get(token);
+    if (sync) {
+      sync.synced = true;
+      this.awaiting.delete(token);
+      return;
     }
-    this.schedule(0);
+    if (this.early.size >= MAX_TOKENS) this.early.clear();
+    this.early.set(token, this.received);
   }
 
   private schedule(ms: number): void {
@@ -149,7 +227,10 @@ export class PostgresWatcher {
     let retryMs = 0;
     try {
       const pass = this.hub.capture(wanted === '*' ? undefined : (key) => wanted.has(keyHash(key)));
-      if (pass.keys.length > 0) pass.apply(await this.readMany(pass.keys));
+      if (pass.keys.length > 0) {
+        postgresCounters.watcherReads++;
+        pass.apply(await this.readMany(pass.keys));
+      }
     } catch {
       // The server is unreachable: look at everything again shortly.
       this.wanted = '*';

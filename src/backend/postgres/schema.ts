@@ -1,4 +1,5 @@
 import type { Sql } from 'postgres';
+import { VALUE_BYTES } from './notify-payload';
 
 /** The layout version this code writes; a database with a newer one is refused. */
 export const SCHEMA_VERSION = 1;
@@ -9,6 +10,13 @@ export const SCHEMA_VERSION = 1;
  * never written to the WAL before a crash is handed out again after it (see unknown-commit.ts).
  */
 const BOOT = `pg_postmaster_start_time()::text || ' ' || coalesce(pg_stat_get_bgwriter_stat_reset_time()::text, '')`;
+
+/**
+ * A write's RETURNING that keeps, in the transaction's setting named `$name`, the key's NOTIFY entry
+ * (see TouchedKeys): `$hex=<value>`, or `$hash` for a value too long to carry.
+ */
+const KEEP = (name: string, hex: string, hash: string, value: string) =>
+  `set_config(${name}::text, CASE WHEN length(${value}) <= ${VALUE_BYTES} THEN ${hex}::text || '=' || encode(${value}, 'hex') ELSE ${hash}::text END, true) AS kept`;
 
 /** Every SQL text the backend sends, for one schema (names quoted once here). */
 export function statements(schema: string) {
@@ -32,11 +40,17 @@ export function statements(schema: string) {
     rangeReverse: `SELECT key, value FROM ${kv} WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3`,
     set: `INSERT INTO ${kv} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     clear: `DELETE FROM ${kv} WHERE key = $1`,
+    /** Several sets (see mergeWrites): $1 the keys, $2 the values, as comma-separated hex (keys distinct). */
+    setMany: `INSERT INTO ${kv} (key, value) SELECT decode(k, 'hex'), decode(v, 'hex') FROM unnest(string_to_array($1::text, ','), string_to_array($2::text, ',')) AS w(k, v) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    /** Several clears: $1 the keys as comma-separated hex. */
+    clearMany: `DELETE FROM ${kv} WHERE key = ANY (ARRAY(SELECT decode(k, 'hex') FROM unnest(string_to_array($1::text, ',')) AS k))`,
     clearRange: `DELETE FROM ${kv} WHERE key >= $1 AND key < $2`,
-    add: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, ${s}.add_le(NULL, $2::bigint)) ON CONFLICT (key) DO UPDATE SET value = ${s}.add_le(t.value, $2::bigint)`,
+    /** $3-$5: where the key's NOTIFY entry is kept, the key (hex), its hash (see KEEP, notifyComputed). */
+    add: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, ${s}.add_le(NULL, $2::bigint)) ON CONFLICT (key) DO UPDATE SET value = ${s}.add_le(t.value, $2::bigint) RETURNING ${KEEP('$3', '$4', '$5', 't.value')}`,
     /** $1: the key with a placeholder, $2: the 1-based offset of the 10-byte stamp in it. */
     setStampedKey: `INSERT INTO ${kv} (key, value) VALUES (overlay($1::bytea placing ${s}.stamp() from $2::int for 10), $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    setStampedValue: `INSERT INTO ${kv} (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    /** $4-$6: as add's $3-$5. */
+    setStampedValue: `INSERT INTO ${kv} AS t (key, value) VALUES ($1, $2::bytea || ${s}.stamp() || $3::bytea) ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING ${KEEP('$4', '$5', '$6', 't.value')}`,
     /** The transaction id, to learn the outcome of a commit whose reply was lost. */
     xid: `SELECT pg_current_xact_id()::text AS xid, ${BOOT} AS boot`,
     /**
@@ -56,6 +70,14 @@ export function statements(schema: string) {
     watchValues: (n: number) =>
       `SELECT w.i::int AS w, t.value FROM unnest(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::bytea`).join(', ')}]) WITH ORDINALITY AS w(key, i) LEFT JOIN ${kv} t ON t.key = w.key`,
     notify: `SELECT pg_notify($1, $2)`,
+    /**
+     * NOTIFY with the entries $2, then the entries kept by the writes (see KEEP) whose values the server
+     * computed, in the settings named $3, $5, … (a key's hash, $4, $6, …, should one be missing). Kept by
+     * the writes rather than read back here: a read would take SERIALIZABLE predicate locks, and make
+     * concurrent pushers conflict. One text per number of such keys, so no set-returning function to plan.
+     */
+    notifyComputed: (n: number) =>
+      `SELECT pg_notify($1, concat_ws(',', NULLIF($2::text, ''), ${Array.from({ length: n }, (_, i) => `coalesce(current_setting($${3 + 2 * i}::text, true), $${4 + 2 * i}::text)`).join(', ')}))`,
   };
 }
 

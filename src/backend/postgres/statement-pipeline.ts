@@ -4,6 +4,7 @@ import { sqlState } from './postgres-errors';
 import { inline } from './sql-literal';
 import type { TxHost } from './postgres-transaction';
 import { WriteBuffer, type Stmt } from './write-buffer';
+import { mergeWrites } from './write-merge';
 
 const noop = (): void => undefined;
 
@@ -101,7 +102,7 @@ export abstract class StatementPipeline {
   protected async query(stmt: Stmt, lock: boolean): Promise<Row[]> {
     if (lock && this.snapshotTaken) await this.prepare([...this.buffer.ready, ...this.buffer.locked, stmt]);
     this.snapshotTaken = true;
-    const { all } = this.batch([...this.buffer.take(lock), stmt], lock);
+    const { all } = this.batch([...mergeWrites(this.buffer.take(lock), this.host.st), stmt], lock);
     const settled = await Promise.allSettled(all);
     const failure = settled.find((s) => s.status === 'rejected');
     if (failure) {
