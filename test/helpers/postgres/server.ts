@@ -199,8 +199,10 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const watchdog = spawn('sh', ['-c', script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
   watchdog.unref();
   (watchdog.stdin as unknown as { unref(): void }).unref();
-  const retire = (): void => {
-    if (watchdog.exitCode === null) watchdog.kill('SIGKILL');
+  const watchdogGone = new Promise<void>((r) => watchdog.once('close', () => r()));
+  const retire = (): Promise<void> => {
+    if (watchdog.exitCode === null && watchdog.signalCode === null) watchdog.kill('SIGKILL');
+    return watchdogGone;
   };
 
   const stop = async (mode: 'fast' | 'immediate' = 'fast'): Promise<void> => {
@@ -225,7 +227,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   try {
     await start();
   } catch (e) {
-    retire();
+    void retire();
     fs.rmSync(root, { recursive: true, force: true });
     throw e;
   }
@@ -247,7 +249,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     resume: () => signalGroup('SIGCONT'),
     async destroy() {
       await stop();
-      retire();
+      await retire(); // (awaited: a process still being reaped would keep a Jest worker from exiting)
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
