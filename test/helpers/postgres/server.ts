@@ -201,7 +201,14 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   (watchdog.stdin as unknown as { unref(): void }).unref();
   const watchdogGone = new Promise<void>((r) => watchdog.once('close', () => r()));
   const retire = (): Promise<void> => {
-    if (watchdog.exitCode === null && watchdog.signalCode === null) watchdog.kill('SIGKILL');
+    if (watchdog.exitCode === null && watchdog.signalCode === null) {
+      // Ref'd again while it dies: an unref'd child being reaped does not keep the event loop alive, so
+      // Node could exit with this wait pending (a global teardown cut short), and an exiting process
+      // with such a child handle was seen spinning at 100 % CPU in its cleanup instead of exiting.
+      watchdog.ref();
+      watchdog.kill('SIGKILL');
+    }
+    watchdog.stdin?.destroy();
     return watchdogGone;
   };
 
@@ -213,6 +220,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     } catch {
       // already gone
     }
+    proc.ref(); // until it has exited (see retire)
     proc.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
     const timer = setTimeout(() => proc.kill('SIGQUIT'), STOP_TIMEOUT_MS);
     await exited;
