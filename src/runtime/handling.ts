@@ -41,6 +41,13 @@ export interface Outcome {
   view?: TimerView;
 }
 
+/** When a message may be handled outside the queue, and what to do instead (see `handleOutside`). */
+export interface Guard<F> {
+  holds: (tx: ReadTransaction) => Promise<boolean>;
+  otherwise: (tx: Transaction) => F;
+  instead?: () => Promise<F>;
+}
+
 type LockedResult = ReplyReturn<unknown> | NoreplyReturn<unknown> | StopReturn<unknown>;
 
 /** One run of an `@OnLocked` handler: its result, or what it threw (then nothing of it is written). */
@@ -87,7 +94,9 @@ export class Handling {
    * a snapshot, runs the handler, then in a transaction checks that the state version is unchanged and
    * writes the effects (else starts over). With `guard`, the message may only be handled while
    * `guard(tx)` holds (checked in both); when it does not, `otherwise(tx)` runs in the transaction
-   * instead. The caller calls `finish` on the outcome.
+   * instead — or, when the snapshot shows already that it does not, in `instead` (a transaction that
+   * reads nothing: a serializable read of the guard's keys would make it conflict with their writers,
+   * e.g. a queue's pop counter with every batch of its consumer). The caller calls `finish` on the outcome.
    */
   handleOutside(role: Role, msg: unknown, replyTo: ReplyTo, kind: HandledKind): Promise<{ outcome: Outcome }>;
   handleOutside<F>(
@@ -95,14 +104,14 @@ export class Handling {
     msg: unknown,
     replyTo: ReplyTo,
     kind: HandledKind,
-    guard: { holds: (tx: ReadTransaction) => Promise<boolean>; otherwise: (tx: Transaction) => F },
+    guard: Guard<F>,
   ): Promise<{ outcome: Outcome } | { otherwise: F }>;
   async handleOutside<F>(
     role: Role,
     msg: unknown,
     replyTo: ReplyTo,
     kind: HandledKind,
-    guard?: { holds: (tx: ReadTransaction) => Promise<boolean>; otherwise: (tx: Transaction) => F },
+    guard?: Guard<F>,
   ): Promise<{ outcome: Outcome } | { otherwise: F }> {
     const method = findHandler(this.ctx.def, role, msg);
     if (!method) throw noHandler(this.ctx.def.ctor.name, role, msg);
@@ -111,6 +120,7 @@ export class Handling {
       const seen = await this.ctx.tenant.read(async (tx) =>
         guard && !(await guard.holds(tx)) ? undefined : this.load(tx),
       );
+      if (!seen && guard?.instead) return { otherwise: await guard.instead() };
       const o =
         seen && (await this.compute(role, method, msg, replyTo, kind, seen.state).catch(this.reported(kind)));
       if (o && o.ms > LIMITS.transactionMs) throw transactionTimedOut(LIMITS.transactionMs);

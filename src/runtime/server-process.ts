@@ -140,6 +140,7 @@ export class ServerProcess implements ServerContext {
       const r = await this.handling.handleOutside('call', msg, { kind: 'local', from: local }, 'call', {
         holds: async (tx) => (await DurableQueue.length(tx, this.keys)) === 0 && !(await this.lockHeld(tx)),
         otherwise: push,
+        instead: () => PushGroup.run(this.tenant, push, true), // as a non-consuming ref's push
       });
       if ('otherwise' in r) return r.otherwise;
       if (spent) (this.spent ??= []).push(...spent); // not cleared: the next push will

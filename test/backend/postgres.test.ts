@@ -196,6 +196,76 @@ suite('postgres backend', () => {
       await one.transact((tx) => tx.clearRange(k('a'), k('z')));
       expect(await onClear.changed).toBe(true);
     });
+
+    test('a watch on a key its transaction sets or clears starts from that value (not read back)', async () => {
+      // A caller's push (set its marker, watch it, push): the baseline is what it wrote, so the commit
+      // reads nothing (a serializable read would lock a whole index page, see PostgresTransaction).
+      await two.transact((tx) => tx.set(k('m'), b('old')));
+      const [mine, gone] = await one.transact((tx) => {
+        tx.set(k('m'), b('pending'));
+        tx.clear(k('g'));
+        return [tx.watch(k('m')), tx.watch(k('g'))];
+      });
+      await two.transact((tx) => {
+        tx.set(k('m'), b('pending'));
+        tx.clear(k('g'));
+      });
+      expect(await Promise.race([mine.changed, gone.changed, sleep(300).then(() => 'pending')])).toBe(
+        'pending',
+      );
+      await two.transact((tx) => tx.set(k('m'), b('ready')));
+      expect(await mine.changed).toBe(true);
+      await two.transact((tx) => tx.set(k('g'), b('x')));
+      expect(await gone.changed).toBe(true);
+      // A later add or versionstamped value makes the value unknown: read at commit as before.
+      const added = await one.transact((tx) => {
+        tx.set(k('n2'), Buffer.alloc(8));
+        tx.add(k('n2'), 1);
+        return tx.watch(k('n2'));
+      });
+      await two.transact((tx) => tx.add(k('n2'), 0));
+      expect(await Promise.race([added.changed, sleep(300).then(() => 'pending')])).toBe('pending');
+      await two.transact((tx) => tx.add(k('n2'), 1));
+      expect(await added.changed).toBe(true);
+    });
+  });
+
+  test('a push that watches the key it sets reads nothing: it takes no predicate lock', async () => {
+    // As a caller's push (set its marker, watch it, push): a serializable read of the watch's baseline
+    // would lock a whole index page, making the push the reader in others' read/write conflicts (a
+    // consumer that writes a reply nearby then fails as the pivot). Seen in pg_locks while an older
+    // serializable transaction keeps committed transactions' predicate locks alive.
+    const schema = freshSchema();
+    const t = await (await open(schema)).openTenant(['p']);
+    const older = await admin.reserve();
+    const sireads = async () => {
+      const [row] = await admin.unsafe<Array<{ n: number }>>(
+        `SELECT count(*)::int AS n FROM pg_locks WHERE mode = 'SIReadLock' AND relation IN ($1::regclass, $2::regclass)`,
+        [`"${schema}".kv`, `"${schema}".kv_pkey`],
+      );
+      return row.n;
+    };
+    try {
+      await t.transact((tx) => tx.set(k('other'), b('x')));
+      await older.unsafe('BEGIN ISOLATION LEVEL SERIALIZABLE');
+      await older.unsafe('SELECT 1');
+      await t.transact((tx) => {
+        tx.set(k('marker'), b('pending'));
+        tx.setVersionstampedKey(['q', unboundVersionstamp()], b('item'));
+        tx.add(k('pushed'), 1);
+        return tx.watch(k('marker'));
+      });
+      expect(await sireads()).toBe(0);
+      // The control: a watch on a key the transaction does not write reads it, and locks.
+      await t.transact((tx) => {
+        tx.set(k('marker2'), b('pending'));
+        return tx.watch(k('other'));
+      });
+      expect(await sireads()).toBeGreaterThan(0);
+    } finally {
+      await older.unsafe('ROLLBACK').catch(() => undefined);
+      older.release();
+    }
   });
 
   test('a connection lost in the middle of a transaction: the body runs again on a fresh one', async () => {

@@ -74,6 +74,11 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   private token: string | undefined;
   private nextUserVersion = 0;
   private watches: PendingWatch[] | undefined;
+  /**
+   * Hex full key → the value this transaction last set (undefined: cleared), for keys whose value as
+   * committed is known without reading it (set or clear as their last write; not add, not stamped).
+   */
+  private written: Map<string, Buffer | undefined> | undefined;
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
@@ -127,6 +132,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.buffer.key({ text: this.host.st.set, params: [full, copy] }, full, false);
     this.wrote = true;
     this.touched.set(full, copy);
+    this.known(full, copy);
   }
 
   clear(key: Buffer): void {
@@ -137,6 +143,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.buffer.key({ text: this.host.st.clear, params: [full] }, full, false);
     this.wrote = true;
     this.touched.clear(full);
+    this.known(full, undefined);
   }
 
   clearRange(start: Buffer, end: Buffer): void {
@@ -149,6 +156,10 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.buffer.range({ text: this.host.st.clearRange, params: [s, e] }, s, e);
     this.wrote = true;
     this.touched.all();
+    for (const hex of this.written?.keys() ?? []) {
+      const k = Buffer.from(hex, 'hex');
+      if (Buffer.compare(k, s) >= 0 && Buffer.compare(k, e) < 0) this.written!.set(hex, undefined);
+    }
   }
 
   add(key: Buffer, delta: number | bigint): void {
@@ -168,6 +179,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const stmt = { text: this.host.st.add, params: [full, delta64, ...this.touched.computed(full)] };
     this.buffer.key(stmt, full, true, true);
     this.wrote = true;
+    this.written?.delete(full.toString('hex'));
   }
 
   setVersionstampedKey(tuple: KeyTuple, value: Buffer): void {
@@ -178,13 +190,17 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.budget.spend(data.length + value.length);
     this.stampWanted = this.wrote = true;
     const full = this.full(data);
+    const stampedPrefix = full.subarray(0, this.prefix.length + stampPos);
+    for (const hex of this.written?.keys() ?? [])
+      if (Buffer.from(hex, 'hex').subarray(0, stampedPrefix.length).equals(stampedPrefix))
+        this.written!.delete(hex);
     // Its key is known only at commit: not listed in NOTIFY (watching such a key is not portable).
     this.buffer.stamped(
       {
         text: this.host.st.setStampedKey,
         params: [full, this.prefix.length + stampPos + 1, Buffer.from(value)],
       },
-      full.subarray(0, this.prefix.length + stampPos),
+      stampedPrefix,
     );
   }
 
@@ -204,6 +220,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     };
     this.buffer.key(stmt, full, true);
     this.wrote = true;
+    this.written?.delete(full.toString('hex'));
   }
 
   getVersionstamp(): Promise<Versionstamp> {
@@ -263,14 +280,24 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       ? []
       : // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
         [this.touched.notify(this.host.st, this.host.channel, this.token)];
-    const watched = (this.watches ?? []).map((w) => w.key);
+    // A watched key this transaction set or cleared last commits with that value: its baseline needs
+    // no read. Such a read would be a SERIALIZABLE read, whose predicate locks (a whole index page)
+    // make this transaction the reader in other transactions' read/write conflicts: a caller's push
+    // (set marker, watch it, push) then stays a blind write, which never makes a consumer a pivot.
+    const toRead: number[] = [];
+    (this.watches ?? []).forEach((w, i) => {
+      const hex = w.key.toString('hex');
+      if (this.written?.has(hex)) w.baseline = { value: this.written.get(hex) };
+      else toRead.push(i);
+    });
+    const watched = toRead.map((i) => this.watches![i].key);
     let settled: Array<PromiseSettledResult<unknown>>;
     if (lock) {
       // One simple-protocol query (see commitLocked); the id's reply is flushed before the writes run.
       const stmts: Stmt[] = [xidStmt, { text: this.host.st.flush, params: [] }, ...writes];
       if (watched.length > 0) stmts.push({ text: this.host.st.watchValues(watched.length), params: watched });
       stmts.push(...notify);
-      settled = await Promise.allSettled(this.commitLocked(stmts, (row) => this.onCommitRow(row)));
+      settled = await Promise.allSettled(this.commitLocked(stmts, (row) => this.onCommitRow(row, toRead)));
     } else {
       // The id (with the stamp, so that whenever the id is known the stamp is too) goes before the
       // writes, which may wait for row locks: its reply is then most likely in hand if the connection is
@@ -289,7 +316,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       if (wrote) this.onCommitRow(rowOf(0) ?? {});
       watched.forEach((_, i) => {
         if (mineSettled[baselineAt + i].status === 'fulfilled')
-          this.onCommitRow({ w: i + 1, value: rowOf(baselineAt + i)?.value ?? null });
+          this.onCommitRow({ w: i + 1, value: rowOf(baselineAt + i)?.value ?? null }, toRead);
       });
     }
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -302,13 +329,13 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   }
 
   /** A row of the commit's replies: the id (and stamp), or a watched key's value (w: its 1-based index). */
-  private onCommitRow(row: Row): void {
+  private onCommitRow(row: Row, toRead: number[] = []): void {
     if (typeof row.xid === 'string') {
       this.xid = row.xid;
       this.boot = row.boot as string | undefined;
       if (this.stampWanted) this.stamp = row.stamp as Buffer | undefined;
-    } else if (typeof row.w === 'number' && this.watches?.[row.w - 1])
-      this.watches[row.w - 1].baseline = { value: (row.value as Buffer | null) ?? undefined };
+    } else if (typeof row.w === 'number' && this.watches?.[toRead[row.w - 1]])
+      this.watches[toRead[row.w - 1]].baseline = { value: (row.value as Buffer | null) ?? undefined };
   }
 
   /** After COMMIT succeeded (or was found applied): arm watches, resolve versionstamps. */
@@ -343,6 +370,10 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.finished = true;
     if (this.watches) for (const w of this.watches) w.abort();
     if (this.stampWaiters) for (const w of this.stampWaiters) w.reject(reason);
+  }
+
+  private known(full: Buffer, value: Buffer | undefined): void {
+    (this.written ??= new Map()).set(full.toString('hex'), value);
   }
 
   private full(key: Buffer): Buffer {

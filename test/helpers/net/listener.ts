@@ -35,6 +35,16 @@ export class Listener {
     this.server = server;
   }
 
+  /**
+   * Stops listening for good, once every connection it accepted has closed (the caller closes them):
+   * nothing of it is left to keep the process alive.
+   */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
   /** Stops listening: new connections are refused (open ones stay). */
   async refuse(): Promise<void> {
     const server = this.server;

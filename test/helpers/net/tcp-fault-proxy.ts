@@ -114,10 +114,15 @@ export class TcpFaultProxy {
     return this.listener.accept();
   }
 
+  /** Closes every connection and stops listening; resolves once all of them are closed. */
   async close(): Promise<void> {
     this.stallNew = false;
+    const sockets = [...this.links].flatMap((l) => [l.client, l.upstream]);
     this.cut();
-    await this.refuse();
+    await Promise.all([
+      this.listener.close(),
+      ...sockets.map((s) => (s.closed ? undefined : new Promise((r) => s.once('close', r)))),
+    ]);
   }
 
   private onConnection(client: net.Socket): void {

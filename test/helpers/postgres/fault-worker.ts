@@ -18,6 +18,7 @@
 import 'reflect-metadata';
 import { openBackend } from '../../../src/backend/open-backend';
 import type { Backend } from '../../../src/backend/types';
+import { postgresCounters } from '../../../src/backend/postgres/counters';
 import { Runtime } from '../../../src/facade/runtime';
 import type { ServerRef } from '../../../src/runtime/server-ref';
 import { faultHooks, Tally, type TallyState } from './fault-servers';
@@ -122,7 +123,7 @@ async function serve(req: Request): Promise<unknown> {
     case 'get':
       return refs[Number(req.server)].call('get', { timeout: Number(req.timeout ?? 5000) });
     case 'stats':
-      return { consumerErrors, handled, pending: pendingNow() };
+      return { consumerErrors, handled, pending: pendingNow(), pg: { ...postgresCounters } };
     case 'exit':
       loading = false;
       await Promise.all(loops.splice(0));

@@ -199,8 +199,17 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const watchdog = spawn('sh', ['-c', script], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
   watchdog.unref();
   (watchdog.stdin as unknown as { unref(): void }).unref();
-  const retire = (): void => {
-    if (watchdog.exitCode === null) watchdog.kill('SIGKILL');
+  const watchdogGone = new Promise<void>((r) => watchdog.once('close', () => r()));
+  const retire = (): Promise<void> => {
+    if (watchdog.exitCode === null && watchdog.signalCode === null) {
+      // Ref'd again while it dies: an unref'd child being reaped does not keep the event loop alive, so
+      // Node could exit with this wait pending (a global teardown cut short), and an exiting process
+      // with such a child handle was seen spinning at 100 % CPU in its cleanup instead of exiting.
+      watchdog.ref();
+      watchdog.kill('SIGKILL');
+    }
+    watchdog.stdin?.destroy();
+    return watchdogGone;
   };
 
   const stop = async (mode: 'fast' | 'immediate' = 'fast'): Promise<void> => {
@@ -211,6 +220,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     } catch {
       // already gone
     }
+    proc.ref(); // until it has exited (see retire)
     proc.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
     const timer = setTimeout(() => proc.kill('SIGQUIT'), STOP_TIMEOUT_MS);
     await exited;
@@ -225,7 +235,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   try {
     await start();
   } catch (e) {
-    retire();
+    void retire();
     fs.rmSync(root, { recursive: true, force: true });
     throw e;
   }
@@ -247,7 +257,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     resume: () => signalGroup('SIGCONT'),
     async destroy() {
       await stop();
-      retire();
+      await retire(); // (awaited: a process still being reaped would keep a Jest worker from exiting)
       fs.rmSync(root, { recursive: true, force: true });
     },
   };

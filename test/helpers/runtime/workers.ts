@@ -38,6 +38,8 @@ export class Worker {
   /** Every unsolicited message it sent (ready, event, stalling, locked). */
   readonly messages: Message[] = [];
   readonly exited: Promise<number | null>;
+  /** Resolves once it has exited and its pipes (stdio, IPC) are closed: nothing of it is left here. */
+  readonly closed: Promise<void>;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly listeners = new Set<() => void>();
@@ -46,6 +48,7 @@ export class Worker {
 
   constructor(readonly child: ChildProcess) {
     this.pid = child.pid!;
+    this.closed = new Promise((resolve) => child.once('close', () => resolve()));
     child.stderr?.on('data', (d) => (this.stderr = (this.stderr + String(d)).slice(-4000)));
     child.stdout?.on('data', () => undefined);
     child.on('message', (m: Message) => {
@@ -190,6 +193,7 @@ export class Workers {
   /** kill -9 every worker this object started that is still running, and wait for them. */
   async killAll(): Promise<void> {
     await Promise.all(this.started.map((w) => w.kill9()));
+    await Promise.all(this.started.map((w) => w.closed));
   }
 }
 
