@@ -34,11 +34,11 @@ suite('postgres backend', () => {
     return backend;
   }
 
-  /** Sessions of the server whose last statement named `schema`. */
+  /** Sessions of the server opened by a backend on `schema` (its application_name names the schema). */
   async function sessionsOf(schema: string): Promise<number> {
     const [row] = await admin.unsafe<Array<{ n: number }>>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE $1`,
-      [`%"${schema}"%`],
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND application_name = $1`,
+      [`dgen-ts:${schema}`.slice(0, 63)],
     );
     return row.n;
   }

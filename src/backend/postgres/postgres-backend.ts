@@ -111,7 +111,8 @@ export class PostgresBackend implements Backend {
       onnotice: noop,
       socket: connectNoDelay,
       connection: {
-        application_name: 'dgen-ts',
+        // Names the schema, so that `pg_stat_activity` tells which deployment a session serves.
+        application_name: `dgen-ts:${settings.schema}`.slice(0, 63),
         statement_timeout: settings.statementTimeoutMs,
         idle_in_transaction_session_timeout: Math.max(IDLE_IN_TRANSACTION_MS, settings.statementTimeoutMs),
       },
