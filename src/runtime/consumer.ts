@@ -53,10 +53,16 @@ export class Consumer {
     private readonly handling: Handling,
   ) {
     this.window = new BatchWindow(ctx.keys, ctx.opts.maxBatch);
-    this.wait = new ConsumerWait(
-      () => this.wake$.next(),
-      () => this.ctx.isStopped,
-    );
+    this.wait = new ConsumerWait(this);
+  }
+
+  /** Starts a drain (ConsumerWait: what it waited on came). */
+  wake(): void {
+    this.wake$.next();
+  }
+
+  get isStopped(): boolean {
+    return this.ctx.isStopped;
   }
 
   /** Tears the pipeline down: no drain starts after this, and the armed watch is cancelled. */
