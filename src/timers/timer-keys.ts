@@ -52,6 +52,11 @@ export class TimerKeys {
     return { due: due as number, key: key as string };
   }
 
+  /** The record key of the timer an index key names. */
+  recordOfIndex(indexKey: Buffer): Buffer {
+    return this.record(this.ofIndex(indexKey).key);
+  }
+
   /** A record key's timer key. */
   ofRecord(recordKey: Buffer): string {
     return unpack(recordKey.subarray(this.recordPrefix.length))[0] as string;

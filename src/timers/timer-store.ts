@@ -101,7 +101,7 @@ export const TimerStore = {
     // Both at once: one round trip on a remote backend.
     const [a, idle] = await Promise.all([firstDue(tx, t), tx.get(t.idle)]);
     return {
-      next: earlier(a, idle ? decodeWire<IdleRecord>(idle).due : undefined),
+      next: earlier(a, idleDueOf(idle)),
       idle: idle !== undefined,
     };
   },
@@ -125,7 +125,7 @@ export const TimerStore = {
     for (const row of due) {
       if (budget.bytes >= FIRE_BYTES) break;
       taken++;
-      const recordKey = t.record(t.ofIndex(row.key).key);
+      const recordKey = t.recordOfIndex(row.key);
       const rec = await tx.get(recordKey);
       if (!rec) continue; // an index row left without its record: cleared below all the same
       budget.bytes += rec.length;
@@ -133,9 +133,9 @@ export const TimerStore = {
       items.push({ kind: 'cast', msg: decodeWire<TimerRecord>(rec).msg });
     }
     // The index rows taken are the first `taken` of the index: one range clear rather than one each.
-    if (taken > 0) tx.clearRange(t.index.start, Buffer.concat([due[taken - 1].key, ZERO]));
+    if (taken > 0) clearIndexThrough(tx, t, due[taken - 1].key);
     const idle = await tx.get(t.idle);
-    let idleDue = idle ? decodeWire<IdleRecord>(idle).due : undefined;
+    let idleDue = idleDueOf(idle);
     if (idleDue !== undefined && idleDue <= now) {
       tx.clear(t.idle);
       idleDue = undefined;
@@ -151,7 +151,7 @@ export const TimerStore = {
   /**
    * The keyed timers due at `now`, earliest first (up to `limit`), as the cast items they enqueue,
    * keyed by their index keys and with their records' bytes: for a consumer that handles them
-   * straight from here because its queue is empty (see TimerIntake). None when the idle timeout is
+   * straight from here because its queue is empty (see TimerOffer). None when the idle timeout is
    * due as well: its rules (it fires only into an empty queue) are `fire`'s.
    */
   async peekDue(tx: ReadTransaction, keys: ServerKeys, now: number, limit: number): Promise<DueTimer[]> {
@@ -160,8 +160,8 @@ export const TimerStore = {
       tx.getRange(t.index.start, t.indexFrom(Math.floor(now) + 1), { limit }),
       tx.get(t.idle),
     ]);
-    if (idle && decodeWire<IdleRecord>(idle).due <= now) return [];
-    const records = await Promise.all(due.map((row) => tx.get(t.record(t.ofIndex(row.key).key))));
+    if ((idleDueOf(idle) ?? Infinity) <= now) return [];
+    const records = await Promise.all(due.map((row) => tx.get(t.recordOfIndex(row.key))));
     const out: DueTimer[] = [];
     for (let i = 0; i < due.length; i++) {
       const record = records[i];
@@ -185,21 +185,24 @@ export const TimerStore = {
     const [rows, idle, records] = await Promise.all([
       tx.getRange(t.index.start, t.index.end, { limit: taken.length + 1 }),
       tx.get(t.idle),
-      Promise.all(taken.map((d) => tx.get(t.record(t.ofIndex(d.key).key)))),
+      Promise.all(taken.map((d) => tx.get(t.recordOfIndex(d.key)))),
     ]);
     const unchanged =
       rows.length >= taken.length &&
       taken.every((d, i) => rows[i].key.equals(d.key) && records[i]?.equals(d.record) === true);
     const after = rows[taken.length];
-    const idleDue = idle ? decodeWire<IdleRecord>(idle).due : undefined;
-    return { unchanged, next: earlier(after ? t.ofIndex(after.key).due : undefined, idleDue), idle: !!idle };
+    return {
+      unchanged,
+      next: earlier(after ? t.ofIndex(after.key).due : undefined, idleDueOf(idle)),
+      idle: !!idle,
+    };
   },
 
   /** Deletes timers read by `peekDue`, once `checkTaken` found them unchanged (as `fire` would, without the queue). */
   deleteTaken(tx: Transaction, keys: ServerKeys, taken: readonly DueTimer[]): void {
     const t = TimerKeys.of(keys);
-    for (const d of taken) tx.clear(t.record(t.ofIndex(d.key).key));
-    tx.clearRange(t.index.start, Buffer.concat([taken[taken.length - 1].key, ZERO]));
+    for (const d of taken) tx.clear(t.recordOfIndex(d.key));
+    clearIndexThrough(tx, t, taken[taken.length - 1].key);
   },
 };
 
@@ -213,6 +216,15 @@ export interface DueTimer {
 }
 
 const ZERO = Buffer.from([0]);
+
+/** Clears the index from its start through `lastKey` (the timers just taken are its first rows). */
+function clearIndexThrough(tx: Transaction, t: TimerKeys, lastKey: Buffer): void {
+  tx.clearRange(t.index.start, Buffer.concat([lastKey, ZERO]));
+}
+
+/** The due of a stored idle timeout, if one is armed. */
+const idleDueOf = (idle: Buffer | undefined): number | undefined =>
+  idle ? decodeWire<IdleRecord>(idle).due : undefined;
 
 /** The due of the first timer in the index, if any. */
 async function firstDue(tx: ReadTransaction, t: TimerKeys): Promise<number | undefined> {
