@@ -8,6 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { Runtime } from '../../src/facade/runtime';
+import type { ServerRef } from '../../src/runtime/server-ref';
 import { waitFor } from '../runtime/backends';
 import { openSqlite, tempDir } from '../helpers/runtime/sqlite';
 import { Alarm, type AlarmState } from './fixtures';
@@ -67,23 +68,41 @@ test('timers that fell due while every process was down fire at the next start, 
   await ref.stop();
 }, 180_000);
 
-test('kill -9 while the fired message is being handled: the message is still handled, once', async () => {
-  const setter = await Runtime.start(Alarm, 'stall', { tenant, consume: false });
-  const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'stall' });
+/**
+ * Alarm `id` consumed by a child process; this process sets its timer 'k' (tag 'stall', due in 1 s),
+ * runs `meanwhile`, and kill -9s the child once the timer's handler runs there (uncommitted). Returns
+ * the non-consuming ref that set the timer.
+ */
+async function killWhileTimerHandled(id: string, meanwhile?: (setter: ServerRef) => Promise<void>) {
+  const setter = await Runtime.start(Alarm, id, { tenant, consume: false });
+  const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: id });
   await c.next('ready');
-  // The consumer knows of the timer, then is busy when it falls due: it is fired into the queue, and
-  // handled from there.
   await setter.castAfter(1000, { type: 'fire', tag: 'stall' }, { key: 'k' });
-  await new Promise((r) => setTimeout(r, 500));
-  await setter.cast({ type: 'fire', tag: 'busy' });
-  await c.next('stalling'); // the timer fell due and was moved into the queue; its handler runs
+  await meanwhile?.(setter);
+  await c.next('stalling');
   c.proc.kill('SIGKILL');
   await exited(c.proc);
+  return setter;
+}
+
+/** Consumes Alarm `id` here until `count` messages were handled, and a moment more (a second handling would show). */
+async function consumeUntilFired(id: string, count: number) {
+  const ref = await Runtime.start(Alarm, id, { tenant });
+  await waitFor(async () => (await fired(ref)).length === count, 30_000);
+  await new Promise((r) => setTimeout(r, 200));
+  return ref;
+}
+
+test('kill -9 while the fired message is being handled: the message is still handled, once', async () => {
+  // The consumer knows of the timer, then is busy when it falls due: it is fired into the queue, and
+  // handled from there.
+  const setter = await killWhileTimerHandled('stall', async (s) => {
+    await new Promise((r) => setTimeout(r, 500));
+    await s.cast({ type: 'fire', tag: 'busy' });
+  });
   expect(await setter.timers()).toEqual([]); // no longer a timer: it is a queued message
   expect(await setter.queueLength()).toBe(1);
-  const ref = await Runtime.start(Alarm, 'stall', { tenant });
-  await waitFor(async () => (await fired(ref)).length === 2, 30_000);
-  await new Promise((r) => setTimeout(r, 200));
+  const ref = await consumeUntilFired('stall', 2);
   expect(await fired(ref)).toEqual(['busy', 'stall']);
   expect(await ref.queueLength()).toBe(0);
   await ref.stop();
@@ -91,18 +110,11 @@ test('kill -9 while the fired message is being handled: the message is still han
 }, 180_000);
 
 test('kill -9 while an idle consumer handles a due timer straight from the index: it stays pending, then is handled once', async () => {
-  const setter = await Runtime.start(Alarm, 'stall2', { tenant, consume: false });
-  const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: 'stall2' });
-  await c.next('ready');
-  await setter.castAfter(1000, { type: 'fire', tag: 'stall' }, { key: 'k' });
-  await c.next('stalling'); // offered to the idle consumer: its handler runs, nothing committed yet
-  c.proc.kill('SIGKILL');
-  await exited(c.proc);
+  // Offered to the idle consumer: its handler runs, nothing committed yet.
+  const setter = await killWhileTimerHandled('stall2');
   expect((await setter.timers()).map((t) => t.key)).toEqual(['k']); // still a pending timer
   expect(await setter.queueLength()).toBe(0);
-  const ref = await Runtime.start(Alarm, 'stall2', { tenant });
-  await waitFor(async () => (await fired(ref)).length === 1, 30_000);
-  await new Promise((r) => setTimeout(r, 200));
+  const ref = await consumeUntilFired('stall2', 1);
   expect(await fired(ref)).toEqual(['stall']);
   expect(await ref.timers()).toEqual([]);
   expect(await ref.queueLength()).toBe(0);
