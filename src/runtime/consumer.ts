@@ -135,11 +135,11 @@ export class Consumer {
       const cached = this.handling.cachedState;
       const seen =
         ahead && cached && this.window.plain && !offer
-          ? { items: ahead, loaded: cached, timers: false }
+          ? { items: ahead, loaded: cached, due: undefined }
           : await this.read(offer);
       if (seen && seen.items === undefined) return await this.standBy();
       if (!seen) return await this.idle();
-      return await this.handle(seen.items, seen.loaded, seen.timers ? offer : undefined);
+      return await this.handle(seen.items, seen.loaded, offer && seen.due && { offer, due: seen.due });
     } finally {
       offer?.declined(); // not taken (a no-op if it was)
     }
@@ -147,7 +147,7 @@ export class Consumer {
 
   /**
    * Step 1: the lease, the lock, a batch at the head of the queue and the state, from a snapshot —
-   * or, when the queue is empty and timers were offered, the due timers instead (`timers`).
+   * or, when the queue is empty and timers were offered, the due timers instead (`due`, also `items`).
    */
   private read(offer?: TimerOffer) {
     const keys = this.ctx.keys;
@@ -164,19 +164,24 @@ export class Consumer {
       const standBy = ConsumerLease.heldByOther(lease, this.ctx.owner);
       if (standBy !== undefined) return { standBy, items: undefined };
       if (lockRec && lockRec.leaseUntil > Date.now()) return undefined;
-      const timers = queued.length === 0 && due !== undefined && due.length > 0;
-      const items = timers ? due : queued;
+      const timers = queued.length === 0 && due !== undefined && due.length > 0 ? due : undefined;
+      const items = timers ?? queued;
       if (items.length === 0) return undefined;
       const loaded = await this.handling.load(tx, compare ? Promise.resolve(version) : undefined);
-      return { items, loaded, timers };
+      return { items, loaded, due: timers };
     });
   }
 
   /**
-   * Steps 2 and 3 for the batch `items`, read with the state `loaded`: queue items, or with `offer`
-   * due timers (DueTimer), deleted instead of popped, if the queue is still empty.
+   * Steps 2 and 3 for the batch `items`, read with the state `loaded`: queue items, or the offered
+   * timers `taken.due` (the same items), deleted instead of popped, if the queue is still empty.
    */
-  private async handle(items: HeadItem[], loaded: StoredState, offer?: TimerOffer): Promise<Step> {
+  private async handle(
+    items: HeadItem[],
+    loaded: StoredState,
+    taken?: { offer: TimerOffer; due: DueTimer[] },
+  ): Promise<Step> {
+    const offer = taken?.offer;
     const keys = this.ctx.keys;
     const seen = { items, loaded };
     let next: HeadItem[] | undefined;
@@ -203,7 +208,7 @@ export class Consumer {
           p.item.kind === 'call' ? CallChannel.marker(tx, keys, p.item.from) : undefined,
         );
         for (const m of markers) m?.catch(() => undefined); // awaited below, or the attempt failed anyway
-        const offered = offer && (items.slice(0, plan.steps.length) as DueTimer[]);
+        const offered = taken?.due.slice(0, plan.steps.length);
         const [lease, lockRec, head, version, timers] = await Promise.all([
           ConsumerLease.read(tx, keys),
           LockRecords.read(tx, keys),
