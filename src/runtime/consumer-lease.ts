@@ -1,4 +1,5 @@
-import type { ReadTransaction, Transaction } from '../backend/types';
+import type { ReadTransaction, Transaction, Watch } from '../backend/types';
+import type { ServerContext } from './server-context';
 import type { ServerKeys } from './server-keys';
 import { decodeWire, encodeWire, type LockRecord } from './wire';
 
@@ -29,6 +30,29 @@ export const ConsumerLease = {
   heldByOther(lease: LockRecord | undefined, owner: string): number | undefined {
     if (!lease || lease.owner === owner || lease.leaseUntil <= Date.now()) return undefined;
     return lease.leaseUntil;
+  },
+
+  /**
+   * Standing by while another consumer is active: a watch on its lease (renewed, released) and when
+   * it would run out; undefined if it is ours to take now. While the other works this runs about once
+   * a second (it renews at half its lease), a read-only transaction.
+   */
+  async waitOut(ctx: ServerContext): Promise<{ watch: Watch; until: number } | undefined> {
+    return ctx.tenant.transact(async (tx) => {
+      await ctx.state.assertCurrent?.(tx); // a newer version took over: step aside (versioned-state.ts)
+      const until = ConsumerLease.heldByOther(await ConsumerLease.read(tx, ctx.keys), ctx.owner);
+      return until === undefined ? undefined : { watch: tx.watch(ctx.keys.consumerLease), until };
+    });
+  },
+
+  /** Gives the lease up if it is still ours (the server stops here), so another may take over at once. */
+  async release(ctx: ServerContext): Promise<void> {
+    await ctx.tenant
+      .transact(async (tx) => {
+        const lease = await ConsumerLease.read(tx, ctx.keys);
+        if (lease?.owner === ctx.owner) tx.clear(ctx.keys.consumerLease);
+      })
+      .catch(() => undefined); // the backend is closed, or the server was killed: nothing to hand over
   },
 
   /** Takes or renews the lease in the transaction that handles a batch (only once half has run). */

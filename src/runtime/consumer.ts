@@ -41,6 +41,8 @@ export class Consumer {
   private readonly wait: ConsumerWait;
   /** Due timers offered by the scheduler, for the next step (see TimerOffer). */
   private offered?: TimerOffer;
+  /** In a drain: an offer made now is taken by its next step. */
+  private draining = false;
   private readonly window: BatchWindow;
   private lastSweep = 0;
   /** This consumer has taken the consumer lease at some point (so stopping releases it). */
@@ -73,16 +75,21 @@ export class Consumer {
   }
 
   /**
-   * The scheduler offers the timers due at `now` (TimerOffer): taken up only while this consumer is
-   * idle — its queue empty as of its last transaction, no lock, no other consumer active (a standby
-   * waits with a timer) — by waking it; its step checks all that again.
+   * The scheduler offers the timers due at `now` (TimerOffer): taken up while this consumer is idle —
+   * its queue empty as of its last transaction, no lock, no other consumer active (a standby waits
+   * with a timer) — by waking it, or while it is busy draining, by its next step; that step checks
+   * all of it again. (Under load, a consumer is often still finishing its previous timers' handling
+   * when the next fall due: declining then would send each through a fire, a wake-up and a read more,
+   * the costlier path just when time is short.) An offer still open answers for itself: its step
+   * takes every timer due by then, and its transaction notes the next due, which comes back here.
    */
   offerTimers(now: number): Promise<OfferOutcome> | undefined {
-    if (!this.wait.onQueueOnly || this.offered || this.ctx.isStopped) return undefined;
-    const { offer, outcome } = TimerOffer.make(now);
+    if (this.offered) return this.offered.outcome;
+    if (this.ctx.isStopped || !(this.draining || this.wait.onQueueOnly)) return undefined;
+    const offer = new TimerOffer(now);
     this.offered = offer;
-    this.wait.wakeNow();
-    return outcome;
+    if (!this.draining) this.wait.wakeNow();
+    return offer.outcome;
   }
 
   start(): void {
@@ -93,6 +100,15 @@ export class Consumer {
   }
 
   private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      await this.drainSteps();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async drainSteps(): Promise<void> {
     while (!this.ctx.isStopped) {
       let step: Awaited<ReturnType<Consumer['step']>>;
       try {
@@ -107,7 +123,11 @@ export class Consumer {
         await delay(50);
         continue;
       }
-      if (step.type === 'wait') return this.wait.arm(step.watch, step.retryAt);
+      if (step.type === 'wait') {
+        if (!this.offered) return this.wait.arm(step.watch, step.retryAt);
+        step.watch?.cancel(); // timers were offered during the step: the next step takes them
+        continue;
+      }
       if (this.handling.cacheMisses > 0) await delay(Math.min(2 ** (this.handling.cacheMisses - 1), 50));
     }
   }
@@ -129,7 +149,7 @@ export class Consumer {
   private async step(): Promise<Step> {
     const ahead = this.ahead;
     this.ahead = undefined;
-    const offer = this.offered;
+    let offer = this.offered;
     this.offered = undefined;
     try {
       const cached = this.handling.cachedState;
@@ -139,7 +159,13 @@ export class Consumer {
           : await this.read(offer);
       if (seen && seen.items === undefined) return await this.standBy();
       if (!seen) return await this.idle();
-      return await this.handle(seen.items, seen.loaded, offer && seen.due && { offer, due: seen.due });
+      const step = await this.handle(seen.items, seen.loaded, offer && seen.due && { offer, due: seen.due });
+      // Queued messages went first and their batch emptied the queue: the offer is the next step's.
+      if (offer && !seen.due && step.type === 'wait' && step.retryAt === undefined && !this.offered) {
+        this.offered = offer;
+        offer = undefined;
+      }
+      return step;
     } finally {
       offer?.declined(); // not taken (a no-op if it was)
     }
@@ -307,28 +333,15 @@ export class Consumer {
     return this.finish(r);
   }
 
-  /**
-   * Another consumer is active: wait until its lease changes (renewed, released) or would run out.
-   * While it works that is about once a second (it renews at half its lease), a read-only transaction.
-   */
+  /** Another consumer is active: wait until its lease changes or would run out (ConsumerLease.waitOut). */
   private async standBy(): Promise<Step> {
-    const r = await this.ctx.tenant.transact(async (tx) => {
-      await this.ctx.state.assertCurrent?.(tx); // a newer version took over: step aside (versioned-state.ts)
-      const until = ConsumerLease.heldByOther(await ConsumerLease.read(tx, this.ctx.keys), this.ctx.owner);
-      return until === undefined ? undefined : { watch: tx.watch(this.ctx.keys.consumerLease), until };
-    });
+    const r = await ConsumerLease.waitOut(this.ctx);
     return r ? { type: 'wait', watch: r.watch, retryAt: r.until + 1 } : { type: 'handled' };
   }
 
   /** Stepping down (the server stops here): another consumer may take over at once. */
   async release(): Promise<void> {
-    if (!this.leaseHeld) return;
-    await this.ctx.tenant
-      .transact(async (tx) => {
-        const lease = await ConsumerLease.read(tx, this.ctx.keys);
-        if (lease?.owner === this.ctx.owner) tx.clear(this.ctx.keys.consumerLease);
-      })
-      .catch(() => undefined); // the backend is closed, or the server was killed: nothing to hand over
+    if (this.leaseHeld) await ConsumerLease.release(this.ctx);
   }
 
   /** Nothing to handle as read: in a transaction, wait for the lock or a push — or go again if one came. */

@@ -13,7 +13,8 @@ export interface TimerOwner {
   emit(e: { type: 'timer-error'; error: unknown }): void;
   /**
    * Offers the owner's consumer the timers due at `now` to handle straight away (see TimerOffer);
-   * undefined when it is not idle here, and the scheduler fires them into the queue.
+   * undefined when it cannot take them here (no consumer, stopped, waiting out a lock or another
+   * consumer), and the scheduler fires them into the queue.
    */
   offerTimers?(now: number): Promise<OfferOutcome> | undefined;
 }
@@ -119,8 +120,9 @@ export class TimerScheduler {
   }
 
   /**
-   * Offers a server's due timers to its idle consumer here (TimerOffer); false when it cannot take
-   * them now, or declined them last time. While the offer is open the entry waits (due Infinity) for
+   * Offers a server's due timers to its consumer here, idle or busy handling (TimerOffer); false when
+   * it cannot take them now (stopped, waiting out a lock or another consumer), or declined them last
+   * time. An offer still open is answered for by that offer. While the offer is open the entry waits (due Infinity) for
    * the consumer's transaction, which notes the next due as it commits; a note meanwhile brings the
    * entry back (a fire then and the consumer's transaction cannot both take a timer: the one that
    * commits second finds it gone). A declined offer is fired at once.

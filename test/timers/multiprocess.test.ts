@@ -73,12 +73,16 @@ test('timers that fell due while every process was down fire at the next start, 
  * runs `meanwhile`, and kill -9s the child once the timer's handler runs there (uncommitted). Returns
  * the non-consuming ref that set the timer.
  */
-async function killWhileTimerHandled(id: string, meanwhile?: (setter: ServerRef) => Promise<void>) {
+async function killWhileTimerHandled(
+  id: string,
+  meanwhile?: (setter: ServerRef, c: ReturnType<typeof child>) => Promise<void>,
+  env: Record<string, string> = {},
+) {
   const setter = await Runtime.start(Alarm, id, { tenant, consume: false });
-  const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: id });
+  const c = child(db, { TIMER_MODE: 'consume', TIMER_ID: id, ...env });
   await c.next('ready');
   await setter.castAfter(1000, { type: 'fire', tag: 'stall' }, { key: 'k' });
-  await meanwhile?.(setter);
+  await meanwhile?.(setter, c);
   await c.next('stalling');
   c.proc.kill('SIGKILL');
   await exited(c.proc);
@@ -94,16 +98,26 @@ async function consumeUntilFired(id: string, count: number) {
 }
 
 test('kill -9 while the fired message is being handled: the message is still handled, once', async () => {
-  // The consumer knows of the timer, then is busy when it falls due: it is fired into the queue, and
-  // handled from there.
-  const setter = await killWhileTimerHandled('stall', async (s) => {
-    await new Promise((r) => setTimeout(r, 500));
-    await s.cast({ type: 'fire', tag: 'busy' });
-  });
+  // The consumer (maxBatch 1) knows of the timer, and is busy when it falls due, with two messages
+  // queued behind: its next step handles the first and leaves the second, so the timer is fired into
+  // the queue behind it and handled from there.
+  const setter = await killWhileTimerHandled(
+    'stall',
+    async (s, c) => {
+      await new Promise((r) => setTimeout(r, 500));
+      await s.cast({ type: 'fire', tag: 'busy' });
+      await c.next('busy'); // its handler runs (for 1 s)
+      await s.castMany([
+        { type: 'fire', tag: 'q1' },
+        { type: 'fire', tag: 'q2' },
+      ]);
+    },
+    { TIMER_MAX_BATCH: '1' },
+  );
   expect(await setter.timers()).toEqual([]); // no longer a timer: it is a queued message
   expect(await setter.queueLength()).toBe(1);
-  const ref = await consumeUntilFired('stall', 2);
-  expect(await fired(ref)).toEqual(['busy', 'stall']);
+  const ref = await consumeUntilFired('stall', 4);
+  expect(await fired(ref)).toEqual(['busy', 'q1', 'q2', 'stall']);
   expect(await ref.queueLength()).toBe(0);
   await ref.stop();
   await setter.stop();

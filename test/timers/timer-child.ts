@@ -5,8 +5,9 @@
  *   and a (300 ms), then stop everything and exit before any falls due.
  * - 'consume': consume Alarm TIMER_ID; a 'fire' whose tag is 'stall' says { type: 'stalling' } and then
  *   waits inside its handler (its transaction not committed) so the parent can kill -9 it there; one
- *   whose tag is 'busy' takes 1 s (the consumer is busy meanwhile, so timers falling due are fired
- *   into its queue rather than offered to it).
+ *   whose tag is 'busy' says { type: 'busy' } and takes 1 s (a timer falling due meanwhile is offered
+ *   to the consumer's next step, which declines it if messages queued meanwhile outlast that step's
+ *   batch: it is then fired into the queue). TIMER_MAX_BATCH: the consumer's maxBatch (32).
  */
 import 'reflect-metadata';
 import { openBackend } from '../../src/backend/open-backend';
@@ -32,12 +33,16 @@ async function main(): Promise<void> {
     return;
   }
   alarmHooks.beforeFire = async (tag) => {
-    if (tag === 'busy') await new Promise((r) => setTimeout(r, 1000));
+    if (tag === 'busy') {
+      send({ type: 'busy' });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
     if (tag !== 'stall') return;
     send({ type: 'stalling' });
     await new Promise((r) => setTimeout(r, 4000));
   };
-  const ref = await Runtime.start(Alarm, process.env.TIMER_ID, { tenant });
+  const maxBatch = Number(process.env.TIMER_MAX_BATCH ?? 32);
+  const ref = await Runtime.start(Alarm, process.env.TIMER_ID, { tenant, maxBatch });
   ref.events$.subscribe((e) => e.type === 'handled' && send({ type: 'handled' }));
   send({ type: 'ready' });
 }

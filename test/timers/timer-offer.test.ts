@@ -26,8 +26,7 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
 
   /**
    * A server whose consumer waits on an empty queue. Timers below fall due 1 s after they are set,
-   * when the consumer is idle again after the wake-up that setting them caused (a busy consumer is
-   * not offered timers: they are fired into the queue, and these tests would not see the offer).
+   * when the consumer is idle again after the wake-up that setting them caused.
    */
   const idleServer = async (id: string) => {
     const ref = await Runtime.start(Alarm, id, { tenant: fx.tenant });
@@ -59,6 +58,37 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
     expect(await fired(ref)).toEqual(['b', 'a']);
     expect(runs).toBe(2); // the offered run was not written; the queued one was
     expect(await ref.timers()).toEqual([]);
+  });
+
+  test('a consumer busy when a timer falls due takes it in its next step: the queue is not used', async () => {
+    const ref = await idleServer('o6');
+    alarmHooks.beforeFire = async (tag) => {
+      if (tag === 'slow') await sleep(800); // the timer falls due meanwhile
+    };
+    await ref.castAfter(1000, { type: 'fire', tag: 'due' }, { key: 'due' });
+    await sleep(500);
+    await ref.cast({ type: 'fire', tag: 'slow' });
+    const before = await pushes('o6'); // the cast above counted
+    await waitFor(async () => (await fired(ref)).length === 2);
+    expect(await fired(ref)).toEqual(['slow', 'due']);
+    expect(await pushes('o6')).toBe(before); // the timer was not enqueued
+    expect(await ref.timers()).toEqual([]);
+  });
+
+  test('messages queued while it is busy go first, and the timer follows straight from the index', async () => {
+    const ref = await idleServer('o7');
+    alarmHooks.beforeFire = async (tag) => {
+      if (tag === 'slow') await sleep(800); // the timer falls due meanwhile, and 'after' is queued
+    };
+    await ref.castAfter(1000, { type: 'fire', tag: 'due' }, { key: 'due' });
+    await sleep(500);
+    await ref.cast({ type: 'fire', tag: 'slow' });
+    await sleep(200);
+    await ref.cast({ type: 'fire', tag: 'after' });
+    const before = await pushes('o7');
+    await waitFor(async () => (await fired(ref)).length === 3);
+    expect(await fired(ref)).toEqual(['slow', 'after', 'due']);
+    expect(await pushes('o7')).toBe(before); // the timer was not enqueued
   });
 
   test('a timer replaced while its offered handling runs is handled as replaced, not as it was', async () => {
