@@ -260,7 +260,9 @@ export class Consumer {
         expired = lockRec; // its holder died: the lease ran out
         if (lockRec) tx.clear(keys.lock);
         ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
-        tx.clear(keys.attempts);
+        // A failed attempt names its queue item, so one left by an item gone is ignored: timers need not
+        // clear it (one statement less per offered handling).
+        if (!offered) tx.clear(keys.attempts);
         this.sweepAbandonedCalls(tx);
         writing = true;
         const done: Array<Outcome | Skipped> = [];
