@@ -160,14 +160,22 @@ export class Consumer {
       if (seen && seen.items === undefined) return await this.standBy();
       if (!seen) return await this.idle();
       const step = await this.handle(seen.items, seen.loaded, offer && seen.due && { offer, due: seen.due });
-      // Queued messages went first and their batch emptied the queue: the offer is the next step's.
-      if (offer && !seen.due && step.type === 'wait' && step.retryAt === undefined && !this.offered) {
+      // Queued messages went first: the offer is the next step's (a few times: then they are fired).
+      if (
+        offer &&
+        !seen.due &&
+        !(step.type === 'wait' && step.retryAt !== undefined) &&
+        !this.offered &&
+        offer.passOn()
+      ) {
         this.offered = offer;
         offer = undefined;
       }
       return step;
     } finally {
-      offer?.declined(); // not taken (a no-op if it was)
+      // Not taken (a no-op if it was): declined, unless an offer made during the step covers it.
+      if (offer && this.offered && this.offered !== offer) offer.follow(this.offered);
+      else offer?.declined();
     }
   }
 

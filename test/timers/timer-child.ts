@@ -4,10 +4,9 @@
  * - 'arm-and-leave': start Alarm 'down' (consuming), have its handler arm timers c (100 ms), b (200 ms)
  *   and a (300 ms), then stop everything and exit before any falls due.
  * - 'consume': consume Alarm TIMER_ID; a 'fire' whose tag is 'stall' says { type: 'stalling' } and then
- *   waits inside its handler (its transaction not committed) so the parent can kill -9 it there; one
- *   whose tag is 'busy' says { type: 'busy' } and takes 1 s (a timer falling due meanwhile is offered
- *   to the consumer's next step, which declines it if messages queued meanwhile outlast that step's
- *   batch: it is then fired into the queue). TIMER_MAX_BATCH: the consumer's maxBatch (32).
+ *   waits inside its handler (its transaction not committed) so the parent can kill -9 it there. With
+ *   TIMER_FAIL_FIRST=1 its first run throws instead (a timer offered to the idle consumer is then
+ *   declined and fired into the queue: the stall comes while it is handled from there).
  */
 import 'reflect-metadata';
 import { openBackend } from '../../src/backend/open-backend';
@@ -32,17 +31,17 @@ async function main(): Promise<void> {
     send({ type: 'left' });
     return;
   }
+  let failFirst = process.env.TIMER_FAIL_FIRST === '1';
   alarmHooks.beforeFire = async (tag) => {
-    if (tag === 'busy') {
-      send({ type: 'busy' });
-      await new Promise((r) => setTimeout(r, 1000));
-    }
     if (tag !== 'stall') return;
+    if (failFirst) {
+      failFirst = false;
+      throw new Error('the first run fails');
+    }
     send({ type: 'stalling' });
     await new Promise((r) => setTimeout(r, 4000));
   };
-  const maxBatch = Number(process.env.TIMER_MAX_BATCH ?? 32);
-  const ref = await Runtime.start(Alarm, process.env.TIMER_ID, { tenant, maxBatch });
+  const ref = await Runtime.start(Alarm, process.env.TIMER_ID, { tenant });
   ref.events$.subscribe((e) => e.type === 'handled' && send({ type: 'handled' }));
   send({ type: 'ready' });
 }
