@@ -21,6 +21,7 @@ import Database from 'better-sqlite3';
 import * as tuple from 'fdb-tuple';
 import { LockingBackend } from '../src/backend/common/locking-backend';
 import { CommitNotice } from '../src/backend/sqlite/commit-notice';
+import { LockFairness } from '../src/backend/sqlite/lock-fairness';
 import { SqliteBackend } from '../src/backend/sqlite/sqlite-backend';
 import { SqliteWatcher } from '../src/backend/sqlite/sqlite-watcher';
 import { Runtime } from '../src/facade/runtime';
@@ -110,6 +111,8 @@ function instrument(): void {
   wrap(SqliteWatcher.prototype, 'check', 'watcher check', 'watcher checked');
   wrap(SqliteBackend.prototype, 'snapshot', 'snapshot', 'snapshot done');
   wrap(SqliteBackend.prototype, 'begin', 'write lock');
+  wrap(SqliteBackend.prototype, 'beginWhenFree', 'write lock busy');
+  wrap(LockFairness.prototype, 'announce', 'write lock wait announced');
   wrap(LockingBackend.prototype, 'commitGroup', 'commit', 'committed');
   wrap(Consumer.prototype, 'step', 'consumer step');
 }
