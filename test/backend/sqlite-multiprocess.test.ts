@@ -95,6 +95,49 @@ test('a watch in one process fires for a commit in another, both ways', async ()
   }
 });
 
+test('a commit in another process fires watches here while a snapshot read is open here, and that read still sees the file as it began', async () => {
+  const [w] = await start(1);
+  const { backend, tenant } = await openTenant();
+  const within = <T>(p: Promise<T>, ms = 5000) =>
+    Promise.race([p, new Promise<'timed out'>((r) => setTimeout(() => r('timed out'), ms))]);
+  let release = () => {};
+  try {
+    await tenant.transact((tx) => tx.set(pack(['seen']), Buffer.from('old')));
+    // No snapshot read open: the watched keys are re-read on the snapshot connection.
+    const first = await tenant.watch(pack(['a']));
+    await w.request('set', { key: 'a', value: '1' });
+    expect(await within(first.changed)).toBe(true);
+
+    // A snapshot read held open across the other process's commits: the watched keys must be re-read
+    // elsewhere (in its snapshot, 'b' would look unchanged and the watch would never fire).
+    let began!: () => void;
+    const begun = new Promise<void>((r) => (began = r));
+    const held = new Promise<void>((r) => (release = r));
+    const reading = tenant.read(async (tx) => {
+      const before = (await tx.get(pack(['seen'])))?.toString();
+      began();
+      await held;
+      return [before, (await tx.get(pack(['seen'])))?.toString()];
+    });
+    await begun;
+    const second = await tenant.watch(pack(['b']));
+    await w.request('set', { key: 'seen', value: 'new' });
+    await w.request('set', { key: 'b', value: '1' });
+    expect(await within(second.changed)).toBe(true);
+    release();
+    expect(await reading).toEqual(['old', 'old']);
+    expect((await tenant.read((tx) => tx.get(pack(['seen']))))?.toString()).toBe('new');
+
+    // And with the snapshot connection free again.
+    const third = await tenant.watch(pack(['a']));
+    await w.request('set', { key: 'a', value: '2' });
+    expect(await within(third.changed)).toBe(true);
+  } finally {
+    release(); // a failed expectation above leaves the read open, and close() waits for reads
+    await backend.close();
+  }
+});
+
 test('a process committing back to back does not lock another process out', async () => {
   const [hog, other] = await start(2);
   let acked = 0;

@@ -83,6 +83,17 @@ const pause = (spin: boolean): Promise<void> =>
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Reads watched keys on `db` (outside any transaction there): every key in one read transaction, one
+ * snapshot and one pair of WAL-index locks (a read per key on its own would be a transaction per key,
+ * thousands with thousands of idle servers). One key (a caller awaiting its reply, a lone consumer) is
+ * one statement, a snapshot by itself.
+ */
+function rechecks(db: Database.Database, store: SqliteStore): (keys: Buffer[]) => Map<string, Buffer> {
+  const inOne = db.transaction((keys: Buffer[]) => store.readMany(keys));
+  return (keys) => (keys.length === 1 ? store.readMany(keys) : inOne(keys));
+}
+
+/**
  * The embedded durable backend: one SQLite file (WAL) that several processes on one machine share.
  *
  * - Writes: one connection per backend; a transaction is `BEGIN IMMEDIATE … COMMIT`, which SQLite
@@ -96,7 +107,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * - Snapshot reads: a second connection in a deferred read transaction (WAL readers never wait).
  * - Watches: commits of this process wake its watches directly; commits of other processes are noticed
  *   by a SqliteWatcher (woken by the CommitNotice each committer writes after its commit) and read back
- *   on a third connection.
+ *   on the snapshot connection when it is free, else on a third connection.
  *
  * Data lives in one table, `kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID`.
  */
@@ -306,21 +317,29 @@ export class SqliteBackend extends LockingBackend {
 
   protected override watchesArmed(): void {
     if (!this.watcher) {
-      this.watchDb = this.connect();
-      this.watchDb.pragma('busy_timeout = 0');
-      const store = new SqliteStore(this.watchDb);
-      // Every watched key in one read transaction: one snapshot, one pair of WAL-index locks (a read
-      // per key on its own would be a transaction per key, thousands with thousands of idle servers).
-      // One key (a caller awaiting its reply, a lone consumer) is one statement, a snapshot by itself.
-      const inOne = this.watchDb.transaction((keys: Buffer[]) => store.readMany(keys));
-      const readAll = (keys: Buffer[]) => (keys.length === 1 ? store.readMany(keys) : inOne(keys));
       // data_version of the writing connection changes only for other connections' commits.
       const dataVersion = this.writer.prepare<[], number>('PRAGMA data_version').pluck();
+      const onReader = rechecks(this.reader, this.readStore);
+      let onOwn: ((keys: Buffer[]) => Map<string, Buffer>) | undefined;
+      // On the reader when no snapshot read is open on it: the read that usually follows a wake-up
+      // (the consumer's look at its queue, the caller's reply) then finds the reader's view of the file
+      // up to date, where a connection of its own would be one more to catch up with the other
+      // process's commit (re-reading the WAL index and the pages it changed) on every wake-up. While a
+      // snapshot read is open there, its own connection (opened once, the first time).
+      const readAll = (keys: Buffer[]): Map<string, Buffer> => {
+        if (!this.reader.inTransaction) return onReader(keys);
+        if (!onOwn) {
+          this.watchDb = this.connect();
+          this.watchDb.pragma('busy_timeout = 0');
+          onOwn = rechecks(this.watchDb, new SqliteStore(this.watchDb));
+        }
+        return onOwn(keys);
+      };
       this.watcher = new SqliteWatcher(
         this.notice.file,
         () => dataVersion.get()!,
         () => this.hub.size > 0 && !this.closed,
-        () => this.hub.recheck((keys) => readAll(keys)),
+        () => this.hub.recheck(readAll),
       );
     }
     this.watcher.kick();
