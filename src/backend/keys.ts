@@ -21,3 +21,14 @@ export function strinc(bytes: Buffer): Buffer {
   out[i]++;
   return out;
 }
+
+/**
+ * Copies of `parts` sharing one allocation (from Node's buffer pool, for small ones): a packed key
+ * owns an ArrayBuffer, which costs more than its bytes, and a process may hold the keys of 10,000
+ * idle servers.
+ */
+export function compactKeys(parts: Buffer[]): Buffer[] {
+  const all = Buffer.concat(parts);
+  let at = 0;
+  return parts.map((p) => all.subarray(at, (at += p.length)));
+}

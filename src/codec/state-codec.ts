@@ -1,4 +1,4 @@
-import { pack, prefixRange, unpack } from '../backend/keys';
+import { compactKeys, pack, prefixRange, unpack } from '../backend/keys';
 import {
   LIMITS,
   type KeyTuple,
@@ -162,7 +162,7 @@ export class StateStore {
   ) {}
 
   readVersion(tx: ReadTransaction): Promise<Buffer | undefined> {
-    return tx.get((this.versionKeyBytes ??= versionKey(this.prefix)));
+    return tx.get((this.versionKeyBytes ??= compactKeys([versionKey(this.prefix)])[0]));
   }
 
   async read(tx: ReadTransaction): Promise<{ state: unknown; version: Buffer } | undefined> {

@@ -1,4 +1,4 @@
-import { pack, prefixRange } from '../backend/keys';
+import { compactKeys, pack, prefixRange } from '../backend/keys';
 import type { KeyTuple } from '../backend/types';
 import type { Tuid } from '../returns';
 import type { FromId } from './wire';
@@ -37,7 +37,7 @@ export class ServerKeys {
       this.consumerLease,
       items.start,
       items.end,
-    ] = sharedBuffers([
+    ] = compactKeys([
       pack([...tuid, 'q', 'push']),
       pack([...tuid, 'q', 'pop']),
       pack([...tuid, 'k']),
@@ -121,10 +121,3 @@ const MARKER = pack(['p']);
 /** What prefixRange appends to a packed tuple (fdb-tuple's range). */
 const RANGE_START = Buffer.from([0x00]);
 const RANGE_END = Buffer.from([0xff]);
-
-/** Copies of `parts` that share one ArrayBuffer. */
-function sharedBuffers(parts: Buffer[]): Buffer[] {
-  const all = Buffer.concat(parts);
-  let at = 0;
-  return parts.map((p) => all.subarray(at, (at += p.length)));
-}

@@ -1,4 +1,4 @@
-import { pack } from '../backend/keys';
+import { compactKeys, pack } from '../backend/keys';
 import type { ReadTransaction, Transaction } from '../backend/types';
 import type { StateStore } from '../codec/state-codec';
 import { DgenError, VersionAheadError } from '../errors';
@@ -32,7 +32,7 @@ export class VersionedState implements StateStorage {
     private readonly inner: StateStore,
     private readonly fatal: (error: DgenError) => void,
   ) {
-    this.versionKey = pack([...inner.prefix, 'n']);
+    this.versionKey = compactKeys([pack([...inner.prefix, 'n'])])[0]; // kept per server: see compactKeys
     this.running = classVersion(def);
   }
 

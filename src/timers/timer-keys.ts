@@ -1,4 +1,4 @@
-import { pack, prefixRange, unpack } from '../backend/keys';
+import { compactKeys, pack, prefixRange, unpack } from '../backend/keys';
 import type { ServerKeys } from '../runtime/server-keys';
 
 /**
@@ -26,11 +26,21 @@ export class TimerKeys {
   readonly idle: Buffer;
 
   private constructor(keys: ServerKeys) {
-    this.recordPrefix = pack([...keys.tuid, 't', 'k']);
-    this.indexPrefix = pack([...keys.tuid, 't', 'd']);
-    this.index = prefixRange([...keys.tuid, 't', 'd']);
-    this.records = prefixRange([...keys.tuid, 't', 'k']);
-    this.idle = pack([...keys.tuid, 't', 'i']);
+    const index = prefixRange([...keys.tuid, 't', 'd']);
+    const records = prefixRange([...keys.tuid, 't', 'k']);
+    // one allocation for all seven (compactKeys): every consuming server holds them
+    [this.recordPrefix, this.indexPrefix, index.start, index.end, records.start, records.end, this.idle] =
+      compactKeys([
+        pack([...keys.tuid, 't', 'k']),
+        pack([...keys.tuid, 't', 'd']),
+        index.start,
+        index.end,
+        records.start,
+        records.end,
+        pack([...keys.tuid, 't', 'i']),
+      ]);
+    this.index = index;
+    this.records = records;
   }
 
   record(key: string): Buffer {
