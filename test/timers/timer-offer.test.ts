@@ -91,6 +91,25 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
     expect(await pushes('o7')).toBe(before); // the timer was not enqueued
   });
 
+  test('a queue that outlasts a few batches does not hold the timer back: it is fired into the queue', async () => {
+    const ref = await Runtime.start(Alarm, 'o8', { tenant: fx.tenant, maxBatch: 1 });
+    await ref.call('get');
+    alarmHooks.beforeFire = async (tag) => {
+      if (tag === 'slow') await sleep(800); // the timer falls due meanwhile; five messages wait behind
+    };
+    await ref.castAfter(1000, { type: 'fire', tag: 'due' }, { key: 'due' });
+    await sleep(500);
+    await ref.cast({ type: 'fire', tag: 'slow' });
+    await sleep(200);
+    await ref.castMany([1, 2, 3, 4, 5].map((i) => ({ type: 'fire', tag: `q${i}` })));
+    const before = await pushes('o8');
+    await waitFor(async () => (await fired(ref)).length === 7);
+    // passed on three times (q1, q2, q3), then declined at q4 and fired behind q5
+    expect(await fired(ref)).toEqual(['slow', 'q1', 'q2', 'q3', 'q4', 'q5', 'due']);
+    expect(await pushes('o8')).toBe(before + 1n);
+    expect(await ref.timers()).toEqual([]);
+  });
+
   test('a timer replaced while its offered handling runs is handled as replaced, not as it was', async () => {
     const ref = await idleServer('o3');
     alarmHooks.beforeFire = async (tag) => {
