@@ -5,6 +5,7 @@ import { inline } from './sql-literal';
 import type { TxHost } from './postgres-transaction';
 import { WriteBuffer, type Stmt } from './write-buffer';
 import { mergeWrites } from './write-merge';
+import { writesTogether } from './no-delay-socket';
 
 const noop = (): void => undefined;
 
@@ -189,17 +190,21 @@ export abstract class StatementPipeline {
       lost.catch(noop);
       all = batch.map(() => lost);
     } else
-      all = batch.map((s, i) => {
-        // BEGIN (no parameters, so sent at once) tells us the connection object, to hear of its closing.
-        const options =
-          i === 0 && !this.connection ? { prepare: true, onexecute: this.onFirstExecute } : { prepare: true };
-        const q = this.conn
-          .unsafe(s.text, s.params as never[], options as never)
-          .execute() as unknown as Promise<Row[]>;
-        const settled = Promise.race([q, this.lost]);
-        settled.catch(noop); // every outcome is collected by allSettled
-        return settled;
-      });
+      all = writesTogether(() =>
+        batch.map((s, i) => {
+          // BEGIN (no parameters, so sent at once) tells us the connection object, to hear of its closing.
+          const options =
+            i === 0 && !this.connection
+              ? { prepare: true, onexecute: this.onFirstExecute }
+              : { prepare: true };
+          const q = this.conn
+            .unsafe(s.text, s.params as never[], options as never)
+            .execute() as unknown as Promise<Row[]>;
+          const settled = Promise.race([q, this.lost]);
+          settled.catch(noop); // every outcome is collected by allSettled
+          return settled;
+        }),
+      );
     const id = this.connection?.id;
     if (id !== undefined && stmts.some((x) => x.params.length > 0))
       Promise.all(all).then(() => this.host.prepared.prepared(id, stmts), noop);
