@@ -26,6 +26,8 @@ export abstract class StatementPipeline {
   protected snapshotTaken = false;
   /** Whether a statement of the body reached the server. */
   protected used = false;
+  /** Send ROLLBACK before BEGIN: the connection was handed over inside a read-only transaction. */
+  rollbackFirst = false;
   /** Batches sent whose replies have not all arrived. */
   private awaiting = 0;
   /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
@@ -83,6 +85,21 @@ export abstract class StatementPipeline {
         detach();
         if (this.lostWith === undefined) this.conn.release();
       });
+  }
+
+  /** Whether the connection is known (its loss would be heard) and open: it can be handed over. */
+  get handOverReady(): boolean {
+    return this.connection !== undefined && this.lostWith === undefined;
+  }
+
+  /**
+   * Leaves the connection, still inside this (read-only, finished) transaction, to another that rolls
+   * it back before its BEGIN (see SpareConnection): false if it was lost, when it must be released.
+   */
+  handOver(): boolean {
+    if (this.lostWith !== undefined) return false;
+    if (this.connection) this.connection.onclose = null;
+    return true;
   }
 
   /** BEGIN's reply (the first time), then what `send` sends. */
@@ -175,6 +192,8 @@ export abstract class StatementPipeline {
     const batch: Stmt[] = [];
     if (!this.begun) {
       this.begun = true;
+      // A connection handed over inside a read-only transaction (see SpareConnection).
+      if (this.rollbackFirst) batch.push({ text: this.host.st.rollback, params: [] });
       batch.push({ text: this.readOnly ? this.host.st.beginRead : this.host.st.begin, params: [] });
       for (const text of this.beginExtra) batch.push({ text, params: [] });
     }
