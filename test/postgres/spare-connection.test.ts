@@ -4,33 +4,13 @@
  * back ahead of its BEGIN, in its own first write. Counted where the socket hands data to the system.
  * Against the server of the test run (DGEN_TEST_POSTGRES_URL).
  */
-import * as net from 'node:net';
 import { openBackend } from '../../src/backend/open-backend';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { dropSchema, freshSchema } from '../helpers/backend/factories';
+import { countSocketWrites, portOf } from '../helpers/postgres/socket-writes';
 
 const URL = process.env.DGEN_TEST_POSTGRES_URL;
 const suite = URL ? describe : describe.skip;
-
-type Generic = (this: net.Socket, writev: boolean, data: unknown, ...rest: unknown[]) => unknown;
-const proto = net.Socket.prototype as unknown as { _writeGeneric: Generic };
-
-/** The socket writes (write or writev system calls) to the server made while `fn` runs. */
-async function countWrites(port: number, fn: () => Promise<unknown>): Promise<number> {
-  const original = proto._writeGeneric;
-  let writes = 0;
-  proto._writeGeneric = function (this: net.Socket, ...args) {
-    if (this.remotePort === port) writes++;
-    return original.apply(this, args);
-  };
-  try {
-    await fn();
-    await new Promise((r) => setTimeout(r, 20)); // a ROLLBACK left for the end of the turn
-  } finally {
-    proto._writeGeneric = original;
-  }
-  return writes;
-}
 
 const K = Buffer.from('k');
 const turn = () => new Promise((r) => setImmediate(r));
@@ -41,7 +21,7 @@ suite('postgres: a read-only transaction leaves its connection to the next trans
   let other: Backend;
   let tenant: Tenant;
   let otherTenant: Tenant;
-  const port = Number(new globalThis.URL(URL ?? 'postgres://x@127.0.0.1:1/db').port);
+  const port = portOf(URL ?? 'postgres://x@127.0.0.1:1/db');
 
   beforeAll(async () => {
     // One connection: the transactions below can only run on the one the read used.
@@ -84,7 +64,7 @@ suite('postgres: a read-only transaction leaves its connection to the next trans
     await body(); // statements prepared
     await turn();
     // The read (BEGIN, get), then ROLLBACK, BEGIN, get, and the commit: 3 writes (4 with its own ROLLBACK).
-    expect(await countWrites(port, body)).toBe(3);
+    expect((await countSocketWrites(port, body)).writes).toBe(3);
     expect(await tenant.read((tx) => tx.get(K))).toEqual(Buffer.from('3'));
   });
 
