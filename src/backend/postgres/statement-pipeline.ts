@@ -192,10 +192,12 @@ export abstract class StatementPipeline {
     const batch: Stmt[] = [];
     if (!this.begun) {
       this.begun = true;
-      // A connection handed over inside a read-only transaction (see SpareConnection).
-      if (this.rollbackFirst) batch.push({ text: this.host.st.rollback, params: [] });
-      batch.push({ text: this.readOnly ? this.host.st.beginRead : this.host.st.begin, params: [] });
-      for (const text of this.beginExtra) batch.push({ text, params: [] });
+      // ROLLBACK first on a connection handed over inside a read-only transaction (see
+      // SpareConnection); then BEGIN and its extras. One simple-protocol query message for them all:
+      // one reply (ReadyForQuery) to parse instead of one each.
+      const begin = this.readOnly ? this.host.st.beginRead : this.host.st.begin;
+      const texts = [...(this.rollbackFirst ? [this.host.st.rollback] : []), begin, ...this.beginExtra];
+      batch.push({ text: texts.length === 1 ? begin : texts.join(';\n'), params: [] });
     }
     if (lock) {
       // Before any statement that takes a snapshot, when this is the first batch with one.
