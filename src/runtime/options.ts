@@ -1,7 +1,7 @@
 import type { Tenant } from '../backend/types';
 import { BadArgumentError, DgenError } from '../errors';
 import type { Serializer } from '../codec/serializer';
-import { MAX_BATCH } from './batch-window';
+import { defaultMaxBatch } from './batch-window';
 import { isClock, systemClock, type Clock } from '../kernel/clock';
 import { DEFAULT_RETENTION_MS } from './idempotency';
 
@@ -26,7 +26,7 @@ export interface StartOptions {
   lockLeaseMs?: number;
   /**
    * Most queued messages one consumer transaction handles, in order, writing the state once (default
-   * 32; 1 handles each message in a transaction of its own, as upstream dgen).
+   * 32, on PostgreSQL 128; 1 handles each message in a transaction of its own, as upstream dgen).
    */
   maxBatch?: number;
   /** How state values are serialized (default CBOR). */
@@ -123,7 +123,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     callTimeout: positive('callTimeout', o.callTimeout, 5000),
     maxAttempts: Math.floor(positive('maxAttempts', o.maxAttempts, 3)),
     lockLeaseMs: positive('lockLeaseMs', o.lockLeaseMs, 30_000),
-    maxBatch: count('maxBatch', o.maxBatch, MAX_BATCH),
+    maxBatch: count('maxBatch', o.maxBatch, defaultMaxBatch(tenant.backend?.kind)),
     serializer: o.serializer,
     clock: o.clock ?? systemClock,
     idempotencyRetentionMs: positive(

@@ -12,7 +12,9 @@ import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { Runtime } from '../../src/facade/runtime';
 import { noreply, ok, reply } from '../../src/returns';
-import { MAX_BATCH } from '../../src/runtime/batch-window';
+import { MAX_BATCH, POSTGRES_MAX_BATCH } from '../../src/runtime/batch-window';
+import { resolveOptions } from '../../src/runtime/options';
+import { MemoryBackend } from '../../src/backend/memory/memory-backend';
 import { dropSchema, freshSchema } from '../helpers/backend/factories';
 
 const URL = process.env.DGEN_TEST_POSTGRES_URL;
@@ -96,9 +98,20 @@ suite('postgres: commits and round trips of pushes and consumers', () => {
     expect(postgresCounters.roundTrips - trips).toBeLessThan(16);
   });
 
-  test('a consumer drains a deep queue in two round trips per batch of MAX_BATCH messages', async () => {
+  test('maxBatch defaults to 128 on PostgreSQL (32 elsewhere); an explicit maxBatch still wins', async () => {
+    expect(resolveOptions({ tenant }).maxBatch).toBe(POSTGRES_MAX_BATCH);
+    expect(resolveOptions({ tenant, maxBatch: 5 }).maxBatch).toBe(5);
+    const memory = new MemoryBackend();
+    try {
+      expect(resolveOptions({ tenant: await memory.openTenant(['m']) }).maxBatch).toBe(MAX_BATCH);
+    } finally {
+      await memory.close();
+    }
+  });
+
+  test('a consumer drains a deep queue in two round trips per batch of maxBatch messages (PostgreSQL default)', async () => {
     const arg = { id: String(++id) };
-    const n = 6 * MAX_BATCH;
+    const n = 6 * POSTGRES_MAX_BATCH;
     const publisher = await Runtime.start(Log, arg, { tenant, consume: false });
     await publisher.castMany(range(n).map((i) => rec(i)));
     const [trips, commits] = [postgresCounters.roundTrips, postgresCounters.commits];

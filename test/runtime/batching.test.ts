@@ -3,16 +3,17 @@ import { filter, firstValueFrom, take, toArray } from 'rxjs';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { DurableServer, Init, OnCall, OnCast } from '../../src/decorators';
 import { noreply, ok, reply } from '../../src/returns';
-import { MAX_BATCH } from '../../src/runtime/batch-window';
+import { defaultMaxBatch } from '../../src/runtime/batch-window';
 import type { ServerEvent } from '../../src/runtime/events';
 import { Runtime } from '../../src/facade/runtime';
 import { ActionEcho, closeGate, Counter, lockGate, Locker, Poison } from './fixtures';
 import { runtimeBackends, waitFor } from './backends';
 
 /**
- * A consumer takes up to MAX_BATCH queued messages in one transaction. These tests queue messages with
- * a consume:false publisher first, so the consumer finds a deep queue, and check that batching changes
- * nothing a user can see: order, exact counts, failure accounting, lock and stop boundaries.
+ * A consumer takes up to maxBatch queued messages (default: defaultMaxBatch of its backend) in one
+ * transaction. These tests queue messages with a consume:false publisher first, so the consumer finds a
+ * deep queue, and check that batching changes nothing a user can see: order, exact counts, failure
+ * accounting, lock and stop boundaries.
  */
 
 /** Fails the first time it sees each `n` in `flaky` (a test hook: real handlers have no side effects). */
@@ -82,8 +83,8 @@ describe.each(runtimeBackends)('batched consumption on %s', (_name, make) => {
     await live.castMany(Array.from({ length: 100 }, () => 'incr'));
     await waitFor(() => count(events, 'handled') === 100);
     expect(await live.readState()).toBe(100);
-    // one state write (and one 'committed') per batch of at most MAX_BATCH messages
-    expect(count(events, 'committed')).toBeGreaterThanOrEqual(Math.ceil(100 / MAX_BATCH));
+    // one state write (and one 'committed') per batch of at most maxBatch (this backend's default) messages
+    expect(count(events, 'committed')).toBeGreaterThanOrEqual(Math.ceil(100 / defaultMaxBatch(backend.kind)));
     expect(count(events, 'committed')).toBeLessThan(100);
   });
 

@@ -150,6 +150,12 @@ export class WatchHub {
     };
   }
 
+  /** Whether a watch is armed on the full key `hex`. */
+  watching(hex: string): boolean {
+    const entry = this.byKey.get(hex);
+    return entry !== undefined && entry.watchers.size > 0;
+  }
+
   /**
    * A commit heard from another connection left the key (hex) with `value` (absent: undefined): fires
    * its synced watches (see WatchSync) whose baseline differs. Returns whether the key has watches that

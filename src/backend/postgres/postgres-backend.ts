@@ -22,6 +22,7 @@ import { PreparedStatements } from './prepared-statements';
 import { channelOf, ensureSchema, SCHEMA_VERSION, statements, type Statements } from './schema';
 import { resolveUnknownCommit } from './unknown-commit';
 import { connectNoDelay } from './no-delay-socket';
+import { SpareConnection } from './spare-connection';
 
 type Body<T> = (tx: Transaction) => T | Promise<T>;
 /** The client's options, with its `socket` option (not in its type declarations: see connectNoDelay). */
@@ -55,6 +56,7 @@ export class PostgresBackend implements Backend {
   private readonly host: TxHost;
   private readonly ending = new Set<Promise<void>>();
   private readonly prepared: PreparedStatements;
+  private readonly spare = new SpareConnection((conn, tx) => this.release(conn, tx, false));
   private closed = false;
 
   private constructor(
@@ -156,6 +158,7 @@ export class PostgresBackend implements Backend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.spare.flush();
     this.hub.cancelAll();
     await this.watcher.stop();
     await Promise.all([...this.ending]);
@@ -177,9 +180,11 @@ export class PostgresBackend implements Backend {
       let result!: T;
       let committing = false;
       try {
-        conn = await this.reserve();
+        const spare = this.spare.take();
+        conn = spare ?? (await this.reserve());
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, false, extra);
+        tx.rollbackFirst = spare !== undefined;
         tx.start();
         const body = tx;
         const started = performance.now();
@@ -244,14 +249,18 @@ export class PostgresBackend implements Backend {
       let conn: ReservedSql | undefined;
       let tx: PostgresTransaction | undefined;
       try {
-        conn = await this.reserve();
+        const spare = this.spare.take();
+        conn = spare ?? (await this.reserve());
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, true);
+        tx.rollbackFirst = spare !== undefined;
         tx.start();
         const t = tx;
         const result = await fn({ get: (k) => t.get(k), getRange: (s, e, o) => t.getRange(s, e, o) });
         tx.finish();
-        this.release(conn, tx, false); // a read-only transaction: ROLLBACK without waiting
+        // A read-only transaction: ROLLBACK without waiting, by the next transaction if it comes soon.
+        if (this.closed) this.release(conn, tx, false);
+        else this.spare.park(conn, tx);
         return result;
       } catch (err) {
         tx?.finish();

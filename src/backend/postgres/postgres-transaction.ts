@@ -13,6 +13,7 @@ import { assertUnfinished, withPrefix } from '../common/transaction-guards';
 import type { Stmt } from './write-buffer';
 import { StatementPipeline } from './statement-pipeline';
 import type { PreparedStatements } from './prepared-statements';
+import { GetBatch } from './get-batch';
 
 const EMPTY = Buffer.alloc(0);
 /** A baseline no stored value equals (longer than any value): the watch fires at its first recheck. */
@@ -63,6 +64,8 @@ interface PendingWatch {
  */
 export class PostgresTransaction extends StatementPipeline implements Transaction {
   private readonly budget = new WriteBudget();
+  /** Gets asked for together, sent as one statement (flushed before any write is buffered). */
+  private readonly gets = new GetBatch(this.host.st, (stmt) => this.query(stmt, false));
   private stampWanted = false;
   private wrote = false;
   private finished = false;
@@ -100,10 +103,9 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.live();
     checkKey(key);
     const full = this.full(key);
-    const [row] = await this.query(
-      { text: this.host.st.get, params: [full] },
-      this.buffer.mustLockForKey(full),
-    );
+    if (!this.buffer.mustLockForKey(full)) return this.gets.get(full);
+    this.gets.flush();
+    const [row] = await this.query({ text: this.host.st.get, params: [full] }, true);
     return row ? (row.value as Buffer) : undefined;
   }
 
@@ -124,6 +126,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
 
   set(key: Buffer, value: Buffer): void {
     this.live();
+    this.gets.flush();
     checkKey(key);
     checkValue(value);
     this.budget.spend(key.length + value.length);
@@ -137,6 +140,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
 
   clear(key: Buffer): void {
     this.live();
+    this.gets.flush();
     checkKey(key);
     this.budget.spend(key.length);
     const full = this.full(key);
@@ -148,6 +152,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
 
   clearRange(start: Buffer, end: Buffer): void {
     this.live();
+    this.gets.flush();
     checkKey(start);
     checkKey(end);
     this.budget.spend(start.length + end.length);
@@ -164,6 +169,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
 
   add(key: Buffer, delta: number | bigint): void {
     this.live();
+    this.gets.flush();
     checkKey(key);
     if (typeof delta === 'number' ? !Number.isSafeInteger(delta) : typeof delta !== 'bigint')
       throw new BackendError('BAD_ARGUMENT', `add() takes an integer delta (got ${String(delta)})`);
@@ -184,6 +190,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
 
   setVersionstampedKey(tuple: KeyTuple, value: Buffer): void {
     this.live();
+    this.gets.flush();
     checkValue(value);
     const { data, stampPos } = packVersionstampedTuple(tuple, () => this.nextUserVersion++);
     checkKey(data);
@@ -206,6 +213,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
 
   setVersionstampedValue(key: Buffer, prefix: Buffer = EMPTY, suffix: Buffer = EMPTY): void {
     this.live();
+    this.gets.flush();
     checkKey(key);
     if (!Buffer.isBuffer(prefix) || !Buffer.isBuffer(suffix))
       throw new BackendError('BAD_ARGUMENT', 'setVersionstampedValue takes Buffers for prefix and suffix');
@@ -267,6 +275,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
    */
   async commit(): Promise<boolean> {
     this.finished = true;
+    this.gets.flush();
     const wrote = this.wrote || this.buffer.size > 0 || this.stampWanted;
     if (!this.used && !wrote && !this.watches) return false; // nothing read or written: nothing to commit
     // Adds alone need the lock only before the snapshot is taken (so that they see the previous adder's

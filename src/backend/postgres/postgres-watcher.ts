@@ -161,7 +161,8 @@ export class PostgresWatcher {
     this.received++;
     let all = false;
     const hashes: string[] = [];
-    const valued: Array<[string, Buffer | undefined]> = [];
+    /** Hex key → its value in hex (undefined: cleared), decoded only for watched keys. */
+    const valued: Array<[string, string | undefined]> = [];
     for (const e of payload.split(',')) {
       if (e === '*') all = true;
       else if (e.startsWith('@')) this.heard(e.slice(1));
@@ -169,7 +170,7 @@ export class PostgresWatcher {
       else {
         const at = e.indexOf('=');
         if (at < 0) hashes.push(e);
-        else valued.push([e.slice(0, at), Buffer.from(e.slice(at + 1), 'hex')]);
+        else valued.push([e.slice(0, at), e.slice(at + 1)]);
       }
     }
     if (all || this.lastByHash.size + this.lastByHex.size > 100_000) {
@@ -190,8 +191,11 @@ export class PostgresWatcher {
     // too while a read is in flight: these keys join the next, and watches woken by commits close
     // together fire together (32 concurrent callers then keep sharing their pushes and reads).
     const readAll = all || hashes.length > 0 || this.running;
-    for (const [hex, value] of valued)
-      if (readAll || this.hub.known(hex, value)) want(keyHash(Buffer.from(hex, 'hex'))); // (or not synced)
+    for (const [hex, value] of valued) {
+      if (!this.hub.watching(hex)) continue; // (a read captures watched keys only)
+      const v = value === undefined ? undefined : Buffer.from(value, 'hex');
+      if (readAll || this.hub.known(hex, v)) want(keyHash(Buffer.from(hex, 'hex'))); // (or not synced)
+    }
     for (const h of hashes) want(h);
     if (this.wanted) this.schedule(0);
   }

@@ -1,8 +1,11 @@
 import type { Stmt } from './write-buffer';
 
-/** The client's signature of a statement, approximately: its text and the kinds of its parameters. */
-const signature = (s: Stmt): string =>
-  `${s.params.map((p) => (Buffer.isBuffer(p) ? 'b' : p === null ? 'n' : typeof p)).join('')}|${s.text}`;
+/** The kinds of a statement's parameters: with its text, the client's signature of it, approximately. */
+const kinds = (s: Stmt): string => {
+  let k = '';
+  for (const p of s.params) k += Buffer.isBuffer(p) ? 'B' : p === null ? '0' : (typeof p)[0];
+  return k;
+};
 
 /**
  * Which parameterized statements each pool connection has prepared since it last (re)connected.
@@ -15,7 +18,12 @@ const signature = (s: Stmt): string =>
  * client reports the connection closed (it then forgets its prepared statements too).
  */
 export class PreparedStatements {
-  private readonly byConnection = new Map<number, Set<string>>();
+  /**
+   * By connection: statement text → the parameter kinds it was prepared with. Keyed by the text first:
+   * the texts are the same few constant strings (their hashes cached), so a batch is looked up without
+   * building a long string per statement.
+   */
+  private readonly byConnection = new Map<number, Map<string, Set<string>>>();
 
   /** The parameterized statements of `stmts` not yet prepared on connection `id` (one of each). */
   missing(id: number, stmts: readonly Stmt[]): Stmt[] {
@@ -23,16 +31,21 @@ export class PreparedStatements {
     const out = new Map<string, Stmt>();
     for (const s of stmts) {
       if (s.params.length === 0) continue;
-      const sig = signature(s);
-      if (!known?.has(sig)) out.set(sig, s);
+      const k = kinds(s);
+      if (!known?.get(s.text)?.has(k)) out.set(`${k}|${s.text}`, s);
     }
     return [...out.values()];
   }
 
   prepared(id: number, stmts: readonly Stmt[]): void {
     let known = this.byConnection.get(id);
-    if (!known) this.byConnection.set(id, (known = new Set()));
-    for (const s of stmts) if (s.params.length > 0) known.add(signature(s));
+    if (!known) this.byConnection.set(id, (known = new Map()));
+    for (const s of stmts) {
+      if (s.params.length === 0) continue;
+      let byKinds = known.get(s.text);
+      if (!byKinds) known.set(s.text, (byKinds = new Set()));
+      byKinds.add(kinds(s));
+    }
   }
 
   closed(id: number): void {

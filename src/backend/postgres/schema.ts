@@ -36,6 +36,8 @@ export function statements(schema: string) {
      */
     commitLock: `LOCK TABLE ${s}.commit_lock IN EXCLUSIVE MODE`,
     get: `SELECT value FROM ${kv} WHERE key = $1`,
+    /** Several gets (see GetBatch): $1 the keys as comma-separated hex; an index scan, as `get`'s. */
+    getMany: `SELECT key, value FROM ${kv} WHERE key = ANY (ARRAY(SELECT decode(k, 'hex') FROM unnest(string_to_array($1::text, ',')) AS k))`,
     range: `SELECT key, value FROM ${kv} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`,
     rangeReverse: `SELECT key, value FROM ${kv} WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3`,
     set: `INSERT INTO ${kv} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,

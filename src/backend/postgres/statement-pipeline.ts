@@ -5,6 +5,7 @@ import { inline } from './sql-literal';
 import type { TxHost } from './postgres-transaction';
 import { WriteBuffer, type Stmt } from './write-buffer';
 import { mergeWrites } from './write-merge';
+import { writesTogether } from './no-delay-socket';
 
 const noop = (): void => undefined;
 
@@ -25,6 +26,8 @@ export abstract class StatementPipeline {
   protected snapshotTaken = false;
   /** Whether a statement of the body reached the server. */
   protected used = false;
+  /** Send ROLLBACK before BEGIN: the connection was handed over inside a read-only transaction. */
+  rollbackFirst = false;
   /** Batches sent whose replies have not all arrived. */
   private awaiting = 0;
   /** The client's connection object (caught at the first send) and the error it closed with, if it did. */
@@ -82,6 +85,21 @@ export abstract class StatementPipeline {
         detach();
         if (this.lostWith === undefined) this.conn.release();
       });
+  }
+
+  /** Whether the connection is known (its loss would be heard) and open: it can be handed over. */
+  get handOverReady(): boolean {
+    return this.connection !== undefined && this.lostWith === undefined;
+  }
+
+  /**
+   * Leaves the connection, still inside this (read-only, finished) transaction, to another that rolls
+   * it back before its BEGIN (see SpareConnection): false if it was lost, when it must be released.
+   */
+  handOver(): boolean {
+    if (this.lostWith !== undefined) return false;
+    if (this.connection) this.connection.onclose = null;
+    return true;
   }
 
   /** BEGIN's reply (the first time), then what `send` sends. */
@@ -174,8 +192,12 @@ export abstract class StatementPipeline {
     const batch: Stmt[] = [];
     if (!this.begun) {
       this.begun = true;
-      batch.push({ text: this.readOnly ? this.host.st.beginRead : this.host.st.begin, params: [] });
-      for (const text of this.beginExtra) batch.push({ text, params: [] });
+      // ROLLBACK first on a connection handed over inside a read-only transaction (see
+      // SpareConnection); then BEGIN and its extras. One simple-protocol query message for them all:
+      // one reply (ReadyForQuery) to parse instead of one each.
+      const begin = this.readOnly ? this.host.st.beginRead : this.host.st.begin;
+      const texts = [...(this.rollbackFirst ? [this.host.st.rollback] : []), begin, ...this.beginExtra];
+      batch.push({ text: texts.length === 1 ? begin : texts.join(';\n'), params: [] });
     }
     if (lock) {
       // Before any statement that takes a snapshot, when this is the first batch with one.
@@ -189,17 +211,21 @@ export abstract class StatementPipeline {
       lost.catch(noop);
       all = batch.map(() => lost);
     } else
-      all = batch.map((s, i) => {
-        // BEGIN (no parameters, so sent at once) tells us the connection object, to hear of its closing.
-        const options =
-          i === 0 && !this.connection ? { prepare: true, onexecute: this.onFirstExecute } : { prepare: true };
-        const q = this.conn
-          .unsafe(s.text, s.params as never[], options as never)
-          .execute() as unknown as Promise<Row[]>;
-        const settled = Promise.race([q, this.lost]);
-        settled.catch(noop); // every outcome is collected by allSettled
-        return settled;
-      });
+      all = writesTogether(() =>
+        batch.map((s, i) => {
+          // BEGIN (no parameters, so sent at once) tells us the connection object, to hear of its closing.
+          const options =
+            i === 0 && !this.connection
+              ? { prepare: true, onexecute: this.onFirstExecute }
+              : { prepare: true };
+          const q = this.conn
+            .unsafe(s.text, s.params as never[], options as never)
+            .execute() as unknown as Promise<Row[]>;
+          const settled = Promise.race([q, this.lost]);
+          settled.catch(noop); // every outcome is collected by allSettled
+          return settled;
+        }),
+      );
     const id = this.connection?.id;
     if (id !== undefined && stmts.some((x) => x.params.length > 0))
       Promise.all(all).then(() => this.host.prepared.prepared(id, stmts), noop);
