@@ -64,6 +64,16 @@ export class TimerKeys {
 
   /** The record key of the timer an index key names. */
   recordOfIndex(indexKey: Buffer): Buffer {
+    // An index key is indexPrefix + pack([due]) + pack([key]), a record key recordPrefix + pack([key]):
+    // copy the packed key's bytes rather than unpack and pack them again (three times per offered
+    // timer). An integer due's packing is its type byte and as many bytes as that byte says.
+    const at = this.indexPrefix.length;
+    const code = indexKey[at];
+    if (code >= INT_CODE_MIN && code <= INT_CODE_MAX) {
+      const keyAt = at + 1 + Math.abs(code - INT_ZERO);
+      if (indexKey[keyAt] === STRING_CODE && indexKey[indexKey.length - 1] === 0)
+        return Buffer.concat([this.recordPrefix, indexKey.subarray(keyAt)]);
+    }
     return this.record(this.ofIndex(indexKey).key);
   }
 
@@ -72,3 +82,9 @@ export class TimerKeys {
     return unpack(recordKey.subarray(this.recordPrefix.length))[0] as string;
   }
 }
+
+/** FoundationDB tuple type codes: integers of 1 to 8 bytes (0x14 is zero), and strings. */
+const INT_ZERO = 0x14;
+const INT_CODE_MIN = INT_ZERO - 8;
+const INT_CODE_MAX = INT_ZERO + 8;
+const STRING_CODE = 0x02;
