@@ -62,6 +62,20 @@ export class TimerKeys {
     return { due: due as number, key: key as string };
   }
 
+  /** An index key's due: `ofIndex(indexKey).due` without decoding the timer key (once per handling). */
+  dueOfIndex(indexKey: Buffer): number {
+    // A positive integer due of up to 6 bytes (ms timestamps are) is its bytes, big-endian, after its
+    // type byte; others go through unpack.
+    const at = this.indexPrefix.length;
+    const n = indexKey[at] - INT_ZERO;
+    if (n >= 1 && n <= 6 && at + n < indexKey.length) {
+      let due = 0;
+      for (let i = 1; i <= n; i++) due = due * 256 + indexKey[at + i];
+      return due;
+    }
+    return this.ofIndex(indexKey).due;
+  }
+
   /** The record key of the timer an index key names. */
   recordOfIndex(indexKey: Buffer): Buffer {
     // An index key is indexPrefix + pack([due]) + pack([key]), a record key recordPrefix + pack([key]):
