@@ -53,6 +53,18 @@ export class TimerKeys {
 
   /** The first index key of a due at `due` or later. */
   indexFrom(due: number): Buffer {
+    // A positive integer below 2^48 (a ms timestamp) packs as its type byte and its bytes, big-endian:
+    // written here rather than by pack(), which allocates several buffers (once per offer's read).
+    if (Number.isSafeInteger(due) && due > 0 && due < 2 ** 48) {
+      let n = 1;
+      while (due >= 2 ** (8 * n)) n++;
+      const at = this.indexPrefix.length;
+      const out = Buffer.allocUnsafe(at + 1 + n); // every byte is written below
+      this.indexPrefix.copy(out, 0);
+      out[at] = INT_ZERO + n;
+      for (let i = n, v = due; i >= 1; i--, v = Math.floor(v / 256)) out[at + i] = v % 256;
+      return out;
+    }
     return Buffer.concat([this.indexPrefix, pack([due])]);
   }
 
