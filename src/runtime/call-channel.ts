@@ -84,7 +84,9 @@ export const CallChannel = {
     const rows = await tx.getRange(start, end);
     if (!rows.some((kv) => kv.key.equals(marker) && kv.value.equals(READY))) return undefined;
     const chunks = rows.filter((kv) => !kv.key.equals(marker));
-    const record = decodeWire<ReplyRecord>(Buffer.concat(chunks.map((kv) => kv.value)));
+    // Most replies are one chunk: decoded as read, not copied into a buffer of their own first.
+    const bytes = chunks.length === 1 ? chunks[0].value : Buffer.concat(chunks.map((kv) => kv.value));
+    const record = decodeWire<ReplyRecord>(bytes);
     return { record, keys: rows.map((kv) => kv.key) };
   },
 

@@ -247,7 +247,8 @@ export class Consumer {
           ConsumerLease.read(tx, keys),
           LockRecords.read(tx, keys),
           // Past the batch: whether it empties the queue, as of this transaction, and the next batch.
-          DurableQueue.peekMany(tx, keys, plan.steps.length + this.window.limit),
+          // (not decoded: the batch's own items are compared by key only; `next` decodes the rest)
+          DurableQueue.peekRows(tx, keys, plan.steps.length + this.window.limit),
           this.ctx.state.readVersion(tx),
           // Offered timers: whether they are still there, unchanged, and the next due past them.
           offered ? TimerStore.checkTaken(tx, keys, offered) : this.ctx.timers.read(tx),
@@ -321,7 +322,7 @@ export class Consumer {
           this.ctx.timers.observed(timers); // the next timer due, as of the watch (src/timers)
           return { done, wait: DurableQueue.watchPush(tx, keys) };
         }
-        next = head.slice(written, written + this.window.limit);
+        next = DurableQueue.decoded(head.slice(written, written + this.window.limit));
         return { done };
       });
     } catch (error) {

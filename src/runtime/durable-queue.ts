@@ -1,6 +1,6 @@
 import { unboundVersionstamp } from '../backend/keys';
 import { decodeInt64LE } from '../backend/common/int64';
-import type { Transaction, ReadTransaction, Watch } from '../backend/types';
+import type { KeyValue, Transaction, ReadTransaction, Watch } from '../backend/types';
 import type { ServerKeys } from './server-keys';
 import { decodeWire, encodeWire, type QueueItem } from './wire';
 import { queueItemExtras } from '../telemetry/queue-extras';
@@ -25,7 +25,16 @@ export const DurableQueue = {
     limit: number,
     end: Buffer = keys.queueItems.end,
   ): Promise<Array<{ key: Buffer; item: QueueItem }>> {
-    const rows = await tx.getRange(keys.queueItems.start, end, { limit });
+    return DurableQueue.decoded(await tx.getRange(keys.queueItems.start, end, { limit }));
+  },
+
+  /** Up to `limit` items from the head, not decoded (see `decoded`). */
+  peekRows(tx: ReadTransaction, keys: ServerKeys, limit: number): Promise<KeyValue[]> {
+    return tx.getRange(keys.queueItems.start, keys.queueItems.end, { limit });
+  },
+
+  /** The items of rows read by `peekRows`. */
+  decoded(rows: readonly KeyValue[]): Array<{ key: Buffer; item: QueueItem }> {
     return rows.map((r) => ({ key: r.key, item: decodeWire<QueueItem>(r.value) }));
   },
 

@@ -82,7 +82,7 @@ export class ServerKeys {
   }
 
   replyChunk(from: FromId, i: number): Buffer {
-    return Buffer.concat([this.callerKeys(from).prefix, pack(['r', i])]);
+    return Buffer.concat([this.callerKeys(from).prefix, REPLY_CHUNKS[i] ?? pack(['r', i])]);
   }
 
   fromRange(from: FromId): { start: Buffer; end: Buffer } {
@@ -101,7 +101,10 @@ export class ServerKeys {
   private callerKeys(from: FromId): CallerKeys {
     let keys = callerKeys.get(from);
     if (keys?.of !== this) {
-      keys = { of: this, prefix: pack([...this.tuid, 'w', from[0], from[1]]) };
+      // pack([...tuid, 'w', from[0], from[1]]) without packing the tuid's strings again per call: the
+      // packed tuid is the lock key, pack([...tuid, 'k']), less pack(['k']).
+      const tuid = this.lock.subarray(0, this.lock.length - LOCK_TAIL.length);
+      keys = { of: this, prefix: Buffer.concat([tuid, WAIT, pack([from[0], from[1]])]) };
       callerKeys.set(from, keys);
     }
     return keys;
@@ -118,6 +121,10 @@ interface CallerKeys {
 /** By FromId object: gone with it (a call's, or a decoded queue item's). */
 const callerKeys = new WeakMap<FromId, CallerKeys>();
 const MARKER = pack(['p']);
+const LOCK_TAIL = pack(['k']);
+const WAIT = pack(['w']);
+/** The keys of a reply's first chunks (most replies are one chunk), packed once. */
+const REPLY_CHUNKS = Array.from({ length: 8 }, (_, i) => pack(['r', i]));
 /** What prefixRange appends to a packed tuple (fdb-tuple's range). */
 const RANGE_START = Buffer.from([0x00]);
 const RANGE_END = Buffer.from([0xff]);

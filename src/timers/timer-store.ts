@@ -144,7 +144,7 @@ export const TimerStore = {
     }
     if (items.length > 0) DurableQueue.push(tx, keys, items);
     // What was left of the batch is the next due; else the index's first row, if any.
-    const left = taken < due.length ? t.ofIndex(due[taken].key).due : await firstDue(tx, t);
+    const left = taken < due.length ? t.dueOfIndex(due[taken].key) : await firstDue(tx, t);
     return { fired: items.length, next: earlier(left, idleDue) };
   },
 
@@ -193,7 +193,7 @@ export const TimerStore = {
     const after = rows[taken.length];
     return {
       unchanged,
-      next: earlier(after ? t.ofIndex(after.key).due : undefined, idleDueOf(idle)),
+      next: earlier(after ? t.dueOfIndex(after.key) : undefined, idleDueOf(idle)),
       idle: !!idle,
     };
   },
@@ -229,7 +229,7 @@ const idleDueOf = (idle: Buffer | undefined): number | undefined =>
 /** The due of the first timer in the index, if any. */
 async function firstDue(tx: ReadTransaction, t: TimerKeys): Promise<number | undefined> {
   const [first] = await tx.getRange(t.index.start, t.index.end, { limit: 1 });
-  return first ? t.ofIndex(first.key).due : undefined;
+  return first ? t.dueOfIndex(first.key) : undefined;
 }
 
 const earlier = (a: number | undefined, b: number | undefined): number | undefined =>

@@ -152,7 +152,7 @@ export abstract class LockingBackend implements Backend {
   async readAt<T>(prefix: Buffer, fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
     this.open();
     return this.snapshot(async (store) => {
-      const tx = new LockedTransaction(store, prefix, noVersion, this.hub);
+      const tx = new LockedTransaction(store, prefix, noVersion, unwatched);
       try {
         return await fn({ get: (k) => tx.get(k), getRange: (s, e, o) => tx.getRange(s, e, o) });
       } finally {
@@ -322,6 +322,12 @@ export abstract class LockingBackend implements Backend {
     if (this.closed) throw new BackendError('BACKEND_CLOSED', `this ${this.kind} backend has been closed`);
   }
 }
+
+/**
+ * The hub of snapshot reads' transactions: their view has no watch() and they never commit, so one
+ * that nobody watches spares each read the sets of written keys (kept while any watch exists).
+ */
+const unwatched = new WatchHub();
 
 const noVersion = (): never => {
   throw new BackendError('BAD_ARGUMENT', 'a snapshot read has no commit version');
