@@ -1,8 +1,9 @@
 import { Subject, concatMap, defer, type Subscription } from 'rxjs';
-import type { Transaction, Watch } from '../backend/types';
+import type { Transaction } from '../backend/types';
 import { DgenError } from '../errors';
 import { BatchWindow, type HeadItem } from './batch-window';
 import { isItemFault, itemFault, planBatch, type Skipped } from './plan-batch';
+import { afterCommit, type Step, type StepResult } from './step-result';
 import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { Handling, Outcome } from './handling';
@@ -16,13 +17,6 @@ import { deadLetterIn } from '../ops/on-dead-letter';
 import { traceBatch } from '../telemetry/spans';
 import { TimerOffer, type OfferOutcome } from '../timers/timer-offer';
 import { TimerStore, type DueTimer } from '../timers/timer-store';
-
-type Step = { type: 'handled' } | { type: 'wait'; watch?: Watch; retryAt?: number };
-
-/** What a consumer transaction leaves: handled messages (and a watch if it emptied the queue), or a watch. */
-type StepResult =
-  | { done: Array<Outcome | Skipped>; wait?: Watch; retryAt?: undefined }
-  | { done?: undefined; wait: Watch; retryAt?: number };
 
 /** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
 const BATCH_REPLY_BYTES = 1_000_000;
@@ -341,7 +335,7 @@ export class Consumer {
     this.ahead = next;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
     if (r.done) traceBatch(this.ctx, began, seen.items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
-    return this.finish(r);
+    return afterCommit(this.ctx, this.handling, r);
   }
 
   /** Another consumer is active: wait until its lease changes or would run out (ConsumerLease.waitOut). */
@@ -381,30 +375,7 @@ export class Consumer {
       return { wait: DurableQueue.watchPush(tx, keys) };
     });
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
-    return r ? this.finish(r) : { type: 'handled' };
-  }
-
-  /** After the commit: the handled messages' events, actions and replies; then wait or go on. */
-  private async finish(r: StepResult): Promise<Step> {
-    if (!r.done) return { type: 'wait', watch: r.wait, retryAt: r.retryAt };
-    try {
-      for (const d of r.done) {
-        if ('result' in d) await this.handling.finish(d);
-        else {
-          this.ctx.emit({
-            type: 'handler-failed',
-            kind: d.call ? 'call' : 'cast',
-            error: d.skipped,
-            attempt: 1,
-          });
-          if (!d.call) this.ctx.emit({ type: 'dead-lettered', msg: d.msg });
-        }
-      }
-    } catch (error) {
-      r.wait?.cancel();
-      throw error;
-    }
-    return r.wait ? { type: 'wait', watch: r.wait } : { type: 'handled' };
+    return r ? afterCommit(this.ctx, this.handling, r) : { type: 'handled' };
   }
 
   /**
