@@ -209,14 +209,13 @@ export class Consumer {
     loaded: StoredState,
     taken?: { offer: TimerOffer; due: DueTimer[] },
   ): Promise<Step> {
-    const offer = taken?.offer;
     const keys = this.ctx.keys;
     const seen = { items, loaded };
     let next: HeadItem[] | undefined;
     const plan = await planBatch(this.ctx, this.handling, seen.items, seen.loaded.state);
     if ('fault' in plan) {
       // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
-      if (!offer) await recordFailedAttempt(this.ctx, seen.items[0].key, seen.items[0].item, plan.fault);
+      if (!taken) await recordFailedAttempt(this.ctx, seen.items[0].key, seen.items[0].item, plan.fault);
       return { type: 'handled' };
     }
     let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
@@ -277,7 +276,7 @@ export class Consumer {
           if (i > 0 && replyBytes >= BATCH_REPLY_BYTES) break;
           blame = i;
           const p = plan.steps[i];
-          if (!offer) DurableQueue.pop(tx, keys, p.key);
+          if (!taken) DurableQueue.pop(tx, keys, p.key);
           written = i + 1;
           if ('skipped' in p) {
             if (p.item.kind === 'call')
@@ -323,14 +322,14 @@ export class Consumer {
       const failed = plan.steps[blame];
       const fault = writing ? itemFault(error) : isItemFault(error) ? error : undefined;
       if (!failed || !fault || this.ctx.isStopped) throw error;
-      if (offer) return { type: 'handled' }; // declined: the timers fire into the queue, where attempts count
+      if (taken) return { type: 'handled' }; // declined: the timers fire into the queue, where attempts count
       // Not the head: nothing of the batch committed; retry the items before it, then it alone.
       if (blame > 0) this.window.suspectItem(failed.key);
       else await recordFailedAttempt(this.ctx, failed.key, failed.item, fault);
       return { type: 'handled' };
     }
     if (r === 'stale') return { type: 'handled' };
-    offer?.taken();
+    taken?.offer.taken();
     this.leaseHeld = true;
     this.ahead = next;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });

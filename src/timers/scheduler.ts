@@ -95,7 +95,7 @@ export class TimerScheduler {
   }
 
   /**
-   * The clock reached the earliest due: offer each server whose due has come to its idle consumer,
+   * The clock reached the earliest due: offer each server whose due has come to its consumer here,
    * and fire the others, earliest first. Resolves once the fires committed and the offers were taken
    * or declined (a virtual clock awaits that; new ticks need only the fires to be done).
    */
@@ -122,10 +122,10 @@ export class TimerScheduler {
   /**
    * Offers a server's due timers to its consumer here, idle or busy handling (TimerOffer); false when
    * it cannot take them now (stopped, waiting out a lock or another consumer), or declined them last
-   * time. An offer still open is answered for by that offer. While the offer is open the entry waits (due Infinity) for
-   * the consumer's transaction, which notes the next due as it commits; a note meanwhile brings the
-   * entry back (a fire then and the consumer's transaction cannot both take a timer: the one that
-   * commits second finds it gone). A declined offer is fired at once.
+   * time. An offer still open answers for itself. While the offer is open the entry waits (due
+   * Infinity) for the consumer's transaction, which notes the next due as it commits; a note meanwhile
+   * brings the entry back (a fire then and the consumer's transaction cannot both take a timer: the
+   * one that commits second finds it gone). A declined offer is fired at once.
    */
   private offer([owner, e]: [TimerOwner, Entry], now: number, offers: Array<Promise<unknown>>): boolean {
     if (e.fireNext) {

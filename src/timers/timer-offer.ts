@@ -1,6 +1,9 @@
 /** How an offer of due timers ended (see TimerOffer). */
 export type OfferOutcome = 'taken' | 'declined';
 
+/** How many steps of queued messages an offer may wait out (TimerOffer.passOn). */
+const MAX_PASSES = 3;
+
 /**
  * Due timers that this process's scheduler offers straight to a server's consumer, idle (its queue was
  * empty as of its last transaction) or busy handling. The consumer's next step reads them — if the
@@ -12,9 +15,6 @@ export type OfferOutcome = 'taken' | 'declined';
  * offer, and the scheduler fires those timers into the queue as ever, where attempts and dead
  * letters apply.
  */
-/** How many steps of queued messages an offer may wait out (TimerOffer.passOn). */
-const MAX_PASSES = 3;
-
 export class TimerOffer {
   /** How the offer ends: the scheduler waits on it (and so does a virtual clock's advance). */
   readonly outcome: Promise<OfferOutcome>;
