@@ -25,12 +25,17 @@ export const DurableQueue = {
     limit: number,
     end: Buffer = keys.queueItems.end,
   ): Promise<Array<{ key: Buffer; item: QueueItem }>> {
-    return DurableQueue.decoded(await tx.getRange(keys.queueItems.start, end, { limit }));
+    return DurableQueue.decoded(await DurableQueue.peekRows(tx, keys, limit, end));
   },
 
-  /** Up to `limit` items from the head, not decoded (see `decoded`). */
-  peekRows(tx: ReadTransaction, keys: ServerKeys, limit: number): Promise<KeyValue[]> {
-    return tx.getRange(keys.queueItems.start, keys.queueItems.end, { limit });
+  /** Up to `limit` items from the head (stopping before `end`), not decoded (see `decoded`). */
+  peekRows(
+    tx: ReadTransaction,
+    keys: ServerKeys,
+    limit: number,
+    end: Buffer = keys.queueItems.end,
+  ): Promise<KeyValue[]> {
+    return tx.getRange(keys.queueItems.start, end, { limit });
   },
 
   /** The items of rows read by `peekRows`. */
@@ -40,8 +45,7 @@ export const DurableQueue = {
 
   /** The keys of up to `limit` items at the head (without decoding them). */
   async peekKeys(tx: ReadTransaction, keys: ServerKeys, limit: number): Promise<Buffer[]> {
-    const rows = await tx.getRange(keys.queueItems.start, keys.queueItems.end, { limit });
-    return rows.map((r) => r.key);
+    return (await DurableQueue.peekRows(tx, keys, limit)).map((r) => r.key);
   },
 
   pop(tx: Transaction, keys: ServerKeys, key: Buffer): void {

@@ -66,7 +66,7 @@ export class SqliteStore implements SyncStore {
     // Rows come as { key, value } objects already (not raw arrays copied into new objects: one
     // allocation less per row); only a counter's value needs its bytes.
     const rows = this.rangeStatement(limit > 0 ? limit : 0, reverse).all(start, end);
-    for (const row of rows) if (typeof row.value === 'bigint') row.value = encodeInt64LE(row.value);
+    for (const row of rows) row.value = asBytes(row.value);
     return rows as KeyValue[];
   }
 
