@@ -81,7 +81,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
    * Hex full key → the value this transaction last set (undefined: cleared), for keys whose value as
    * committed is known without reading it (set or clear as their last write; not add, not stamped).
    */
-  private written: Map<string, Buffer | undefined> | undefined;
+  private written: Map<string, { full: Buffer; value: Buffer | undefined }> | undefined;
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private stamp: Buffer | undefined;
@@ -161,10 +161,8 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.buffer.range({ text: this.host.st.clearRange, params: [s, e] }, s, e);
     this.wrote = true;
     this.touched.all();
-    for (const hex of this.written?.keys() ?? []) {
-      const k = Buffer.from(hex, 'hex');
-      if (Buffer.compare(k, s) >= 0 && Buffer.compare(k, e) < 0) this.written!.set(hex, undefined);
-    }
+    for (const w of this.written?.values() ?? [])
+      if (Buffer.compare(w.full, s) >= 0 && Buffer.compare(w.full, e) < 0) w.value = undefined;
   }
 
   add(key: Buffer, delta: number | bigint): void {
@@ -198,9 +196,8 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     this.stampWanted = this.wrote = true;
     const full = this.full(data);
     const stampedPrefix = full.subarray(0, this.prefix.length + stampPos);
-    for (const hex of this.written?.keys() ?? [])
-      if (Buffer.from(hex, 'hex').subarray(0, stampedPrefix.length).equals(stampedPrefix))
-        this.written!.delete(hex);
+    for (const [hex, w] of this.written ?? [])
+      if (w.full.subarray(0, stampedPrefix.length).equals(stampedPrefix)) this.written!.delete(hex);
     // Its key is known only at commit: not listed in NOTIFY (watching such a key is not portable).
     this.buffer.stamped(
       {
@@ -296,7 +293,8 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const toRead: number[] = [];
     (this.watches ?? []).forEach((w, i) => {
       const hex = w.key.toString('hex');
-      if (this.written?.has(hex)) w.baseline = { value: this.written.get(hex) };
+      const known = this.written?.get(hex);
+      if (known) w.baseline = { value: known.value };
       else toRead.push(i);
     });
     const watched = toRead.map((i) => this.watches![i].key);
@@ -382,7 +380,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   }
 
   private known(full: Buffer, value: Buffer | undefined): void {
-    (this.written ??= new Map()).set(full.toString('hex'), value);
+    (this.written ??= new Map()).set(full.toString('hex'), { full, value });
   }
 
   private full(key: Buffer): Buffer {
