@@ -73,9 +73,10 @@ export interface TransactOptions {
   /**
    * The commit need not be on disk when `transact` resolves, because nothing is acknowledged on its
    * strength until a later, durable commit to the same store, which makes it durable too (a call's
-   * push: its caller learns only from the reply). Engines that flush every commit (SQLite at
-   * `synchronous: 'full'`) leave the flush to that later commit, as PostgreSQL's asynchronous commit
-   * does; the others ignore it. Default false.
+   * push: its caller learns only from the reply; the handling of casts: a power cut that takes it back
+   * leaves the casts queued, to be handled again). Engines that flush every commit (SQLite at
+   * `synchronous: 'full'`) leave the flush to that later commit, or flush behind it off the event loop
+   * soon after, as PostgreSQL's asynchronous commit does; the others ignore it. Default false.
    */
   deferFlush?: boolean;
 }

@@ -224,100 +224,105 @@ export class Consumer {
     const began = Date.now(); // ops: the start of the handle spans
     let writing = false; // inside the body, writing effects: an error there is the message's, not the backend's
     try {
-      r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | 'stale'> => {
-        blame = 0;
-        writing = false;
-        next = undefined;
-        // Every read this transaction most likely makes, sent at once (one round trip on a remote
-        // backend): the checks below, the callers' markers, and the timers (needed if the batch
-        // empties the queue, as it usually does).
-        const markers = plan.steps.map((p) =>
-          p.item.kind === 'call' ? CallChannel.marker(tx, keys, p.item.from) : undefined,
-        );
-        for (const m of markers) m?.catch(() => undefined); // awaited below, or the attempt failed anyway
-        const offered = taken?.due.slice(0, plan.steps.length);
-        const [lease, lockRec, head, version, timers] = await Promise.all([
-          ConsumerLease.read(tx, keys),
-          LockRecords.read(tx, keys),
-          // Past the batch: whether it empties the queue, as of this transaction, and the next batch.
-          // (not decoded: the batch's own items are compared by key only; `next` decodes the rest)
-          DurableQueue.peekRows(tx, keys, plan.steps.length + this.window.limit),
-          this.ctx.state.readVersion(tx),
-          // Offered timers: whether they are still there, unchanged, and the next due past them.
-          offered ? TimerStore.checkTaken(tx, keys, offered) : this.ctx.timers.read(tx),
-        ]);
-        if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
-        if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
-        if (offered) {
-          // A message came first (it goes first), or the timers fired, were cancelled or replaced.
-          if (head.length > 0 || !('unchanged' in timers) || !timers.unchanged) return 'stale';
-        } else if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i].key)))
-          return 'stale'; // another consumer took them
-        if (!version || !version.equals(seen.loaded.version)) return 'stale';
-        // Whether an idle timeout is stored, as of this transaction: else no handler's effects need to
-        // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
-        this.ctx.timers.idleMaybe = timers.idle;
-        if (plan.view.hasReads && !(await plan.view.holds(tx))) return 'stale'; // a timer fired, or was set
-        if (offered) TimerStore.deleteTaken(tx, keys, offered);
-        expired = lockRec; // its holder died: the lease ran out
-        if (lockRec) tx.clear(keys.lock);
-        ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
-        // A failed attempt names its queue item, so one left by an item gone is ignored: timers need not
-        // clear it (one statement less per offered handling).
-        if (!offered) tx.clear(keys.attempts);
-        this.sweepAbandonedCalls(tx);
-        writing = true;
-        const done: Array<Outcome | Skipped> = [];
-        let last: { outcome: Outcome; state: unknown } | undefined;
-        let state = seen.loaded.state; // as the batch leaves it (handlers, and an @OnDeadLetter)
-        let replyBytes = 0;
-        let written = 0;
-        for (let i = 0; i < plan.steps.length; i++) {
-          if (i > 0 && replyBytes >= BATCH_REPLY_BYTES) break;
-          blame = i;
-          const p = plan.steps[i];
-          if (!taken) DurableQueue.pop(tx, keys, p.key);
-          written = i + 1;
-          if ('skipped' in p) {
-            if (p.item.kind === 'call')
-              await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped), markers[i]);
-            // ops hook: store the letter and run @OnDeadLetter on the batch's state (planBatch puts such
-            // a cast alone in its batch when the class has one, so no planned state follows it)
-            else
-              state = await deadLetterIn(
-                tx,
-                this.ctx,
-                { msg: p.item.msg, error: p.skipped.message, attempts: 0 },
-                { state },
-              );
-            done.push({ skipped: p.skipped, msg: p.item.msg, call: p.item.kind === 'call' });
-            continue;
+      // A batch without calls acknowledges nothing (casts, infos, timers): its commit need not reach
+      // the disk before the next step's (deferFlush; a power cut only has it handled again).
+      r = await this.ctx.tenant.transact(
+        async (tx): Promise<StepResult | 'stale'> => {
+          blame = 0;
+          writing = false;
+          next = undefined;
+          // Every read this transaction most likely makes, sent at once (one round trip on a remote
+          // backend): the checks below, the callers' markers, and the timers (needed if the batch
+          // empties the queue, as it usually does).
+          const markers = plan.steps.map((p) =>
+            p.item.kind === 'call' ? CallChannel.marker(tx, keys, p.item.from) : undefined,
+          );
+          for (const m of markers) m?.catch(() => undefined); // awaited below, or the attempt failed anyway
+          const offered = taken?.due.slice(0, plan.steps.length);
+          const [lease, lockRec, head, version, timers] = await Promise.all([
+            ConsumerLease.read(tx, keys),
+            LockRecords.read(tx, keys),
+            // Past the batch: whether it empties the queue, as of this transaction, and the next batch.
+            // (not decoded: the batch's own items are compared by key only; `next` decodes the rest)
+            DurableQueue.peekRows(tx, keys, plan.steps.length + this.window.limit),
+            this.ctx.state.readVersion(tx),
+            // Offered timers: whether they are still there, unchanged, and the next due past them.
+            offered ? TimerStore.checkTaken(tx, keys, offered) : this.ctx.timers.read(tx),
+          ]);
+          if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
+          if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
+          if (offered) {
+            // A message came first (it goes first), or the timers fired, were cancelled or replaced.
+            if (head.length > 0 || !('unchanged' in timers) || !timers.unchanged) return 'stale';
+          } else if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i].key)))
+            return 'stale'; // another consumer took them
+          if (!version || !version.equals(seen.loaded.version)) return 'stale';
+          // Whether an idle timeout is stored, as of this transaction: else no handler's effects need to
+          // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
+          this.ctx.timers.idleMaybe = timers.idle;
+          if (plan.view.hasReads && !(await plan.view.holds(tx))) return 'stale'; // a timer fired, or was set
+          if (offered) TimerStore.deleteTaken(tx, keys, offered);
+          expired = lockRec; // its holder died: the lease ran out
+          if (lockRec) tx.clear(keys.lock);
+          ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
+          // A failed attempt names its queue item, so one left by an item gone is ignored: timers need not
+          // clear it (one statement less per offered handling).
+          if (!offered) tx.clear(keys.attempts);
+          this.sweepAbandonedCalls(tx);
+          writing = true;
+          const done: Array<Outcome | Skipped> = [];
+          let last: { outcome: Outcome; state: unknown } | undefined;
+          let state = seen.loaded.state; // as the batch leaves it (handlers, and an @OnDeadLetter)
+          let replyBytes = 0;
+          let written = 0;
+          for (let i = 0; i < plan.steps.length; i++) {
+            if (i > 0 && replyBytes >= BATCH_REPLY_BYTES) break;
+            blame = i;
+            const p = plan.steps[i];
+            if (!taken) DurableQueue.pop(tx, keys, p.key);
+            written = i + 1;
+            if ('skipped' in p) {
+              if (p.item.kind === 'call')
+                await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped), markers[i]);
+              // ops hook: store the letter and run @OnDeadLetter on the batch's state (planBatch puts such
+              // a cast alone in its batch when the class has one, so no planned state follows it)
+              else
+                state = await deadLetterIn(
+                  tx,
+                  this.ctx,
+                  { msg: p.item.msg, error: p.skipped.message, attempts: 0 },
+                  { state },
+                );
+              done.push({ skipped: p.skipped, msg: p.item.msg, call: p.item.kind === 'call' });
+              continue;
+            }
+            p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome, markers[i]);
+            replyBytes += p.outcome.replyBytes;
+            done.push(p.outcome);
+            last = p;
+            state = p.state;
           }
-          p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome, markers[i]);
-          replyBytes += p.outcome.replyBytes;
-          done.push(p.outcome);
-          last = p;
-          state = p.state;
-        }
-        if (state !== seen.loaded.state) {
-          this.ctx.state.write(tx, seen.loaded.state, state);
-          // (an @OnDeadLetter changed the state: the cache just misses)
-          if (last && last.state === state) last.outcome.stamp = this.handling.stampOf(tx);
-        }
-        writing = false;
-        if (offered) {
-          this.ctx.timers.observed(timers); // the next due, past the timers taken
-          return { done, wait: DurableQueue.watchPush(tx, keys) };
-        }
-        // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
-        // transaction of its own (one commit per batch, and one round trip less on remote backends).
-        if (written === head.length) {
-          this.ctx.timers.observed(timers); // the next timer due, as of the watch (src/timers)
-          return { done, wait: DurableQueue.watchPush(tx, keys) };
-        }
-        next = DurableQueue.decoded(head.slice(written, written + this.window.limit));
-        return { done };
-      });
+          if (state !== seen.loaded.state) {
+            this.ctx.state.write(tx, seen.loaded.state, state);
+            // (an @OnDeadLetter changed the state: the cache just misses)
+            if (last && last.state === state) last.outcome.stamp = this.handling.stampOf(tx);
+          }
+          writing = false;
+          if (offered) {
+            this.ctx.timers.observed(timers); // the next due, past the timers taken
+            return { done, wait: DurableQueue.watchPush(tx, keys) };
+          }
+          // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
+          // transaction of its own (one commit per batch, and one round trip less on remote backends).
+          if (written === head.length) {
+            this.ctx.timers.observed(timers); // the next timer due, as of the watch (src/timers)
+            return { done, wait: DurableQueue.watchPush(tx, keys) };
+          }
+          next = DurableQueue.decoded(head.slice(written, written + this.window.limit));
+          return { done };
+        },
+        { deferFlush: !plan.steps.some((p) => p.item.kind === 'call') },
+      );
     } catch (error) {
       const failed = plan.steps[blame];
       const fault = writing ? itemFault(error) : isItemFault(error) ? error : undefined;

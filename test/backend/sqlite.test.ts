@@ -7,6 +7,7 @@ import { pack, prefixRange, unboundVersionstamp } from '../../src/backend/keys';
 import { SqliteBackend } from '../../src/backend/sqlite/sqlite-backend';
 import { CommitNotice } from '../../src/backend/sqlite/commit-notice';
 import { SqliteWatcher } from '../../src/backend/sqlite/sqlite-watcher';
+import { FLUSH_BEHIND_MS } from '../../src/backend/sqlite/flush-behind';
 import { sleep } from '../helpers/backend/factories';
 
 let dir: string;
@@ -348,4 +349,46 @@ test('deferFlush: deferred and flushed transactions commit in arrival order; a f
 test('a file path is required', () => {
   for (const bad of ['', ':memory:', 'file::memory:'])
     expect(() => new SqliteBackend(bad)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+});
+
+describe('flush behind (at full, commits that deferred their flush)', () => {
+  // Counts the flushes FlushBehind asks of the operating system (and still makes them).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const nodeFs = require('node:fs') as typeof import('node:fs');
+  let fdatasync: jest.SpyInstance;
+  beforeEach(() => (fdatasync = jest.spyOn(nodeFs, 'fdatasync')));
+  afterEach(() => fdatasync.mockRestore());
+
+  test('a deferred commit is flushed behind within FLUSH_BEHIND_MS, on the thread pool, once for several', async () => {
+    const t = await backend().openTenant(['t']);
+    await t.transact((tx) => tx.set(pack(['a']), Buffer.from('1')), { deferFlush: true });
+    await t.transact((tx) => tx.set(pack(['b']), Buffer.from('1')), { deferFlush: true });
+    expect(fdatasync).not.toHaveBeenCalled(); // not on the event loop's time
+    await waitUntil(() => fdatasync.mock.calls.length > 0, FLUSH_BEHIND_MS + 2000);
+    await sleep(FLUSH_BEHIND_MS + 100);
+    expect(fdatasync).toHaveBeenCalledTimes(1); // both commits, one flush
+  });
+
+  test('a flushed commit after deferred ones makes the flush behind needless: none is made', async () => {
+    const t = await backend().openTenant(['t']);
+    await t.transact((tx) => tx.set(pack(['a']), Buffer.from('1')), { deferFlush: true });
+    await t.transact((tx) => tx.set(pack(['b']), Buffer.from('1')));
+    await sleep(FLUSH_BEHIND_MS + 200);
+    expect(fdatasync).not.toHaveBeenCalled();
+  });
+
+  test('closing the backend flushes what is still deferred; at normal nothing is ever flushed behind', async () => {
+    const full = backend();
+    const t = await full.openTenant(['t']);
+    await t.transact((tx) => tx.set(pack(['a']), Buffer.from('1')), { deferFlush: true });
+    await full.close();
+    expect(fdatasync).toHaveBeenCalledTimes(1);
+    const normal = backend({ synchronous: 'normal' });
+    const n = await normal.openTenant(['t']);
+    await n.transact((tx) => tx.set(pack(['b']), Buffer.from('1')), { deferFlush: true });
+    await n.transact((tx) => tx.set(pack(['c']), Buffer.from('1')));
+    await sleep(FLUSH_BEHIND_MS + 200);
+    await normal.close();
+    expect(fdatasync).toHaveBeenCalledTimes(1);
+  });
 });

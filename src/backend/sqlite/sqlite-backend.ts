@@ -6,6 +6,7 @@ import { LockingBackend, type LockSession } from '../common/locking-backend';
 import type { SyncStore } from '../common/sync-store';
 import { CommitNotice } from './commit-notice';
 import { CommitVersions } from './commit-versions';
+import { FlushBehind } from './flush-behind';
 import { LockFairness, YIELD_MS } from './lock-fairness';
 import { registerSqlFunctions, SqliteStore } from './sqlite-store';
 import { SqliteWatcher } from './sqlite-watcher';
@@ -17,7 +18,10 @@ export interface SqliteBackendOptions {
    * - `'full'` (the default): every commit is fsync'ed to disk before `transact` resolves, so an
    *   acknowledged message survives power loss and OS crashes, as on FoundationDB; one disk flush per
    *   commit (concurrent transactions of one process share commits, see LockingBackend). A transaction
-   *   that defers its flush (TransactOptions.deferFlush: a call's push) leaves it to the next one.
+   *   that acknowledges nothing defers its flush (TransactOptions.deferFlush: a call's push, a timer's
+   *   fire, the handling of casts, infos and timers) to the next flushed commit, or to a flush on the
+   *   thread pool within FLUSH_BEHIND_MS (200 ms) if none comes first; a power cut may take such
+   *   commits back (their messages are then handled again), never an acknowledged one.
    * - `'normal'`: the commit has been handed to the operating system, so it survives a crash or
    *   `kill -9` of any process, but a power loss or OS crash may lose the last few commits (never a
    *   part of one: the file stays consistent). Faster where flushes are slow; SQLite's usual WAL setting.
@@ -140,6 +144,7 @@ export class SqliteBackend extends LockingBackend {
   private writerSync: 'normal' | 'full';
   private readonly session: LockSession;
   private readonly notice: CommitNotice;
+  private readonly flushBehind: FlushBehind;
   private watchDb: Database.Database | undefined;
   private watcher: SqliteWatcher | undefined;
 
@@ -198,6 +203,7 @@ export class SqliteBackend extends LockingBackend {
     this.writerSync = synchronous;
     const versions = new CommitVersions(this.writer, VERSION_KEY);
     this.notice = new CommitNotice(this.path);
+    this.flushBehind = new FlushBehind(this.path);
     // One transaction at a time per backend (the write lock), so one session object serves them all.
     this.session = {
       store: this.writeStore,
@@ -205,6 +211,10 @@ export class SqliteBackend extends LockingBackend {
       commit: (wrote) => {
         this.sql.commit.run();
         versions.committed();
+        if (this.synchronous === 'full') {
+          if (this.writerSync === 'full') this.flushBehind.flushed();
+          else if (wrote) this.flushBehind.deferred();
+        }
         if (wrote) this.notice.post();
       },
       rollback: () => {
@@ -349,6 +359,7 @@ export class SqliteBackend extends LockingBackend {
     this.watcher?.stop();
     this.watchDb?.close();
     this.notice.close();
+    await this.flushBehind.close();
     await this.snapshots.run(async () => undefined).catch(() => undefined); // reads under way end first
     this.reader.close();
     this.writer.close();

@@ -53,3 +53,34 @@ test('a call to a server consumed in another process costs two commits, one of t
   // Only the handling is flushed: the push defers its flush to it (TransactOptions.deferFlush).
   expect(after.deferred - before.deferred).toBe(calls);
 }, 60_000);
+
+test('casts are flushed when pushed (acknowledged) and handled without a flush of their own: their handling acknowledges nothing', async () => {
+  const db = tmp.file('cast-commits.sqlite');
+  const counted = countingBackend(await openSqlite(db));
+  try {
+    const tenant = await counted.openTenant(['mp']);
+    const consumer = await workers.spawn({ db, env: { DGEN_COUNT_COMMITS: '1' } });
+    await consumer.rpc('start', { ref: 'l', server: 'Ledger', opts: {} });
+    const caster = await Runtime.start<LedgerState>(Ledger, null, { tenant, consume: false });
+    await caster.call({ type: 'add', by: 0 }); // the consumer is up
+    const theirsBefore = await consumer.rpc<CommitCounts>('commits');
+    const oursBefore = { ...counted.counts };
+    const casts = 30;
+    for (let i = 0; i < casts; i++) await caster.cast({ type: 'rec', p: 'a', i });
+    // A call after the casts: it is handled after them (FIFO), so they are all handled when it returns.
+    expect(await caster.call({ type: 'add', by: 0 })).toBe(casts);
+    const theirs = await consumer.rpc<CommitCounts>('commits');
+    // This process: every cast's push flushed, then the call's push deferred.
+    expect(counted.counts.writes - oursBefore.writes).toBe(casts + 1);
+    expect(counted.counts.deferred - oursBefore.deferred).toBe(1);
+    // The consumer: every handling of casts deferred its flush; the call's handling (its reply) did not.
+    const handlings = theirs.writes - theirsBefore.writes;
+    expect(handlings).toBeGreaterThanOrEqual(2);
+    expect(theirs.deferred - theirsBefore.deferred).toBe(handlings - 1);
+    // And the consumer's state is what every cast made of it, as read back from the file.
+    expect((await caster.call<LedgerState>('get')).log.a).toEqual(Array.from({ length: casts }, (_, i) => i));
+  } finally {
+    await Runtime.stopAll();
+    await counted.close();
+  }
+}, 60_000);
