@@ -1,4 +1,3 @@
-import { unboundVersionstamp } from '../backend/keys';
 import { decodeInt64LE } from '../backend/common/int64';
 import type { KeyValue, Transaction, ReadTransaction, Watch } from '../backend/types';
 import type { ServerKeys } from './server-keys';
@@ -13,8 +12,21 @@ import { queueItemExtras } from '../telemetry/queue-extras';
 export const DurableQueue = {
   push(tx: Transaction, keys: ServerKeys, items: readonly QueueItem[]): void {
     const extras = queueItemExtras(); // ops hook: enqueue time and trace context (src/telemetry)
-    for (const item of items)
-      tx.setVersionstampedKey(keys.queueItemTuple(unboundVersionstamp()), encodeWire({ ...item, ...extras }));
+    DurableQueue.pushEncoded(
+      tx,
+      keys,
+      items.map((item) => encodeWire({ ...item, ...extras })),
+    );
+  },
+
+  /** One item as `push` stores it, encoded (NOT_SERIALIZABLE before any write): see `pushEncoded`. */
+  encodeItem(item: QueueItem): Buffer {
+    return encodeWire({ ...item, ...queueItemExtras() });
+  },
+
+  /** Pushes items encoded by `encodeItem` (an outbox cast checks its message by encoding it, once). */
+  pushEncoded(tx: Transaction, keys: ServerKeys, items: readonly Buffer[]): void {
+    for (const item of items) tx.setVersionstampedKey(keys.queueItemStamped, item);
     tx.add(keys.pushCounter, items.length);
   },
 

@@ -1,4 +1,4 @@
-import { compactKeys, pack, prefixRange } from '../backend/keys';
+import { compactKeys, pack, prefixRange, unboundVersionstamp } from '../backend/keys';
 import type { KeyTuple } from '../backend/types';
 import type { Tuid } from '../returns';
 import type { FromId } from './wire';
@@ -22,6 +22,7 @@ export class ServerKeys {
   readonly attempts: Buffer;
   readonly consumerLease: Buffer;
   readonly queueItems: { start: Buffer; end: Buffer };
+  private stamped: KeyTuple | undefined;
 
   constructor(tuid: Tuid) {
     this.tuid = [...tuid];
@@ -69,6 +70,11 @@ export class ServerKeys {
 
   queueItemTuple(stamp: KeyTuple[number]): KeyTuple {
     return [...this.tuid, 'q', 'i', stamp];
+  }
+
+  /** The key of the next item pushed, to be versionstamped: one frozen tuple, packed once (versionstamp.ts). */
+  get queueItemStamped(): KeyTuple {
+    return (this.stamped ??= Object.freeze(this.queueItemTuple(unboundVersionstamp())) as KeyTuple);
   }
 
   deadLetterTuple(stamp: KeyTuple[number]): KeyTuple {

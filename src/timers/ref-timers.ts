@@ -42,7 +42,6 @@ export const RefTimers = {
         'BAD_ARGUMENT',
         'ref.castIn takes the transaction of tenant.transact(tx => …) on the tenant the server lives in',
       );
-    Outbox.check(msg);
-    Outbox.cast(tx, p.keys, msg);
+    Outbox.cast(tx, p.keys, Outbox.encode(msg));
   },
 };

@@ -13,11 +13,50 @@ export function makeVersionstamp(commitVersion: bigint, batch = 0): Versionstamp
 const isUnbound = (item: unknown): item is { type: 'unbound versionstamp'; code?: number } =>
   !!item && typeof item === 'object' && (item as { type?: unknown }).type === 'unbound versionstamp';
 
+const checkedCode = (code: number): number => {
+  if (!Number.isInteger(code) || code < 0 || code > 0xffff)
+    throw new BadArgumentError(
+      'BAD_KEY',
+      `a versionstamp's user version is 0..65535, so a transaction can write at most 65536 versionstamped keys (got ${code})`,
+    );
+  return code;
+};
+
+/**
+ * The packed bytes before the user version, of frozen tuples whose last item is their one unbound
+ * versionstamp, given no user version (a server's queue item key, `ServerKeys.queueItemStamped`):
+ * packed once, not for every message pushed.
+ */
+const stampedPrefixes = new WeakMap<KeyTuple, Buffer | null>();
+
+/** The prefix of a frozen tuple (see stampedPrefixes), or null if it is not of that shape. */
+function stampedPrefixOf(items: KeyTuple): Buffer | null {
+  let prefix = stampedPrefixes.get(items);
+  if (prefix !== undefined) return prefix;
+  const last = items[items.length - 1];
+  prefix = null;
+  if (isUnbound(last) && last.code === undefined) {
+    const { data, stampPos } = packSlow(items, () => 0);
+    if (data.length === stampPos + 12) prefix = Buffer.from(data.subarray(0, stampPos + 10));
+  }
+  stampedPrefixes.set(items, prefix);
+  return prefix;
+}
+
 /** Packs a tuple holding one unbound versionstamp, assigning the next user version when none is given. */
 export function packVersionstampedTuple(
   items: KeyTuple,
   nextCode: () => number,
 ): { data: Buffer; stampPos: number } {
+  const prefix = Object.isFrozen(items) ? stampedPrefixOf(items) : null;
+  if (prefix === null) return packSlow(items, nextCode);
+  const data = Buffer.allocUnsafe(prefix.length + 2);
+  prefix.copy(data);
+  data.writeUInt16BE(checkedCode(nextCode()), prefix.length);
+  return { data, stampPos: prefix.length - 10 };
+}
+
+function packSlow(items: KeyTuple, nextCode: () => number): { data: Buffer; stampPos: number } {
   let found = 0;
   const bake = (arr: KeyTuple): KeyTuple => {
     // Copy only what has to change (this runs for every queued message).
@@ -28,13 +67,7 @@ export function packVersionstampedTuple(
       if (Array.isArray(item)) baked = bake(item);
       else if (isUnbound(item)) {
         found++;
-        const code = item.code ?? nextCode();
-        if (!Number.isInteger(code) || code < 0 || code > 0xffff)
-          throw new BadArgumentError(
-            'BAD_KEY',
-            `a versionstamp's user version is 0..65535, so a transaction can write at most 65536 versionstamped keys (got ${code})`,
-          );
-        baked = { type: 'unbound versionstamp', code };
+        baked = { type: 'unbound versionstamp', code: checkedCode(item.code ?? nextCode()) };
       }
       if (baked !== item) (out ??= arr.slice())[i] = baked;
     }

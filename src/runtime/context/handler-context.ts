@@ -46,7 +46,7 @@ export interface HandlerContext {
 type Ask =
   | { kind: 'timer'; key: string; due: number; msg: unknown }
   | { kind: 'cancel'; key: string }
-  | { kind: 'cast'; target: ServerKeys; msg: unknown };
+  | { kind: 'cast'; target: ServerKeys; item: Buffer }; // the queue item, encoded (Outbox.encode)
 
 /** Most characters of a timer key (keys are stored in the server's key space). */
 const MAX_KEY = 1000;
@@ -114,8 +114,7 @@ export class ContextAsks implements HandlerContext {
 
   cast(target: unknown, msg: unknown): void {
     const keys = targetKeys(target, this.tenant, 'ctx.cast');
-    Outbox.check(msg);
-    (this.asks ??= []).push({ kind: 'cast', target: keys, msg });
+    (this.asks ??= []).push({ kind: 'cast', target: keys, item: Outbox.encode(msg) });
   }
 
   get empty(): boolean {
@@ -126,7 +125,7 @@ export class ContextAsks implements HandlerContext {
   async apply(tx: Transaction, self: ServerKeys): Promise<void> {
     this.earliest = undefined;
     for (const a of this.asks ?? []) {
-      if (a.kind === 'cast') Outbox.cast(tx, a.target, a.msg);
+      if (a.kind === 'cast') Outbox.cast(tx, a.target, a.item);
       else if (a.kind === 'cancel') await TimerStore.cancel(tx, self, a.key);
       else {
         await TimerStore.set(tx, self, a.key, a.due, a.msg);

@@ -13,7 +13,12 @@ export const Outbox = {
     encodeWire(msg);
   },
 
-  cast(tx: Transaction, target: ServerKeys, msg: unknown): void {
-    DurableQueue.push(tx, target, [{ kind: 'cast', msg }]);
+  /** The cast as its queue item, encoded: checked (as `check`) and ready for `cast`, encoded once. */
+  encode(msg: unknown): Buffer {
+    return DurableQueue.encodeItem({ kind: 'cast', msg });
+  },
+
+  cast(tx: Transaction, target: ServerKeys, encoded: Buffer): void {
+    DurableQueue.pushEncoded(tx, target, [encoded]);
   },
 };
