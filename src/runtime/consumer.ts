@@ -4,6 +4,7 @@ import { DgenError } from '../errors';
 import { BatchWindow, type HeadItem } from './batch-window';
 import { isItemFault, itemFault, planBatch, type Skipped } from './plan-batch';
 import { afterCommit, type Step, type StepResult } from './step-result';
+import { idleStep } from './idle-step';
 import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { Handling, Outcome } from './handling';
@@ -16,7 +17,8 @@ import type { StoredState } from './state-storage';
 import { deadLetterIn } from '../ops/on-dead-letter';
 import { traceBatch } from '../telemetry/spans';
 import { TimerOffer, type OfferOutcome } from '../timers/timer-offer';
-import { TimerStore, type DueTimer } from '../timers/timer-store';
+import { TimerStore, type AheadTimer, type DueTimer } from '../timers/timer-store';
+import { TIMERS_AHEAD, TimersAhead } from '../timers/timers-ahead';
 
 /** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
 const BATCH_REPLY_BYTES = 1_000_000;
@@ -43,6 +45,8 @@ export class Consumer {
   private leaseHeld = false;
   /** The next batch, read by the transaction that handled the previous one (see `step`). */
   private ahead?: HeadItem[];
+  /** Timers due next, read by the transaction that handled the last offered ones (see TimersAhead). */
+  private readonly timersAhead = new TimersAhead();
 
   constructor(
     private readonly ctx: ServerContext,
@@ -147,13 +151,20 @@ export class Consumer {
     this.offered = undefined;
     try {
       const cached = this.handling.cachedState;
+      const plain = cached && this.window.plain;
+      const early = offer && plain && !ahead ? this.timersAhead.take(offer.now) : undefined;
+      this.timersAhead.clear();
       const seen =
-        ahead && cached && this.window.plain && !offer
+        ahead && plain && !offer
           ? { items: ahead, loaded: cached, due: undefined }
-          : await this.read(offer);
+          : early && cached
+            ? { items: early, loaded: cached, due: early }
+            : await this.read(offer);
       if (seen && seen.items === undefined) return await this.standBy();
       if (!seen) return await this.idle();
       const step = await this.handle(seen.items, seen.loaded, offer && seen.due && { offer, due: seen.due });
+      // Timers read ahead but not taken (something changed): the next step reads them (step 1).
+      if (early && offer?.open && !this.offered) [this.offered, offer] = [offer, undefined];
       // Queued messages went first: the offer is the next step's (a few times: then they are fired).
       if (
         offer &&
@@ -212,6 +223,7 @@ export class Consumer {
     const keys = this.ctx.keys;
     const seen = { items, loaded };
     let next: HeadItem[] | undefined;
+    let timersAhead: AheadTimer[] | undefined;
     const plan = await planBatch(this.ctx, this.handling, seen.items, seen.loaded.state);
     if ('fault' in plan) {
       // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
@@ -247,7 +259,7 @@ export class Consumer {
             DurableQueue.peekRows(tx, keys, plan.steps.length + this.window.limit),
             this.ctx.state.readVersion(tx),
             // Offered timers: whether they are still there, unchanged, and the next due past them.
-            offered ? TimerStore.checkTaken(tx, keys, offered) : this.ctx.timers.read(tx),
+            offered ? TimerStore.checkTaken(tx, keys, offered, TIMERS_AHEAD) : this.ctx.timers.read(tx),
           ]);
           if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
           if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
@@ -310,6 +322,7 @@ export class Consumer {
           writing = false;
           if (offered) {
             this.ctx.timers.observed(timers); // the next due, past the timers taken
+            if (!timers.idle && 'ahead' in timers) timersAhead = timers.ahead as AheadTimer[];
             return { done, wait: DurableQueue.watchPush(tx, keys) };
           }
           // The batch emptied the queue: arm the next wake-up in this same transaction rather than in a
@@ -335,6 +348,7 @@ export class Consumer {
     }
     if (r === 'stale') return { type: 'handled' };
     taken?.offer.taken();
+    this.timersAhead.set(timersAhead);
     this.leaseHeld = true;
     this.ahead = next;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
@@ -353,33 +367,9 @@ export class Consumer {
     if (this.leaseHeld) await ConsumerLease.release(this.ctx);
   }
 
-  /** Nothing to handle as read: in a transaction, wait for the lock or a push — or go again if one came. */
-  private async idle(): Promise<Step> {
-    const keys = this.ctx.keys;
-    let expired: { owner: string } | undefined;
-    const r = await this.ctx.tenant.transact(async (tx): Promise<StepResult | undefined> => {
-      // All reads at once (one round trip on a remote backend). A newer version's start wakes this
-      // consumer (DurableQueue.notify) with nothing queued: it must look at the state's version here, or
-      // it goes back to waiting, holding the consumer lease, and never steps aside (versioned-state.ts).
-      const [lockRec, head, timers] = await Promise.all([
-        LockRecords.read(tx, keys),
-        DurableQueue.peekKeys(tx, keys, 1),
-        this.ctx.timers.read(tx),
-        this.ctx.state.assertCurrent?.(tx),
-      ]);
-      if (lockRec && lockRec.leaseUntil > Date.now()) {
-        this.ctx.timers.observed(timers);
-        return { wait: DurableQueue.watchPush(tx, keys), retryAt: lockRec.leaseUntil + 1 };
-      }
-      expired = lockRec;
-      if (lockRec) tx.clear(keys.lock);
-      this.sweepAbandonedCalls(tx);
-      if (head.length > 0) return undefined; // pushed meanwhile
-      this.ctx.timers.observed(timers); // the next timer due, as of the watch (src/timers)
-      return { wait: DurableQueue.watchPush(tx, keys) };
-    });
-    if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
-    return r ? afterCommit(this.ctx, this.handling, r) : { type: 'handled' };
+  /** Nothing to handle as read: wait for the lock or a push, or go again if one came (idleStep). */
+  private idle(): Promise<Step> {
+    return idleStep(this.ctx, this.handling, (tx) => this.sweepAbandonedCalls(tx));
   }
 
   /**

@@ -43,6 +43,11 @@ export class TimerOffer {
     if (!this.ended) void newer.outcome.then((outcome) => this.end(outcome));
   }
 
+  /** Neither taken nor declined yet. */
+  get open(): boolean {
+    return !this.ended;
+  }
+
   /** The transaction that deleted and handled the timers committed. */
   taken(): void {
     this.end('taken');

@@ -174,16 +174,18 @@ export const TimerStore = {
   /**
    * In the transaction that handles timers read by `peekDue` (reads only): whether they are still the
    * first of the index, unchanged (not fired, cancelled or replaced meanwhile), and the next due past
-   * them (keyed timers and idle timeout) with whether an idle timeout is armed, as `nextDueAndIdle`.
+   * them (keyed timers and idle timeout) with whether an idle timeout is armed, as `nextDueAndIdle`;
+   * and the `ahead` keyed timers past them, as `peekDue` would read them once due (TimersAhead).
    */
   async checkTaken(
     tx: ReadTransaction,
     keys: ServerKeys,
     taken: readonly DueTimer[],
-  ): Promise<{ unchanged: boolean; next?: number; idle: boolean }> {
+    ahead = 0,
+  ): Promise<{ unchanged: boolean; next?: number; idle: boolean; ahead: AheadTimer[] }> {
     const t = TimerKeys.of(keys);
     const [rows, idle, records] = await Promise.all([
-      tx.getRange(t.index.start, t.index.end, { limit: taken.length + 1 }),
+      tx.getRange(t.index.start, t.index.end, { limit: taken.length + Math.max(1, ahead) }),
       tx.get(t.idle),
       Promise.all(taken.map((d) => tx.get(t.recordOfIndex(d.key)))),
     ]);
@@ -191,10 +193,25 @@ export const TimerStore = {
       rows.length >= taken.length &&
       taken.every((d, i) => rows[i].key.equals(d.key) && records[i]?.equals(d.record) === true);
     const after = rows[taken.length];
+    const next = rows.slice(taken.length, taken.length + ahead);
+    const nextRecords = await Promise.all(next.map((row) => tx.get(t.recordOfIndex(row.key))));
+    const out: AheadTimer[] = [];
+    for (let i = 0; i < next.length && nextRecords[i]; i++)
+      out.push({ key: next[i].key, record: nextRecords[i]!, due: t.dueOfIndex(next[i].key) });
     return {
       unchanged,
       next: earlier(after ? t.dueOfIndex(after.key) : undefined, idleDueOf(idle)),
       idle: !!idle,
+      ahead: out,
+    };
+  },
+
+  /** A timer read ahead (checkTaken), now due: as `peekDue` would have read it. */
+  dueOf(a: AheadTimer): DueTimer {
+    return {
+      key: a.key,
+      record: a.record,
+      item: { kind: 'cast', msg: decodeWire<TimerRecord>(a.record).msg },
     };
   },
 
@@ -205,6 +222,13 @@ export const TimerStore = {
     clearIndexThrough(tx, t, taken[taken.length - 1].key);
   },
 };
+
+/** A keyed timer read before it is due (TimerStore.checkTaken's `ahead`): a DueTimer once it is. */
+export interface AheadTimer {
+  key: Buffer;
+  record: Buffer;
+  due: number;
+}
 
 /** A due timer read for a consumer to handle at once (TimerStore.peekDue). */
 export interface DueTimer {

@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import { decodeInt64LE } from '../../src/backend/common/int64';
 import { Runtime } from '../../src/facade/runtime';
+import { Consumer } from '../../src/runtime/consumer';
 import { ServerKeys } from '../../src/runtime/server-keys';
 import { freshTenantEachTest, runtimeBackends, waitFor } from '../runtime/backends';
 import { Alarm, alarmHooks, type AlarmState } from './fixtures';
@@ -152,5 +153,41 @@ describe.each(runtimeBackends)('timers offered to an idle consumer on %s', (_nam
     expect(runs).toBe(3); // offered once, then maxAttempts from the queue
     expect(await pushes('o5')).toBeGreaterThan(before);
     expect(await fired(ref)).toEqual([]);
+  });
+  test('the timers an offered handling read ahead are handled by the next offers without a snapshot read, once each, in due order', async () => {
+    const ref = await idleServer('o8');
+    // Counts step 1's snapshot reads (Consumer.read), calling through.
+    const read = jest.spyOn(Consumer.prototype as unknown as { read: () => Promise<unknown> }, 'read');
+    try {
+      await ref.castAfter(1000, { type: 'fire', tag: 'a' }, { key: 'a' });
+      await ref.castAfter(1300, { type: 'fire', tag: 'b' }, { key: 'b' });
+      await ref.castAfter(1600, { type: 'fire', tag: 'c' }, { key: 'c' });
+      const before = await pushes('o8');
+      await waitFor(async () => (await fired(ref)).length === 1);
+      const readsAfterFirst = read.mock.calls.length;
+      await waitFor(async () => (await fired(ref)).length === 3);
+      await sleep(100);
+      expect(await fired(ref)).toEqual(['a', 'b', 'c']);
+      expect(read.mock.calls.length).toBe(readsAfterFirst); // b and c: read ahead, no step 1
+      expect(await pushes('o8')).toBe(before); // no timer was queued
+      expect(await ref.timers()).toEqual([]);
+    } finally {
+      read.mockRestore();
+    }
+  });
+
+  test('a timer read ahead and then replaced is handled as replaced: the stale read is caught and read again', async () => {
+    const ref = await idleServer('o9');
+    const runs: string[] = [];
+    alarmHooks.beforeFire = (tag) => void runs.push(tag);
+    await ref.castAfter(1000, { type: 'fire', tag: 'a' }, { key: 'a' });
+    await ref.castAfter(1400, { type: 'fire', tag: 'b' }, { key: 'b' });
+    await waitFor(async () => (await fired(ref)).length === 1); // a handled; b read ahead
+    await ref.castAfter(600, { type: 'fire', tag: 'b2' }, { key: 'b' }); // b replaced, due later
+    await waitFor(async () => (await fired(ref)).length === 2);
+    await sleep(100);
+    expect(await fired(ref)).toEqual(['a', 'b2']);
+    expect(runs.filter((t) => t === 'b').length).toBeLessThanOrEqual(1); // at most a discarded run
+    expect(await ref.timers()).toEqual([]);
   });
 });

@@ -98,7 +98,17 @@ describe.each(runtimeBackends)('TimerStore.fire on %s', (_name, make) => {
     ]);
     expect(await tenant.read((tx) => TimerStore.peekDue(tx, keys, 500, 1))).toHaveLength(1);
     const check = () => tenant.read((tx) => TimerStore.checkTaken(tx, keys, due));
-    expect(await check()).toEqual({ unchanged: true, next: 900, idle: false });
+    expect(await check()).toEqual({ unchanged: true, next: 900, idle: false, ahead: [] });
+    // Read ahead: the timers past those taken, with their records, as peekDue reads them once due.
+    const [first] = due;
+    const ahead = await tenant.read((tx) => TimerStore.checkTaken(tx, keys, [first], 2));
+    expect(ahead.unchanged).toBe(true);
+    expect(ahead.ahead.map((a) => a.due)).toEqual([200, 900]);
+    expect(ahead.ahead.map((a) => TimerStore.dueOf(a).item)).toEqual([
+      { kind: 'cast', msg: 'b' },
+      { kind: 'cast', msg: 'c' },
+    ]);
+    expect(TimerStore.dueOf(ahead.ahead[0])).toEqual(due[1]);
     // Replaced with the same due and a new message: the index alone would not tell.
     await setMany([['b', 200, 'b2']]);
     expect((await check()).unchanged).toBe(false);
