@@ -18,7 +18,7 @@ import { deadLetterIn } from '../ops/on-dead-letter';
 import { traceBatch } from '../telemetry/spans';
 import { TimerOffer, type OfferOutcome } from '../timers/timer-offer';
 import { TimerStore, type AheadTimer, type DueTimer } from '../timers/timer-store';
-import { TIMERS_AHEAD, TimersAhead } from '../timers/timers-ahead';
+import { TIMERS_AHEAD, timersDue } from '../timers/timers-ahead';
 
 /** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
 const BATCH_REPLY_BYTES = 1_000_000;
@@ -45,8 +45,8 @@ export class Consumer {
   private leaseHeld = false;
   /** The next batch, read by the transaction that handled the previous one (see `step`). */
   private ahead?: HeadItem[];
-  /** Timers due next, read by the transaction that handled the last offered ones (see TimersAhead). */
-  private readonly timersAhead = new TimersAhead();
+  /** Timers due next, read by the transaction that handled the last offered ones (see timersDue). */
+  private timersAhead?: AheadTimer[];
 
   constructor(
     private readonly ctx: ServerContext,
@@ -152,8 +152,8 @@ export class Consumer {
     try {
       const cached = this.handling.cachedState;
       const plain = cached && this.window.plain;
-      const early = offer && plain && !ahead ? this.timersAhead.take(offer.now) : undefined;
-      this.timersAhead.clear();
+      const early = offer && plain && !ahead ? timersDue(this.timersAhead, offer.now) : undefined;
+      this.timersAhead = undefined; // for the next step only
       const seen =
         ahead && plain && !offer
           ? { items: ahead, loaded: cached, due: undefined }
@@ -348,7 +348,7 @@ export class Consumer {
     }
     if (r === 'stale') return { type: 'handled' };
     taken?.offer.taken();
-    this.timersAhead.set(timersAhead);
+    this.timersAhead = timersAhead?.length ? timersAhead : undefined;
     this.leaseHeld = true;
     this.ahead = next;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
