@@ -222,6 +222,53 @@ export function describeContract(factory: BackendFactory): void {
         expect(await tenant.read((tx) => tx.get(k('c', 1)))).toEqual(le(-1n));
       });
 
+      test('within one transaction, adds are seen by every later read and ordered with every write to the key', async () => {
+        await tenant.transact((tx) => tx.set(k('w'), le(1n)));
+        const seen = await tenant.transact(async (tx) => {
+          const out: Array<bigint | string | undefined> = [];
+          const val = async (key: Buffer) => {
+            const v = await tx.get(key);
+            return v === undefined ? undefined : v.length === 8 ? v.readBigInt64LE(0) : v.toString();
+          };
+          tx.add(k('a'), 2);
+          tx.add(k('a'), 3);
+          out.push(await val(k('a'))); // 5: read-your-writes
+          tx.add(k('a'), 1);
+          out.push((await tx.getRange(k('a'), k('b'))).map((r) => r.value.readBigInt64LE(0))[0]); // 6
+          tx.add(k('b'), 4);
+          tx.set(k('b'), b('text')); // the add before the set is overwritten
+          out.push(await val(k('b')));
+          tx.add(k('c'), 7);
+          tx.clear(k('c')); // and before a clear, cleared
+          tx.add(k('c'), -2); // an add after the clear starts from nothing
+          out.push(await val(k('c')));
+          tx.add(k('d'), 9);
+          tx.clearRange(k('d'), k('e'));
+          out.push(await val(k('d')));
+          tx.add(k('w'), 1);
+          tx.add(k('w'), 2n ** 64n - 1n); // -1 at 64 bits: 1 + 1 - 1, the merged sum wrapping as the adds one by one
+          return out;
+        });
+        expect(seen).toEqual([5n, 6n, 'text', -2n, undefined]);
+        const after = await tenant.read(async (tx) =>
+          Promise.all(['a', 'b', 'c', 'd', 'w'].map((name) => tx.get(k(name)))),
+        );
+        expect(
+          after.map((v) => (v === undefined ? v : v.length === 8 ? v.readBigInt64LE(0) : v.toString())),
+        ).toEqual([6n, 'text', -2n, undefined, 1n]);
+      });
+
+      test('adds to one key from a transaction that then fails are not written', async () => {
+        await expect(
+          tenant.transact((tx) => {
+            tx.add(k('f'), 1);
+            tx.add(k('f'), 1);
+            throw new Error('no');
+          }),
+        ).rejects.toThrow('no');
+        expect(await tenant.read((tx) => tx.get(k('f')))).toBeUndefined();
+      });
+
       test('a non-integer delta is BAD_ARGUMENT', async () => {
         await expect(tenant.transact((tx) => tx.add(k('n'), 1.5))).rejects.toMatchObject({
           code: 'BAD_ARGUMENT',

@@ -4,6 +4,7 @@ import { checkKey, checkValue, WriteBudget } from './limits';
 import { addInt64LE } from './int64';
 import type { SyncStore } from './sync-store';
 import { makeVersionstamp, packVersionstampedTuple } from './versionstamp';
+import { PendingAdds } from './pending-adds';
 import type { WatchHub } from './watch-hub';
 import { assertUnfinished, withPrefix } from './transaction-guards';
 
@@ -27,6 +28,8 @@ export class LockedTransaction implements Transaction {
   private stampWaiters:
     Array<{ resolve: (v: Versionstamp) => void; reject: (e: unknown) => void }> | undefined;
   private nextUserVersion = 0;
+  /** Adds held back and merged per key until something could see them (stores with `add` only). */
+  private pendingAdds: PendingAdds | undefined;
   private finished = false;
   private dirty = false;
 
@@ -59,13 +62,16 @@ export class LockedTransaction implements Transaction {
   async get(key: Buffer): Promise<Buffer | undefined> {
     this.live();
     checkKey(key);
-    return this.store.get(this.full(key));
+    const full = this.full(key);
+    this.applyAdds(full);
+    return this.store.get(full);
   }
 
   async getRange(start: Buffer, end: Buffer, options: RangeOptions = {}): Promise<KeyValue[]> {
     this.live();
     checkKey(start);
     checkKey(end);
+    this.applyAdds();
     const rows = this.store.range(
       this.full(start),
       this.full(end),
@@ -91,6 +97,7 @@ export class LockedTransaction implements Transaction {
     this.budget.spend(key.length);
     const full = this.full(key);
     this.dirty = true;
+    this.applyAdds(full);
     this.store.delete(full);
     this.touchedKeys?.add(full.toString('hex'));
   }
@@ -103,6 +110,7 @@ export class LockedTransaction implements Transaction {
     if (Buffer.compare(start, end) >= 0) return;
     const range = [this.full(start), this.full(end)] as const;
     this.dirty = true;
+    this.applyAdds();
     this.store.deleteRange(range[0], range[1]);
     this.touchedRanges?.push(range);
   }
@@ -115,9 +123,14 @@ export class LockedTransaction implements Transaction {
     this.budget.spend(key.length + 8);
     const full = this.full(key);
     this.dirty = true;
-    if (this.store.add) this.store.add(full, BigInt.asIntN(64, BigInt(delta)));
-    else this.store.set(full, addInt64LE(this.store.get(full), delta));
-    this.touchedKeys?.add(full.toString('hex'));
+    if (!this.store.add) {
+      this.store.set(full, addInt64LE(this.store.get(full), delta));
+      this.touchedKeys?.add(full.toString('hex'));
+      return;
+    }
+    const hex = full.toString('hex');
+    (this.pendingAdds ??= new PendingAdds()).add(hex, full, BigInt.asIntN(64, BigInt(delta)));
+    this.touchedKeys?.add(hex);
   }
 
   setVersionstampedKey(tuple: KeyTuple, value: Buffer): void {
@@ -127,7 +140,7 @@ export class LockedTransaction implements Transaction {
     this.stamp().copy(data, stampPos);
     checkKey(data);
     this.budget.spend(data.length + value.length);
-    this.write(this.full(data), value);
+    this.write(this.full(data), value, false);
   }
 
   setVersionstampedValue(key: Buffer, prefix: Buffer = EMPTY, suffix: Buffer = EMPTY): void {
@@ -147,11 +160,23 @@ export class LockedTransaction implements Transaction {
     this.live();
     checkKey(key);
     const full = this.full(key);
+    this.applyAdds(full);
     const { watch, arm, abort } = this.hub.pending(full);
     // As FoundationDB: the watch compares against the value this transaction sees now (read inside the
     // transaction, so a commit by another process right after ours cannot slip past it).
     (this.watches ??= []).push({ arm, abort, baseline: this.store.get(full) });
     return watch;
+  }
+
+  /**
+   * Writes the adds held back (PendingAdds) — all of them, or only if one is pending for `full`, which
+   * is about to be read or written. A versionstamped key needs no check: it holds this commit's own
+   * versionstamp, which no key the body could name before the commit does.
+   */
+  applyAdds(full?: Buffer): void {
+    const pending = this.pendingAdds;
+    if (!pending || pending.size === 0) return;
+    if (full === undefined || pending.has(full)) pending.apply(this.store);
   }
 
   /** Stops every later operation: called when the body returns, throws or times out. */
@@ -175,8 +200,10 @@ export class LockedTransaction implements Transaction {
     return (this.stampBytes ??= makeVersionstamp(this.allocateVersion()));
   }
 
-  private write(full: Buffer, value: Buffer): void {
+  /** `pendingAddsToo`: whether an add may be pending for this key (not for a versionstamped one). */
+  private write(full: Buffer, value: Buffer, pendingAddsToo = true): void {
     this.dirty = true;
+    if (pendingAddsToo) this.applyAdds(full);
     this.store.set(full, value);
     this.touchedKeys?.add(full.toString('hex'));
   }

@@ -258,6 +258,17 @@ export abstract class LockingBackend implements Backend {
     fail: (err: unknown) => void,
   ): T | Promise<T> {
     const started = performance.now();
+    const ended = done;
+    // The body is done: the adds it held back are written now, still inside its transaction or savepoint.
+    done = () => {
+      try {
+        tx.applyAdds();
+      } catch (err) {
+        fail(err);
+        throw err;
+      }
+      ended();
+    };
     let result: T | Promise<T>;
     try {
       result = fn(tx);
