@@ -48,6 +48,14 @@ const IDLE_IN_TRANSACTION_MS = 2 * LIMITS.transactionMs;
  * serialization failures and on lost connections; watches work across processes through
  * LISTEN/NOTIFY (see PostgresWatcher).
  */
+/**
+ * A transaction that defers its flush (TransactOptions.deferFlush) commits asynchronously: PostgreSQL
+ * acknowledges its COMMIT before the WAL record is on disk, and the WAL writer flushes it within
+ * `wal_writer_delay` (200 ms) — or the next synchronous commit does, which flushes the WAL up to its own
+ * record, past every earlier one. A crash of the server may lose it, never a synchronous commit after it.
+ */
+const ASYNC_COMMIT = 'SET LOCAL synchronous_commit = off';
+
 export class PostgresBackend implements Backend {
   readonly kind = 'postgres' as const;
   readonly schema: string;
@@ -172,6 +180,7 @@ export class PostgresBackend implements Backend {
       timeoutMs + 1000 > IDLE_IN_TRANSACTION_MS
         ? [`SET LOCAL idle_in_transaction_session_timeout = ${Math.ceil(timeoutMs + 1000)}`]
         : [];
+    if (options.deferFlush) extra.push(ASYNC_COMMIT);
     let unavailableSince: number | undefined;
     for (let attempt = 0; ; attempt++) {
       this.open();
