@@ -29,6 +29,9 @@ export class LockedTransaction implements Transaction {
   private nextUserVersion = 0;
   private finished = false;
   private dirty = false;
+  /** The last write, if it was a `set` of a small value: a watch's baseline there needs no read. */
+  private lastSetKey: Buffer | undefined;
+  private lastSetValue: Buffer | undefined;
 
   constructor(
     private readonly store: SyncStore,
@@ -91,6 +94,7 @@ export class LockedTransaction implements Transaction {
     this.budget.spend(key.length);
     const full = this.full(key);
     this.dirty = true;
+    this.lastSetKey = undefined;
     this.store.delete(full);
     this.touchedKeys?.add(full.toString('hex'));
   }
@@ -103,6 +107,7 @@ export class LockedTransaction implements Transaction {
     if (Buffer.compare(start, end) >= 0) return;
     const range = [this.full(start), this.full(end)] as const;
     this.dirty = true;
+    this.lastSetKey = undefined;
     this.store.deleteRange(range[0], range[1]);
     this.touchedRanges?.push(range);
   }
@@ -115,6 +120,7 @@ export class LockedTransaction implements Transaction {
     this.budget.spend(key.length + 8);
     const full = this.full(key);
     this.dirty = true;
+    this.lastSetKey = undefined;
     if (this.store.add) this.store.add(full, BigInt.asIntN(64, BigInt(delta)));
     else this.store.set(full, addInt64LE(this.store.get(full), delta));
     this.touchedKeys?.add(full.toString('hex'));
@@ -149,8 +155,10 @@ export class LockedTransaction implements Transaction {
     const full = this.full(key);
     const { watch, arm, abort } = this.hub.pending(full);
     // As FoundationDB: the watch compares against the value this transaction sees now (read inside the
-    // transaction, so a commit by another process right after ours cannot slip past it).
-    (this.watches ??= []).push({ arm, abort, baseline: this.store.get(full) });
+    // transaction, so a commit by another process right after ours cannot slip past it) — or the
+    // value it has just set there (a caller's pending marker), which that read would return.
+    const baseline = this.lastSetKey?.equals(full) ? this.lastSetValue : this.store.get(full);
+    (this.watches ??= []).push({ arm, abort, baseline });
     return watch;
   }
 
@@ -178,6 +186,9 @@ export class LockedTransaction implements Transaction {
   private write(full: Buffer, value: Buffer): void {
     this.dirty = true;
     this.store.set(full, value);
+    // A copy, as the store keeps (the caller may change its buffer); only of small values (markers).
+    this.lastSetKey = value.length <= 64 ? full : undefined;
+    this.lastSetValue = value.length <= 64 ? Buffer.from(value) : undefined;
     this.touchedKeys?.add(full.toString('hex'));
   }
 
