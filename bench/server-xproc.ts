@@ -119,6 +119,7 @@ export async function xprocFigures(
         writes: backend.counts.writes + theirs.writes,
         readOnly: backend.counts.readOnly + theirs.readOnly,
         deferred: backend.counts.deferred + theirs.deferred,
+        reads: backend.counts.reads + theirs.reads,
       };
     };
     const times: number[] = [];

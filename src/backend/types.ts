@@ -30,6 +30,12 @@ export type Versionstamp = Buffer;
 export interface Watch {
   /** Resolves `true` once a commit changes the watched key, `false` if cancelled first. */
   readonly changed: Promise<boolean>;
+  /**
+   * Set before `changed` resolves `true` by backends that had the key's new value at hand (they read
+   * it to compare with the baseline, or the commit's notice carried it): the value a commit left
+   * (undefined: the key was cleared), committed, though perhaps changed again since. Unset: read it.
+   */
+  readonly seen?: { readonly value: Buffer | undefined };
   cancel(): void;
 }
 

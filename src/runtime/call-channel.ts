@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ReadTransaction, Transaction, Watch } from '../backend/types';
+import { LIMITS, type ReadTransaction, type Transaction, type Watch } from '../backend/types';
 import { toChunks } from '../codec/chunks';
 import { IdempotencyKeys } from './idempotency';
 import type { ServerKeys } from './server-keys';
@@ -7,7 +7,10 @@ import { DgenError, errorFromCode } from '../errors';
 import { decodeWire, encodeWire, type FromId, type ReplyRecord } from './wire';
 
 const PENDING = Buffer.from('pending');
+/** The marker of a reply written in chunks beside it. */
 const READY = Buffer.from('ready');
+/** The first byte of a marker that holds the reply itself (after it): one that fits in one value. */
+const INLINE = 0;
 /**
  * How long after its deadline a caller's keys are garbage: a live caller has given up by then (and
  * cleared them itself); a caller that died waiting never will. Generous against clock skew.
@@ -16,13 +19,17 @@ export const ABANDONED_AFTER_MS = 2000;
 /** The deadline of a call that waits for ever (`timeout: Infinity`): never collected. */
 const NEVER = 2 ** 52;
 
+const INLINE_BYTE = Buffer.from([INLINE]);
+
 const cutoff = (): number => Date.now() - ABANDONED_AFTER_MS;
 const abandoned = (from: FromId): boolean => from[0] < cutoff();
 
 /**
  * The durable call protocol: a caller writes a pending marker under its from-key and watches it; the
- * consumer that handles the call writes the chunked reply and flips the marker in the same
- * transaction; the caller reads the reply and clears its keys (also when it gives up).
+ * consumer that handles the call replaces the marker with the reply (most replies fit in one value),
+ * or writes the chunked reply beside it and flips the marker to READY, in the same transaction; the
+ * caller reads the reply — from the watch itself when the backend tells the value that fired it — and
+ * clears its keys (also when it gives up).
  */
 export const CallChannel = {
   /** A caller id that carries the time (ms) its caller gives up, so its keys can be collected after. */
@@ -58,9 +65,19 @@ export const CallChannel = {
       return kept;
     }
     const bytes = encodeWire(record);
-    toChunks(bytes).forEach((chunk, i) => tx.set(keys.replyChunk(from, i), chunk));
-    tx.set(marker, READY);
+    if (bytes.length < LIMITS.valueBytes) tx.set(marker, Buffer.concat([INLINE_BYTE, bytes]));
+    else {
+      toChunks(bytes).forEach((chunk, i) => tx.set(keys.replyChunk(from, i), chunk));
+      tx.set(marker, READY);
+    }
     return kept + bytes.length;
+  },
+
+  /** The reply a marker's value holds itself, if it does (see `answer`). */
+  inlineReply(marker: Buffer | undefined): ReplyRecord | undefined {
+    return marker !== undefined && marker.length > 0 && marker[0] === INLINE
+      ? decodeWire<ReplyRecord>(marker.subarray(1))
+      : undefined;
   },
 
   /** The caller's pending marker (absent once it gave up). */
@@ -82,7 +99,10 @@ export const CallChannel = {
     const { start, end } = keys.fromRange(from);
     const marker = keys.pendingMarker(from);
     const rows = await tx.getRange(start, end);
-    if (!rows.some((kv) => kv.key.equals(marker) && kv.value.equals(READY))) return undefined;
+    const found = rows.find((kv) => kv.key.equals(marker));
+    const inline = CallChannel.inlineReply(found?.value);
+    if (inline) return { record: inline, keys: rows.map((kv) => kv.key) };
+    if (!found?.value.equals(READY)) return undefined;
     const chunks = rows.filter((kv) => !kv.key.equals(marker));
     // Most replies are one chunk: decoded as read, not copied into a buffer of their own first.
     const bytes = chunks.length === 1 ? chunks[0].value : Buffer.concat(chunks.map((kv) => kv.value));

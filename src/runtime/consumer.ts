@@ -43,6 +43,8 @@ export class Consumer {
   private lastSweep = 0;
   /** This consumer has taken the consumer lease at some point (so stopping releases it). */
   private leaseHeld = false;
+  /** An attempt record of this consumer's may be stored (at start: one of an earlier run's, maybe). */
+  private attemptsMaybe = true;
   /** The next batch, read by the transaction that handled the previous one (see `step`). */
   private ahead?: HeadItem[];
   /** Timers due next, read by the transaction that handled the last offered ones (see timersDue). */
@@ -227,7 +229,7 @@ export class Consumer {
     const plan = await planBatch(this.ctx, this.handling, seen.items, seen.loaded.state);
     if ('fault' in plan) {
       // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
-      if (!taken) await recordFailedAttempt(this.ctx, seen.items[0].key, seen.items[0].item, plan.fault);
+      if (!taken) await this.recordFailure(seen.items[0], plan.fault);
       return { type: 'handled' };
     }
     let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
@@ -277,9 +279,10 @@ export class Consumer {
           expired = lockRec; // its holder died: the lease ran out
           if (lockRec) tx.clear(keys.lock);
           ConsumerLease.hold(tx, keys, lease, this.ctx.owner);
-          // A failed attempt names its queue item, so one left by an item gone is ignored: timers need not
-          // clear it (one statement less per offered handling).
-          if (!offered) tx.clear(keys.attempts);
+          // A failed attempt names its queue item, so one left by an item gone is ignored: it is cleared
+          // only while this consumer may have left one (one statement less per handling otherwise; an
+          // attempt another consumer recorded is left, as harmless), and never for offered timers.
+          if (!offered && this.attemptsMaybe) tx.clear(keys.attempts);
           this.sweepAbandonedCalls(tx);
           writing = true;
           const done: Array<Outcome | Skipped> = [];
@@ -343,10 +346,11 @@ export class Consumer {
       if (taken) return { type: 'handled' }; // declined: the timers fire into the queue, where attempts count
       // Not the head: nothing of the batch committed; retry the items before it, then it alone.
       if (blame > 0) this.window.suspectItem(failed.key);
-      else await recordFailedAttempt(this.ctx, failed.key, failed.item, fault);
+      else await this.recordFailure(failed, fault);
       return { type: 'handled' };
     }
     if (r === 'stale') return { type: 'handled' };
+    if (!taken) this.attemptsMaybe = false; // cleared, if it had to be
     taken?.offer.taken();
     this.timersAhead = timersAhead?.length ? timersAhead : undefined;
     this.leaseHeld = true;
@@ -354,6 +358,12 @@ export class Consumer {
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
     if (r.done) traceBatch(this.ctx, began, seen.items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
     return afterCommit(this.ctx, this.handling, r);
+  }
+
+  /** Counts a failed attempt at the head item (which a later successful handling then clears). */
+  private recordFailure(head: HeadItem, fault: DgenError): Promise<void> {
+    this.attemptsMaybe = true;
+    return recordFailedAttempt(this.ctx, head.key, head.item, fault);
   }
 
   /** Another consumer is active: wait until its lease changes or would run out (ConsumerLease.waitOut). */

@@ -8,8 +8,9 @@ import type { FromId } from './wire';
 
 /**
  * The caller's side of a durable call: wait on the pending marker's watch until the reply is in place
- * or the timeout passes. The reply is read with a snapshot read (shared by the callers of this process
- * woken together, see ReplyReads), not a transaction, so a call costs two
+ * or the timeout passes. The reply comes with the watch where the backend tells the value that fired
+ * it, else from a snapshot read (shared by the callers of this process woken together, see
+ * ReplyReads), not a transaction, so a call costs two
  * commits in all (the push, the consumer's handling with the reply): `spent` gets the caller's keys to
  * clear in a later transaction of this process (the next push), and the consumer's sweep collects them
  * if none comes. On timeout the keys are cleared at once (so a late reply is not written). `onCancel`
@@ -41,6 +42,12 @@ export async function awaitDurableReply(
       clearTimeout(timer);
       if (cancelled) throw new StoppedError();
       if (fired) {
+        // The reply in the marker's value, as the watch saw it (committed): no read at all.
+        const inline = CallChannel.inlineReply(watch.seen?.value);
+        if (inline) {
+          spent([keys.pendingMarker(from)]);
+          return fromRecord(inline);
+        }
         const got = await ReplyReads.read(tenant, keys, from); // shared with callers woken alongside
         if (got) {
           spent(got.keys);

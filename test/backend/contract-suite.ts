@@ -437,6 +437,27 @@ export function describeContract(factory: BackendFactory): void {
         expect(await watch.changed).toBe(true);
       });
 
+      test('tx.watch after a set of its key compares with the value stored, whatever became of the buffer set', async () => {
+        let watch!: ReturnType<Transaction['watch']>;
+        let cleared!: ReturnType<Transaction['watch']>;
+        await tenant.transact((tx) => {
+          const value = b('mine');
+          tx.set(k('w'), value);
+          value.fill(0); // the store kept what was set
+          watch = tx.watch(k('w'));
+          tx.set(k('c'), b('gone'));
+          tx.clear(k('c'));
+          cleared = tx.watch(k('c')); // absent, as the transaction sees it
+        });
+        expect(await settledWithin(watch.changed, 100)).toBe('pending');
+        expect(await settledWithin(cleared.changed, 1)).toBe('pending');
+        await put({ w: 'mine' }); // the same value: no change
+        expect(await settledWithin(watch.changed, 100)).toBe('pending');
+        await put({ w: 'theirs', c: 'back' });
+        expect(await watch.changed).toBe(true);
+        expect(await cleared.changed).toBe(true);
+      });
+
       test('a watch from a transaction that fails resolves false', async () => {
         let watch!: ReturnType<Transaction['watch']>;
         await expect(

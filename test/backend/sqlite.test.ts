@@ -298,6 +298,35 @@ test('group commit: a member that throws or times out is undone alone; the other
   expect(after.map((r) => r.value.toString()).at(-1)).toBe('99');
 });
 
+test.each(['throws', 'times out'])(
+  'group commit: a first member that %s (it runs with no savepoint) is undone with its engine transaction; those behind it commit in order',
+  async (how) => {
+    const t = await backend().openTenant(['t']);
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) =>
+        t.transact(
+          async (tx) => {
+            tx.setVersionstampedKey(['first', unboundVersionstamp()], Buffer.from(String(i)));
+            tx.set(pack(['firstmark', i]), Buffer.from('x'));
+            if (i === 0 && how === 'throws') throw new Error('the first member fails');
+            if (i === 0) await sleep(60); // past its 20 ms limit
+            if (i === 3) throw new Error('a later member fails');
+            return i;
+          },
+          { timeoutMs: 20 },
+        ),
+      ),
+    );
+    expect(results.map((r) => r.status === 'fulfilled')).toEqual([false, true, true, false, true, true]);
+    const { log, marks } = await t.read(async (tx) => ({
+      log: await tx.getRange(prefixRange(['first']).start, prefixRange(['first']).end),
+      marks: await tx.getRange(prefixRange(['firstmark']).start, prefixRange(['firstmark']).end),
+    }));
+    expect(log.map((r) => Number(r.value.toString()))).toEqual([1, 2, 4, 5]);
+    expect(marks).toHaveLength(4);
+  },
+);
+
 test('group commit: a watch armed by one member fires for a later member of the same group', async () => {
   const t = await backend().openTenant(['t']);
   const [watch] = await Promise.all([

@@ -148,4 +148,25 @@ describe('WatchHub', () => {
     expect(same()).toBe(true);
     expect(hub.known(hex('other'), undefined)).toBe(false);
   });
+
+  test('a fired watch tells the value that fired it (Watch.seen); an unfired one tells nothing', async () => {
+    const hub = new WatchHub();
+    const [written, cleared, rechecked, same] = ['a', 'b', 'c', 'd'].map((k) => watchOn(hub, k, 'v'));
+    hub.notify([hex('a'), hex('b'), hex('d')], [], (k) =>
+      k.equals(b('a')) ? b('new') : k.equals(b('d')) ? b('v') : undefined,
+    );
+    hub.recheck(
+      () =>
+        new Map([
+          [hex('c'), b('other')],
+          [hex('d'), b('v')],
+        ]),
+    );
+    await tick();
+    expect([written, cleared, rechecked, same].map((w) => w.state())).toEqual([true, true, true, 'pending']);
+    expect(written.watch.seen).toEqual({ value: b('new') });
+    expect(cleared.watch.seen).toEqual({ value: undefined });
+    expect(rechecked.watch.seen).toEqual({ value: b('other') });
+    expect(same.watch.seen).toBeUndefined();
+  });
 });

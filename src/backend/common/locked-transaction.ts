@@ -32,6 +32,9 @@ export class LockedTransaction implements Transaction {
   private pendingAdds: PendingAdds | undefined;
   private finished = false;
   private dirty = false;
+  /** The last write, if it was a `set` of a small value: a watch's baseline there needs no read. */
+  private lastSetKey: Buffer | undefined;
+  private lastSetValue: Buffer | undefined;
 
   constructor(
     private readonly store: SyncStore,
@@ -98,6 +101,7 @@ export class LockedTransaction implements Transaction {
     const full = this.full(key);
     this.dirty = true;
     this.applyAdds(full);
+    this.lastSetKey = undefined;
     this.store.delete(full);
     this.touchedKeys?.add(full.toString('hex'));
   }
@@ -111,6 +115,7 @@ export class LockedTransaction implements Transaction {
     const range = [this.full(start), this.full(end)] as const;
     this.dirty = true;
     this.applyAdds();
+    this.lastSetKey = undefined;
     this.store.deleteRange(range[0], range[1]);
     this.touchedRanges?.push(range);
   }
@@ -123,6 +128,7 @@ export class LockedTransaction implements Transaction {
     this.budget.spend(key.length + 8);
     const full = this.full(key);
     this.dirty = true;
+    this.lastSetKey = undefined;
     if (!this.store.add) {
       this.store.set(full, addInt64LE(this.store.get(full), delta));
       this.touchedKeys?.add(full.toString('hex'));
@@ -163,8 +169,10 @@ export class LockedTransaction implements Transaction {
     this.applyAdds(full);
     const { watch, arm, abort } = this.hub.pending(full);
     // As FoundationDB: the watch compares against the value this transaction sees now (read inside the
-    // transaction, so a commit by another process right after ours cannot slip past it).
-    (this.watches ??= []).push({ arm, abort, baseline: this.store.get(full) });
+    // transaction, so a commit by another process right after ours cannot slip past it) — or the
+    // value it has just set there (a caller's pending marker), which that read would return.
+    const baseline = this.lastSetKey?.equals(full) ? this.lastSetValue : this.store.get(full);
+    (this.watches ??= []).push({ arm, abort, baseline });
     return watch;
   }
 
@@ -205,6 +213,9 @@ export class LockedTransaction implements Transaction {
     this.dirty = true;
     if (pendingAddsToo) this.applyAdds(full);
     this.store.set(full, value);
+    // A copy, as the store keeps (the caller may change its buffer); only of small values (markers).
+    this.lastSetKey = value.length <= 64 ? full : undefined;
+    this.lastSetValue = value.length <= 64 ? Buffer.from(value) : undefined;
     this.touchedKeys?.add(full.toString('hex'));
   }
 

@@ -4,6 +4,8 @@ interface Watcher {
   entry: Entry;
   baseline: Buffer | undefined;
   resolve: (changed: boolean) => void;
+  /** Its watch, to note the value that fired it (Watch.seen). */
+  watch: { seen?: { value: Buffer | undefined } };
   sync?: WatchSync;
 }
 
@@ -72,7 +74,7 @@ export class WatchHub {
     const changed = new Promise<boolean>((resolve) => (resolveChanged = resolve));
     let watcher: Watcher | undefined;
     let cancelled = false;
-    const watch: Watch = {
+    const watch: Watch & { seen?: { value: Buffer | undefined } } = {
       changed,
       cancel: () => {
         cancelled = true;
@@ -84,7 +86,7 @@ export class WatchHub {
       watch,
       arm: (baseline, sync) => {
         if (cancelled) return;
-        watcher = { entry: this.entryFor(fullKey), baseline, resolve: resolveChanged, sync };
+        watcher = { entry: this.entryFor(fullKey), baseline, resolve: resolveChanged, watch, sync };
         watcher.entry.watchers.add(watcher);
       },
       abort: () => resolveChanged(false),
@@ -141,10 +143,7 @@ export class WatchHub {
         for (const [entry, watchers] of captured) {
           const value = values.get(entry.hex);
           for (const w of watchers)
-            if (entry.watchers.has(w) && !same(w.baseline, value)) {
-              this.remove(w);
-              w.resolve(true);
-            }
+            if (entry.watchers.has(w) && !same(w.baseline, value)) this.fire(w, value);
         }
       },
     };
@@ -167,10 +166,7 @@ export class WatchHub {
     let unsure = false;
     for (const w of [...entry.watchers])
       if (!w.sync?.synced) unsure = true;
-      else if (!same(w.baseline, value)) {
-        this.remove(w);
-        w.resolve(true);
-      }
+      else if (!same(w.baseline, value)) this.fire(w, value);
     return unsure;
   }
 
@@ -198,11 +194,14 @@ export class WatchHub {
   }
 
   private fireChanged(entry: Entry, value: Buffer | undefined): void {
-    for (const w of [...entry.watchers])
-      if (!same(w.baseline, value)) {
-        this.remove(w);
-        w.resolve(true);
-      }
+    for (const w of [...entry.watchers]) if (!same(w.baseline, value)) this.fire(w, value);
+  }
+
+  /** A watch's key now holds `value`, which differs from its baseline. */
+  private fire(w: Watcher, value: Buffer | undefined): void {
+    this.remove(w);
+    w.watch.seen = { value };
+    w.resolve(true);
   }
 
   private remove(w: Watcher): void {

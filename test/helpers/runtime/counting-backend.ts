@@ -11,12 +11,13 @@ import type {
 /**
  * Commits seen by a CountingBackend: those that wrote something, and those that only read or watched;
  * `deferred` counts the writing ones that deferred their flush (TransactOptions.deferFlush), so at
- * SQLite's `full` the fsyncs are `writes - deferred`.
+ * SQLite's `full` the fsyncs are `writes - deferred`; `reads` counts snapshot reads (`tenant.read`).
  */
 export interface CommitCounts {
   writes: number;
   readOnly: number;
   deferred: number;
+  reads: number;
 }
 
 /**
@@ -25,7 +26,7 @@ export interface CommitCounts {
  * if its last run wrote anything. Works for every backend, since it only sees the Tenant contract.
  */
 export function countingBackend(inner: Backend): Backend & { readonly counts: CommitCounts } {
-  const counts: CommitCounts = { writes: 0, readOnly: 0, deferred: 0 };
+  const counts: CommitCounts = { writes: 0, readOnly: 0, deferred: 0, reads: 0 };
   const backend: Backend & { counts: CommitCounts } = {
     kind: inner.kind,
     counts,
@@ -51,7 +52,7 @@ function countingTenant(inner: Tenant, backend: Backend, counts: CommitCounts): 
       if (wrote && options?.deferFlush) counts.deferred++;
       return result;
     },
-    read: <T>(fn: (tx: ReadTransaction) => T | Promise<T>) => inner.read(fn),
+    read: <T>(fn: (tx: ReadTransaction) => T | Promise<T>) => (counts.reads++, inner.read(fn)),
     watch: (key: Buffer): Promise<Watch> => tenant.transact((tx) => tx.watch(key)),
   };
   return tenant;

@@ -149,13 +149,14 @@ async function serve(req: Request): Promise<unknown> {
       return undefined;
     case 'commits': {
       // With DGEN_COUNT_COMMITS=1: the commits of every backend this worker opened, summed.
-      const sum: CommitCounts = { writes: 0, readOnly: 0, deferred: 0 };
+      const sum: CommitCounts = { writes: 0, readOnly: 0, deferred: 0, reads: 0 };
       for (const b of backends.values()) {
         const counts = ((await b) as Partial<{ counts: CommitCounts }>).counts;
         if (!counts) continue;
         sum.writes += counts.writes;
         sum.readOnly += counts.readOnly;
         sum.deferred += counts.deferred;
+        sum.reads += counts.reads;
       }
       return sum;
     }

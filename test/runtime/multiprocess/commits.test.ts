@@ -39,6 +39,7 @@ test('a call to a server consumed in another process costs two commits, one of t
     };
   };
   const before = await total();
+  const callerReads = backend.counts.reads;
   const calls = 40;
   for (let i = 0; i < calls; i++) {
     // Alternately a call that changes the state and one that only reads it.
@@ -52,6 +53,8 @@ test('a call to a server consumed in another process costs two commits, one of t
   expect(writes).toBe(2 * calls);
   // Only the handling is flushed: the push defers its flush to it (TransactOptions.deferFlush).
   expect(after.deferred - before.deferred).toBe(calls);
+  // Nor does the caller read its reply: it comes in the marker's value, with the watch that fired.
+  expect(backend.counts.reads - callerReads).toBe(0);
 }, 60_000);
 
 test('casts are flushed when pushed (acknowledged) and handled without a flush of their own: their handling acknowledges nothing', async () => {
