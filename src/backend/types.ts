@@ -30,6 +30,12 @@ export type Versionstamp = Buffer;
 export interface Watch {
   /** Resolves `true` once a commit changes the watched key, `false` if cancelled first. */
   readonly changed: Promise<boolean>;
+  /**
+   * Once `changed` resolved `true`, on backends that know it: the committed value that fired the watch
+   * (undefined: the key was absent). Newer than the value the watch started with; a later commit may
+   * have changed the key again.
+   */
+  readonly firedWith?: { readonly value: Buffer | undefined };
   cancel(): void;
 }
 

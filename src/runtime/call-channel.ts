@@ -8,6 +8,14 @@ import { decodeWire, encodeWire, type FromId, type ReplyRecord } from './wire';
 
 const PENDING = Buffer.from('pending');
 const READY = Buffer.from('ready');
+/** A marker that holds the reply itself, after this tag. */
+const INLINE = Buffer.from('ready:');
+/**
+ * Replies up to this size are written into the marker (one key instead of two): a backend whose
+ * watches learn the committed value (PostgreSQL's NOTIFY payloads carry values up to 64 bytes) then
+ * hands the caller its reply as its watch fires, without a read.
+ */
+const INLINE_REPLY_BYTES = 64 - INLINE.length;
 /**
  * How long after its deadline a caller's keys are garbage: a live caller has given up by then (and
  * cleared them itself); a caller that died waiting never will. Generous against clock skew.
@@ -58,8 +66,11 @@ export const CallChannel = {
       return kept;
     }
     const bytes = encodeWire(record);
-    toChunks(bytes).forEach((chunk, i) => tx.set(keys.replyChunk(from, i), chunk));
-    tx.set(marker, READY);
+    if (bytes.length <= INLINE_REPLY_BYTES) tx.set(marker, Buffer.concat([INLINE, bytes]));
+    else {
+      toChunks(bytes).forEach((chunk, i) => tx.set(keys.replyChunk(from, i), chunk));
+      tx.set(marker, READY);
+    }
     return kept + bytes.length;
   },
 
@@ -82,12 +93,35 @@ export const CallChannel = {
     const { start, end } = keys.fromRange(from);
     const marker = keys.pendingMarker(from);
     const rows = await tx.getRange(start, end);
-    if (!rows.some((kv) => kv.key.equals(marker) && kv.value.equals(READY))) return undefined;
+    const mark = rows.find((kv) => kv.key.equals(marker));
+    if (mark && isInline(mark.value))
+      return {
+        record: decodeWire<ReplyRecord>(mark.value.subarray(INLINE.length)),
+        keys: rows.map((kv) => kv.key),
+      };
+    if (!mark?.value.equals(READY)) return undefined;
     const chunks = rows.filter((kv) => !kv.key.equals(marker));
     // Most replies are one chunk: decoded as read, not copied into a buffer of their own first.
     const bytes = chunks.length === 1 ? chunks[0].value : Buffer.concat(chunks.map((kv) => kv.value));
     const record = decodeWire<ReplyRecord>(bytes);
     return { record, keys: rows.map((kv) => kv.key) };
+  },
+
+  /**
+   * The reply, if the watch on the marker fired with it written inline (see INLINE_REPLY_BYTES): no
+   * read needed. The marker is then the caller's only key.
+   */
+  firedReply(
+    keys: ServerKeys,
+    from: FromId,
+    watch: Watch,
+  ): { record: ReplyRecord; keys: Buffer[] } | undefined {
+    const value = watch.firedWith?.value;
+    if (!value || !isInline(value)) return undefined;
+    return {
+      record: decodeWire<ReplyRecord>(value.subarray(INLINE.length)),
+      keys: [keys.pendingMarker(from)],
+    };
   },
 
   /**
@@ -111,6 +145,9 @@ export const CallChannel = {
     tx.clearRange(keys.waiting.start, keys.waitingBefore(cutoff()));
   },
 };
+
+const isInline = (marker: Buffer): boolean =>
+  marker.length > INLINE.length && marker.subarray(0, INLINE.length).equals(INLINE);
 
 /** A failure as a reply record: its code when it is one of ours, else HANDLER_FAILED. */
 export const toRecord = (err: unknown): ReplyRecord => ({

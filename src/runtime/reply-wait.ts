@@ -8,8 +8,9 @@ import type { FromId } from './wire';
 
 /**
  * The caller's side of a durable call: wait on the pending marker's watch until the reply is in place
- * or the timeout passes. The reply is read with a snapshot read (shared by the callers of this process
- * woken together, see ReplyReads), not a transaction, so a call costs two
+ * or the timeout passes. A small reply comes with the watch where the backend knows the value that fired
+ * it (CallChannel.firedReply: no read at all); else it is read with a snapshot read (shared by the
+ * callers of this process woken together, see ReplyReads), not a transaction. Either way a call costs two
  * commits in all (the push, the consumer's handling with the reply): `spent` gets the caller's keys to
  * clear in a later transaction of this process (the next push), and the consumer's sweep collects them
  * if none comes. On timeout the keys are cleared at once (so a late reply is not written). `onCancel`
@@ -41,7 +42,9 @@ export async function awaitDurableReply(
       clearTimeout(timer);
       if (cancelled) throw new StoppedError();
       if (fired) {
-        const got = await ReplyReads.read(tenant, keys, from); // shared with callers woken alongside
+        // The reply came with the watch (small replies, see CallChannel.firedReply), or is read, in a
+        // read shared with callers woken alongside.
+        const got = CallChannel.firedReply(keys, from, watch) ?? (await ReplyReads.read(tenant, keys, from));
         if (got) {
           spent(got.keys);
           return fromRecord(got.record);

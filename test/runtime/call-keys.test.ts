@@ -32,13 +32,37 @@ describe.each(runtimeBackends)('waiting-caller keys on %s', (_name, make) => {
     const forever = CallChannel.newFrom(Infinity);
     await tenant.transact(async (tx) => {
       for (const from of [dead, alive, forever]) CallChannel.open(tx, keys, from).cancel();
-      await CallChannel.answer(tx, keys, alive, { ok: true, value: 1 }); // answered, never read
+      // answered, never read; a reply too long to go in the marker
+      await CallChannel.answer(tx, keys, alive, { ok: true, value: 'x'.repeat(100) });
     });
     expect(await waitingKeys()).toBe(4); // three markers + one reply chunk
     await Runtime.start(Counter, {}, { tenant });
     await waitFor(async () => (await waitingKeys()) === 3);
     const left = await tenant.read((tx) => tx.getRange(keys.waiting.start, keys.waiting.end));
     expect(left.every((kv) => !kv.key.includes(Buffer.from('dead-caller')))).toBe(true);
+  });
+
+  test('a small reply goes in the marker, and the watch that fires hands it over without a read', async () => {
+    const from = CallChannel.newFrom(60_000);
+    const watch = await tenant.transact((tx) => CallChannel.open(tx, keys, from));
+    await tenant.transact((tx) => CallChannel.answer(tx, keys, from, { ok: true, value: { n: 7 } }));
+    expect(await watch.changed).toBe(true);
+    expect(CallChannel.firedReply(keys, from, watch)).toEqual({
+      record: { ok: true, value: { n: 7 } },
+      keys: [keys.pendingMarker(from)],
+    });
+    expect(await waitingKeys()).toBe(1); // the marker alone
+    // A read finds the same reply.
+    const read = await tenant.read((tx) => CallChannel.readKeyed(tx, keys, from));
+    expect(read).toEqual({ record: { ok: true, value: { n: 7 } }, keys: [keys.pendingMarker(from)] });
+    // A long reply is chunked: the watch says the marker is ready, the reply itself is read.
+    const other = CallChannel.newFrom(60_000);
+    const w2 = await tenant.transact((tx) => CallChannel.open(tx, keys, other));
+    const long = { ok: true as const, value: 'y'.repeat(200) };
+    await tenant.transact((tx) => CallChannel.answer(tx, keys, other, long));
+    expect(await w2.changed).toBe(true);
+    expect(CallChannel.firedReply(keys, other, w2)).toBeUndefined();
+    expect((await tenant.read((tx) => CallChannel.readKeyed(tx, keys, other)))?.record).toEqual(long);
   });
 
   test('a call answered long past its caller’s deadline writes no reply', async () => {

@@ -3,6 +3,8 @@ import type { Watch } from '../types';
 interface Watcher {
   entry: Entry;
   baseline: Buffer | undefined;
+  /** Resolves the watch's `changed` with true, noting the committed value that fired it. */
+  fire: (value: Buffer | undefined) => void;
   resolve: (changed: boolean) => void;
   sync?: WatchSync;
 }
@@ -72,8 +74,12 @@ export class WatchHub {
     const changed = new Promise<boolean>((resolve) => (resolveChanged = resolve));
     let watcher: Watcher | undefined;
     let cancelled = false;
+    let firedWith: { value: Buffer | undefined } | undefined;
     const watch: Watch = {
       changed,
+      get firedWith() {
+        return firedWith;
+      },
       cancel: () => {
         cancelled = true;
         if (watcher) this.remove(watcher);
@@ -84,7 +90,11 @@ export class WatchHub {
       watch,
       arm: (baseline, sync) => {
         if (cancelled) return;
-        watcher = { entry: this.entryFor(fullKey), baseline, resolve: resolveChanged, sync };
+        const fire = (value: Buffer | undefined) => {
+          firedWith ??= { value };
+          resolveChanged(true);
+        };
+        watcher = { entry: this.entryFor(fullKey), baseline, fire, resolve: resolveChanged, sync };
         watcher.entry.watchers.add(watcher);
       },
       abort: () => resolveChanged(false),
@@ -143,7 +153,7 @@ export class WatchHub {
           for (const w of watchers)
             if (entry.watchers.has(w) && !same(w.baseline, value)) {
               this.remove(w);
-              w.resolve(true);
+              w.fire(value);
             }
         }
       },
@@ -169,7 +179,7 @@ export class WatchHub {
       if (!w.sync?.synced) unsure = true;
       else if (!same(w.baseline, value)) {
         this.remove(w);
-        w.resolve(true);
+        w.fire(value);
       }
     return unsure;
   }
@@ -201,7 +211,7 @@ export class WatchHub {
     for (const w of [...entry.watchers])
       if (!same(w.baseline, value)) {
         this.remove(w);
-        w.resolve(true);
+        w.fire(value);
       }
   }
 
