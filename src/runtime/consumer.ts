@@ -2,24 +2,21 @@ import { Subject, concatMap, defer, type Subscription } from 'rxjs';
 import type { Transaction } from '../backend/types';
 import { DgenError } from '../errors';
 import { BatchWindow, type HeadItem } from './batch-window';
-import { isItemFault, itemFault, planBatch, type Skipped } from './plan-batch';
+import { FUSED_MS, fusesSteps, within, writeBatch } from './batch-writes';
+import { isItemFault, itemFault, planBatch, type Plan } from './plan-batch';
 import { afterCommit, type Step, type StepResult } from './step-result';
-import { CallChannel, toRecord } from './call-channel';
+import { CallChannel } from './call-channel';
 import { DurableQueue } from './durable-queue';
-import type { Handling, Outcome } from './handling';
+import type { Handling } from './handling';
 import { ConsumerLease } from './consumer-lease';
 import { ConsumerWait } from './consumer-wait';
 import { recordFailedAttempt } from './failed-attempts';
 import { LockRecords } from './lock-record';
 import { delay, type ServerContext } from './server-context';
 import type { StoredState } from './state-storage';
-import { deadLetterIn } from '../ops/on-dead-letter';
 import { traceBatch } from '../telemetry/spans';
 import { TimerOffer, type OfferOutcome } from '../timers/timer-offer';
 import { TimerStore, type DueTimer } from '../timers/timer-store';
-
-/** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
-const BATCH_REPLY_BYTES = 1_000_000;
 
 /** How often a consumer collects abandoned caller keys (see CallChannel.sweep). */
 const SWEEP_MS = 10_000;
@@ -43,6 +40,8 @@ export class Consumer {
   private leaseHeld = false;
   /** The next batch, read by the transaction that handled the previous one (see `step`). */
   private ahead?: HeadItem[];
+  /** The next step reads its batch first (a fused step found what only that way handles). */
+  private plainNext = false;
 
   constructor(
     private readonly ctx: ServerContext,
@@ -139,6 +138,8 @@ export class Consumer {
    * In a long queue, the transaction of step 3 also reads the next batch: the next step then skips step 1
    * and plans on those items and the state it just committed (cached), which its own step 3 checks as
    * ever. One round trip less per batch on a remote backend.
+   * On PostgreSQL (see fusesSteps), a step with nothing read ahead is one transaction: step 1's reads,
+   * the handlers if they are quick (else they finish outside it and step 3 follows), the effects.
    */
   private async step(): Promise<Step> {
     const ahead = this.ahead;
@@ -147,13 +148,20 @@ export class Consumer {
     this.offered = undefined;
     try {
       const cached = this.handling.cachedState;
+      const plainNext = this.plainNext;
+      this.plainNext = false;
+      const usual = offer || !this.window.plain || plainNext || !fusesSteps(this.ctx.tenant.backend.kind);
+      if (!(ahead && cached) && !usual) return await this.handle('fused');
       const seen =
         ahead && cached && this.window.plain && !offer
           ? { items: ahead, loaded: cached, due: undefined }
           : await this.read(offer);
       if (seen && seen.items === undefined) return await this.standBy();
       if (!seen) return await this.idle();
-      const step = await this.handle(seen.items, seen.loaded, offer && seen.due && { offer, due: seen.due });
+      const step = await this.handle(
+        { items: seen.items, loaded: seen.loaded },
+        offer && seen.due && { offer, due: seen.due },
+      );
       // Queued messages went first: the offer is the next step's (a few times: then they are fired).
       if (
         offer &&
@@ -201,23 +209,34 @@ export class Consumer {
   }
 
   /**
-   * Steps 2 and 3 for the batch `items`, read with the state `loaded`: queue items, or the offered
-   * timers `taken.due` (the same items), deleted instead of popped, if the queue is still empty.
+   * Steps 2 and 3 for the batch `items`, read with the state `loaded` (and planned already if `plan`):
+   * queue items, or the offered timers `taken.due` (the same items), deleted instead of popped, if the
+   * queue is still empty. 'fused': steps 1 to 3 in one transaction instead (see FUSED_MS); what it
+   * cannot handle so (another consumer, a lock, an empty queue, slow handlers) goes the usual way.
    */
   private async handle(
-    items: HeadItem[],
-    loaded: StoredState,
+    given: { items: HeadItem[]; loaded: StoredState; plan?: Plan | { fault: DgenError } } | 'fused',
     taken?: { offer: TimerOffer; due: DueTimer[] },
   ): Promise<Step> {
     const keys = this.ctx.keys;
-    const seen = { items, loaded };
-    let next: HeadItem[] | undefined;
-    const plan = await planBatch(this.ctx, this.handling, seen.items, seen.loaded.state);
-    if ('fault' in plan) {
-      // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
-      if (!taken) await recordFailedAttempt(this.ctx, seen.items[0].key, seen.items[0].item, plan.fault);
-      return { type: 'handled' };
+    const fused = given === 'fused';
+    let seen = fused ? undefined : { items: given.items, loaded: given.loaded };
+    let plan: Plan | undefined;
+    if (!fused) {
+      const planned =
+        given.plan ?? (await planBatch(this.ctx, this.handling, given.items, given.loaded.state));
+      if ('fault' in planned) {
+        // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
+        if (!taken)
+          await recordFailedAttempt(this.ctx, given.items[0].key, given.items[0].item, planned.fault);
+        return { type: 'handled' };
+      }
+      plan = planned;
     }
+    let next: HeadItem[] | undefined;
+    /** A fused attempt whose handlers outlasted FUSED_MS (or failed): they finish outside it. */
+    let slow:
+      { items: HeadItem[]; loaded: StoredState; planned: Promise<Plan | { fault: DgenError }> } | undefined;
     let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
     let expired: { owner: string } | undefined;
     let r: StepResult | 'stale';
@@ -228,32 +247,52 @@ export class Consumer {
         blame = 0;
         writing = false;
         next = undefined;
+        slow = undefined;
+        if (fused) [plan, seen] = [undefined, undefined];
         // Every read this transaction most likely makes, sent at once (one round trip on a remote
         // backend): the checks below, the callers' markers, and the timers (needed if the batch
         // empties the queue, as it usually does).
-        const markers = plan.steps.map((p) =>
+        let markers = (plan?.steps ?? []).map((p) =>
           p.item.kind === 'call' ? CallChannel.marker(tx, keys, p.item.from) : undefined,
         );
         for (const m of markers) m?.catch(() => undefined); // awaited below, or the attempt failed anyway
-        const offered = taken?.due.slice(0, plan.steps.length);
+        const offered = plan && taken?.due.slice(0, plan.steps.length);
         const [lease, lockRec, head, version, timers] = await Promise.all([
           ConsumerLease.read(tx, keys),
           LockRecords.read(tx, keys),
           // Past the batch: whether it empties the queue, as of this transaction, and the next batch.
           // (not decoded: the batch's own items are compared by key only; `next` decodes the rest)
-          DurableQueue.peekRows(tx, keys, plan.steps.length + this.window.limit),
+          DurableQueue.peekRows(tx, keys, (plan?.steps.length ?? this.window.limit) + this.window.limit),
           this.ctx.state.readVersion(tx),
           // Offered timers: whether they are still there, unchanged, and the next due past them.
           offered ? TimerStore.checkTaken(tx, keys, offered) : this.ctx.timers.read(tx),
         ]);
         if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
         if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
-        if (offered) {
+        if (!plan) {
+          // Fused: this transaction's reads are step 1's, and its handlers run on them now. What they
+          // read cannot change before the commit (or the commit fails), so nothing needs checking.
+          if (head.length === 0 || !version) return 'stale';
+          const items = DurableQueue.decoded(head.slice(0, this.window.limit));
+          const loaded = await this.handling.load(tx, Promise.resolve(version));
+          const planned = planBatch(this.ctx, this.handling, items, loaded.state);
+          const quick = await within(planned, FUSED_MS);
+          if (!quick || 'fault' in quick) {
+            slow = { items, loaded, planned };
+            return 'stale';
+          }
+          [plan, seen] = [quick, { items, loaded }];
+          // Markers read only for callers that may have given up (see CallChannel.markerIfDue).
+          markers = plan.steps.map((p) =>
+            p.item.kind === 'call' ? CallChannel.markerIfDue(tx, keys, p.item.from) : undefined,
+          );
+          for (const m of markers) m?.catch(() => undefined);
+        } else if (offered) {
           // A message came first (it goes first), or the timers fired, were cancelled or replaced.
           if (head.length > 0 || !('unchanged' in timers) || !timers.unchanged) return 'stale';
         } else if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i].key)))
           return 'stale'; // another consumer took them
-        if (!version || !version.equals(seen.loaded.version)) return 'stale';
+        if (!version || !version.equals(seen!.loaded.version)) return 'stale';
         // Whether an idle timeout is stored, as of this transaction: else no handler's effects need to
         // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
         this.ctx.timers.idleMaybe = timers.idle;
@@ -267,43 +306,13 @@ export class Consumer {
         if (!offered) tx.clear(keys.attempts);
         this.sweepAbandonedCalls(tx);
         writing = true;
-        const done: Array<Outcome | Skipped> = [];
-        let last: { outcome: Outcome; state: unknown } | undefined;
-        let state = seen.loaded.state; // as the batch leaves it (handlers, and an @OnDeadLetter)
-        let replyBytes = 0;
-        let written = 0;
-        for (let i = 0; i < plan.steps.length; i++) {
-          if (i > 0 && replyBytes >= BATCH_REPLY_BYTES) break;
-          blame = i;
-          const p = plan.steps[i];
-          if (!taken) DurableQueue.pop(tx, keys, p.key);
-          written = i + 1;
-          if ('skipped' in p) {
-            if (p.item.kind === 'call')
-              await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped), markers[i]);
-            // ops hook: store the letter and run @OnDeadLetter on the batch's state (planBatch puts such
-            // a cast alone in its batch when the class has one, so no planned state follows it)
-            else
-              state = await deadLetterIn(
-                tx,
-                this.ctx,
-                { msg: p.item.msg, error: p.skipped.message, attempts: 0 },
-                { state },
-              );
-            done.push({ skipped: p.skipped, msg: p.item.msg, call: p.item.kind === 'call' });
-            continue;
-          }
-          p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome, markers[i]);
-          replyBytes += p.outcome.replyBytes;
-          done.push(p.outcome);
-          last = p;
-          state = p.state;
-        }
-        if (state !== seen.loaded.state) {
-          this.ctx.state.write(tx, seen.loaded.state, state);
-          // (an @OnDeadLetter changed the state: the cache just misses)
-          if (last && last.state === state) last.outcome.stamp = this.handling.stampOf(tx);
-        }
+        const { done, written } = await writeBatch(tx, this.ctx, this.handling, {
+          steps: plan.steps,
+          before: seen!.loaded.state,
+          markers,
+          pop: !taken,
+          blame: (i) => (blame = i),
+        });
         writing = false;
         if (offered) {
           this.ctx.timers.observed(timers); // the next due, past the timers taken
@@ -319,7 +328,7 @@ export class Consumer {
         return { done };
       });
     } catch (error) {
-      const failed = plan.steps[blame];
+      const failed = plan?.steps[blame];
       const fault = writing ? itemFault(error) : isItemFault(error) ? error : undefined;
       if (!failed || !fault || this.ctx.isStopped) throw error;
       if (taken) return { type: 'handled' }; // declined: the timers fire into the queue, where attempts count
@@ -328,12 +337,19 @@ export class Consumer {
       else await recordFailedAttempt(this.ctx, failed.key, failed.item, fault);
       return { type: 'handled' };
     }
-    if (r === 'stale') return { type: 'handled' };
+    if (slow) {
+      const s: NonNullable<typeof slow> = slow;
+      return this.handle({ items: s.items, loaded: s.loaded, plan: await s.planned });
+    }
+    if (r === 'stale') {
+      if (fused) this.plainNext = true; // what the fused step found goes the usual way
+      return { type: 'handled' };
+    }
     taken?.offer.taken();
     this.leaseHeld = true;
     this.ahead = next;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
-    if (r.done) traceBatch(this.ctx, began, seen.items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
+    if (r.done) traceBatch(this.ctx, began, seen!.items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
     return afterCommit(this.ctx, this.handling, r);
   }
 
