@@ -1,10 +1,13 @@
-import type { BackendKind, Transaction } from '../backend/types';
+import type { BackendKind, KeyValue, Transaction } from '../backend/types';
+import type { DgenError } from '../errors';
 import { deadLetterIn } from '../ops/on-dead-letter';
 import { BATCH_MS } from './batch-window';
 import { CallChannel, toRecord } from './call-channel';
 import { DurableQueue } from './durable-queue';
 import type { Handling, Outcome } from './handling';
-import type { Plan, Skipped } from './plan-batch';
+import { planBatch, type Plan, type Skipped } from './plan-batch';
+import type { HeadItem } from './batch-window';
+import type { StoredState } from './state-storage';
 import type { ServerContext } from './server-context';
 
 /** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
@@ -26,8 +29,33 @@ export const FUSED_MS = BATCH_MS;
  */
 export const fusesSteps = (kind: BackendKind): boolean => kind === 'postgres';
 
+/** What planBatch gives: a plan, or the head item's fault. */
+export type Planned = Plan | { fault: DgenError };
+/** A fused step's batch whose plan did not finish in time (or failed): see `planFused`. */
+export type Unfinished = { items: HeadItem[]; loaded: StoredState; planned: Promise<Planned> };
+
+/**
+ * A fused step's plan: the batch `rows` (read in `tx`) decoded, the state as of `version` (cached, or
+ * read in `tx`), and the handlers run on them if they finish within FUSED_MS — else, or if the head item
+ * failed, the plan still under way, for the usual step 3 outside the transaction.
+ */
+export async function planFused(
+  tx: Transaction,
+  ctx: ServerContext,
+  handling: Handling,
+  rows: KeyValue[],
+  version: Buffer,
+): Promise<{ plan: Plan; seen: { items: HeadItem[]; loaded: StoredState } } | Unfinished> {
+  const items = DurableQueue.decoded(rows);
+  const loaded = await handling.load(tx, Promise.resolve(version));
+  const planned = planBatch(ctx, handling, items, loaded.state);
+  const quick = await within(planned, FUSED_MS);
+  if (!quick || 'fault' in quick) return { items, loaded, planned };
+  return { plan: quick, seen: { items, loaded } };
+}
+
 /** `p`, or undefined if it has not settled within `ms`. */
-export function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
   return Promise.race([p, late]).finally(() => clearTimeout(timer));

@@ -2,7 +2,7 @@ import { Subject, concatMap, defer, type Subscription } from 'rxjs';
 import type { Transaction } from '../backend/types';
 import { DgenError } from '../errors';
 import { BatchWindow, type HeadItem } from './batch-window';
-import { FUSED_MS, fusesSteps, within, writeBatch } from './batch-writes';
+import { fusesSteps, planFused, writeBatch, type Planned, type Unfinished } from './batch-writes';
 import { isItemFault, itemFault, planBatch, type Plan } from './plan-batch';
 import { afterCommit, type Step, type StepResult } from './step-result';
 import { CallChannel } from './call-channel';
@@ -40,8 +40,7 @@ export class Consumer {
   private leaseHeld = false;
   /** The next batch, read by the transaction that handled the previous one (see `step`). */
   private ahead?: HeadItem[];
-  /** The next step reads its batch first (a fused step found what only that way handles). */
-  private plainNext = false;
+  private plainNext = false; // the next step reads its batch first (a fused step found what it does not handle)
 
   constructor(
     private readonly ctx: ServerContext,
@@ -148,9 +147,9 @@ export class Consumer {
     this.offered = undefined;
     try {
       const cached = this.handling.cachedState;
-      const plainNext = this.plainNext;
+      const usual =
+        offer || !this.window.plain || this.plainNext || !fusesSteps(this.ctx.tenant.backend.kind);
       this.plainNext = false;
-      const usual = offer || !this.window.plain || plainNext || !fusesSteps(this.ctx.tenant.backend.kind);
       if (!(ahead && cached) && !usual) return await this.handle('fused');
       const seen =
         ahead && cached && this.window.plain && !offer
@@ -215,7 +214,7 @@ export class Consumer {
    * cannot handle so (another consumer, a lock, an empty queue, slow handlers) goes the usual way.
    */
   private async handle(
-    given: { items: HeadItem[]; loaded: StoredState; plan?: Plan | { fault: DgenError } } | 'fused',
+    given: { items: HeadItem[]; loaded: StoredState; plan?: Planned } | 'fused',
     taken?: { offer: TimerOffer; due: DueTimer[] },
   ): Promise<Step> {
     const keys = this.ctx.keys;
@@ -234,9 +233,7 @@ export class Consumer {
       plan = planned;
     }
     let next: HeadItem[] | undefined;
-    /** A fused attempt whose handlers outlasted FUSED_MS (or failed): they finish outside it. */
-    let slow:
-      { items: HeadItem[]; loaded: StoredState; planned: Promise<Plan | { fault: DgenError }> } | undefined;
+    let slow: Unfinished | undefined; // a fused attempt's handlers, slow (or failed): finished outside it
     let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
     let expired: { owner: string } | undefined;
     let r: StepResult | 'stale';
@@ -273,15 +270,12 @@ export class Consumer {
           // Fused: this transaction's reads are step 1's, and its handlers run on them now. What they
           // read cannot change before the commit (or the commit fails), so nothing needs checking.
           if (head.length === 0 || !version) return 'stale';
-          const items = DurableQueue.decoded(head.slice(0, this.window.limit));
-          const loaded = await this.handling.load(tx, Promise.resolve(version));
-          const planned = planBatch(this.ctx, this.handling, items, loaded.state);
-          const quick = await within(planned, FUSED_MS);
-          if (!quick || 'fault' in quick) {
-            slow = { items, loaded, planned };
+          const got = await planFused(tx, this.ctx, this.handling, head.slice(0, this.window.limit), version);
+          if ('planned' in got) {
+            slow = got;
             return 'stale';
           }
-          [plan, seen] = [quick, { items, loaded }];
+          [plan, seen] = [got.plan, got.seen];
           // Markers read only for callers that may have given up (see CallChannel.markerIfDue).
           markers = plan.steps.map((p) =>
             p.item.kind === 'call' ? CallChannel.markerIfDue(tx, keys, p.item.from) : undefined,
