@@ -80,6 +80,18 @@ export const CallChannel = {
       : undefined;
   },
 
+  /**
+   * The marker as `answer` needs it, for a consumer that reads it only if the caller may have given up
+   * (a fused step, see Consumer): a caller clears its keys at its deadline, so while that is more than
+   * ABANDONED_AFTER_MS away (generous against clock skew) the reply is written as if read, with no
+   * round trip. Should clocks or a stalled commit be off by more than that, a reply written for a caller
+   * that gave up meanwhile is collected by the sweep, like an abandoned caller's.
+   */
+  markerIfDue(tx: ReadTransaction, keys: ServerKeys, from: FromId): Promise<Buffer | undefined> {
+    if (from[0] - Date.now() > ABANDONED_AFTER_MS) return Promise.resolve(PENDING);
+    return CallChannel.marker(tx, keys, from);
+  },
+
   /** The caller's pending marker (absent once it gave up). */
   marker(tx: ReadTransaction, keys: ServerKeys, from: FromId): Promise<Buffer | undefined> {
     return tx.get(keys.pendingMarker(from));

@@ -2,26 +2,24 @@ import { Subject, concatMap, defer, type Subscription } from 'rxjs';
 import type { Transaction } from '../backend/types';
 import { DgenError } from '../errors';
 import { BatchWindow, type HeadItem } from './batch-window';
-import { isItemFault, itemFault, planBatch, type Skipped } from './plan-batch';
+import { fusesSteps, planFused, writeBatch, type Planned, type Unfinished } from './batch-writes';
+import { isItemFault, itemFault, planBatch, type Plan } from './plan-batch';
 import { afterCommit, type Step, type StepResult } from './step-result';
 import { idleStep } from './idle-step';
-import { CallChannel, toRecord } from './call-channel';
+import { readStep } from './read-step';
+import { CallChannel } from './call-channel';
 import { DurableQueue } from './durable-queue';
-import type { Handling, Outcome } from './handling';
+import type { Handling } from './handling';
 import { ConsumerLease } from './consumer-lease';
 import { ConsumerWait } from './consumer-wait';
 import { recordFailedAttempt } from './failed-attempts';
 import { LockRecords } from './lock-record';
 import { delay, type ServerContext } from './server-context';
 import type { StoredState } from './state-storage';
-import { deadLetterIn } from '../ops/on-dead-letter';
 import { traceBatch } from '../telemetry/spans';
 import { TimerOffer, type OfferOutcome } from '../timers/timer-offer';
 import { TimerStore, type AheadTimer, type DueTimer } from '../timers/timer-store';
 import { TIMERS_AHEAD, timersDue } from '../timers/timers-ahead';
-
-/** Reply bytes after which a batch takes no further item (the transaction limit is 10 MB). */
-const BATCH_REPLY_BYTES = 1_000_000;
 
 /** How often a consumer collects abandoned caller keys (see CallChannel.sweep). */
 const SWEEP_MS = 10_000;
@@ -49,6 +47,7 @@ export class Consumer {
   private ahead?: HeadItem[];
   /** Timers due next, read by the transaction that handled the last offered ones (see timersDue). */
   private timersAhead?: AheadTimer[];
+  private plainNext = false; // the next step reads its batch first (a fused step found what it does not handle)
 
   constructor(
     private readonly ctx: ServerContext,
@@ -145,6 +144,8 @@ export class Consumer {
    * In a long queue, the transaction of step 3 also reads the next batch: the next step then skips step 1
    * and plans on those items and the state it just committed (cached), which its own step 3 checks as
    * ever. One round trip less per batch on a remote backend.
+   * On PostgreSQL (see fusesSteps), a step with nothing read ahead is one transaction: step 1's reads,
+   * the handlers if they are quick (else they finish outside it and step 3 follows), the effects.
    */
   private async step(): Promise<Step> {
     const ahead = this.ahead;
@@ -153,9 +154,13 @@ export class Consumer {
     this.offered = undefined;
     try {
       const cached = this.handling.cachedState;
+      const usual =
+        offer || !this.window.plain || this.plainNext || !fusesSteps(this.ctx.tenant.backend.kind);
+      this.plainNext = false;
       const plain = cached && this.window.plain;
       const early = offer && plain && !ahead ? timersDue(this.timersAhead, offer.now) : undefined;
       this.timersAhead = undefined; // for the next step only
+      if (!(ahead && cached) && !usual) return await this.handle('fused');
       const seen =
         ahead && plain && !offer
           ? { items: ahead, loaded: cached, due: undefined }
@@ -164,7 +169,10 @@ export class Consumer {
             : await this.read(offer);
       if (seen && seen.items === undefined) return await this.standBy();
       if (!seen) return await this.idle();
-      const step = await this.handle(seen.items, seen.loaded, offer && seen.due && { offer, due: seen.due });
+      const step = await this.handle(
+        { items: seen.items, loaded: seen.loaded },
+        offer && seen.due && { offer, due: seen.due },
+      );
       // Timers read ahead but not taken (something changed): the next step reads them (step 1).
       if (early && offer?.open && !this.offered) [this.offered, offer] = [offer, undefined];
       // Queued messages went first: the offer is the next step's (a few times: then they are fired).
@@ -186,91 +194,102 @@ export class Consumer {
     }
   }
 
-  /**
-   * Step 1: the lease, the lock, a batch at the head of the queue and the state, from a snapshot —
-   * or, when the queue is empty and timers were offered, the due timers instead (`due`, also `items`).
-   */
+  /** Step 1 (readStep): the lease, the lock, a batch and the state, from a snapshot — or due timers. */
   private read(offer?: TimerOffer) {
-    const keys = this.ctx.keys;
-    return this.ctx.tenant.read(async (tx) => {
-      // Every read at once (one round trip on a remote backend), used in this order.
-      const compare = this.handling.hasCached;
-      const [lease, lockRec, queued, version, due] = await Promise.all([
-        ConsumerLease.read(tx, keys),
-        LockRecords.read(tx, keys),
-        this.window.take(tx),
-        compare ? this.ctx.state.readVersion(tx) : undefined,
-        offer && TimerStore.peekDue(tx, keys, offer.now, this.window.limit),
-      ]);
-      const standBy = ConsumerLease.heldByOther(lease, this.ctx.owner);
-      if (standBy !== undefined) return { standBy, items: undefined };
-      if (lockRec && lockRec.leaseUntil > Date.now()) return undefined;
-      const timers = queued.length === 0 && due !== undefined && due.length > 0 ? due : undefined;
-      const items = timers ?? queued;
-      if (items.length === 0) return undefined;
-      const loaded = await this.handling.load(tx, compare ? Promise.resolve(version) : undefined);
-      return { items, loaded, due: timers };
-    });
+    return readStep(this.ctx, this.handling, this.window, offer);
   }
 
   /**
-   * Steps 2 and 3 for the batch `items`, read with the state `loaded`: queue items, or the offered
-   * timers `taken.due` (the same items), deleted instead of popped, if the queue is still empty.
+   * Steps 2 and 3 for the batch `items`, read with the state `loaded` (and planned already if `plan`):
+   * queue items, or the offered timers `taken.due` (the same items), deleted instead of popped, if the
+   * queue is still empty. 'fused': steps 1 to 3 in one transaction instead (see FUSED_MS); what it
+   * cannot handle so (another consumer, a lock, an empty queue, slow handlers) goes the usual way.
    */
   private async handle(
-    items: HeadItem[],
-    loaded: StoredState,
+    given: { items: HeadItem[]; loaded: StoredState; plan?: Planned } | 'fused',
     taken?: { offer: TimerOffer; due: DueTimer[] },
   ): Promise<Step> {
     const keys = this.ctx.keys;
-    const seen = { items, loaded };
-    let next: HeadItem[] | undefined;
-    let timersAhead: AheadTimer[] | undefined;
-    const plan = await planBatch(this.ctx, this.handling, seen.items, seen.loaded.state);
-    if ('fault' in plan) {
-      // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
-      if (!taken) await this.recordFailure(seen.items[0], plan.fault);
-      return { type: 'handled' };
+    const fused = given === 'fused';
+    let seen = fused ? undefined : { items: given.items, loaded: given.loaded };
+    let plan: Plan | undefined;
+    if (!fused) {
+      const planned =
+        given.plan ?? (await planBatch(this.ctx, this.handling, given.items, given.loaded.state));
+      if ('fault' in planned) {
+        // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
+        if (!taken) await this.recordFailure(given.items[0], planned.fault);
+        return { type: 'handled' };
+      }
+      plan = planned;
     }
+    let next: HeadItem[] | undefined;
+    let slow: Unfinished | undefined; // a fused attempt's handlers, slow (or failed): finished outside it
+    let timersAhead: AheadTimer[] | undefined;
     let blame = 0; // the item whose effects were written last: the one to blame if the commit fails
     let expired: { owner: string } | undefined;
     let r: StepResult | 'stale';
     const began = Date.now(); // ops: the start of the handle spans
     let writing = false; // inside the body, writing effects: an error there is the message's, not the backend's
     try {
-      // A batch without calls acknowledges nothing (casts, infos, timers): its commit need not reach
-      // the disk before the next step's (deferFlush; a power cut only has it handled again).
+      // A batch without calls acknowledges nothing (casts, infos, timers): its commit need not reach the
+      // disk before the next step's (deferFlush; a power cut has it handled again). A fused step's batch
+      // is read inside its transaction, too late to say: it is flushed.
+      const deferFlush = plan !== undefined && !plan.steps.some((p) => p.item.kind === 'call');
       r = await this.ctx.tenant.transact(
         async (tx): Promise<StepResult | 'stale'> => {
           blame = 0;
           writing = false;
           next = undefined;
+          slow = undefined;
+          if (fused) [plan, seen] = [undefined, undefined];
           // Every read this transaction most likely makes, sent at once (one round trip on a remote
           // backend): the checks below, the callers' markers, and the timers (needed if the batch
           // empties the queue, as it usually does).
-          const markers = plan.steps.map((p) =>
+          let markers = (plan?.steps ?? []).map((p) =>
             p.item.kind === 'call' ? CallChannel.marker(tx, keys, p.item.from) : undefined,
           );
           for (const m of markers) m?.catch(() => undefined); // awaited below, or the attempt failed anyway
-          const offered = taken?.due.slice(0, plan.steps.length);
+          const offered = plan && taken?.due.slice(0, plan.steps.length);
           const [lease, lockRec, head, version, timers] = await Promise.all([
             ConsumerLease.read(tx, keys),
             LockRecords.read(tx, keys),
             // Past the batch: whether it empties the queue, as of this transaction, and the next batch.
             // (not decoded: the batch's own items are compared by key only; `next` decodes the rest)
-            DurableQueue.peekRows(tx, keys, plan.steps.length + this.window.limit),
+            DurableQueue.peekRows(tx, keys, (plan?.steps.length ?? this.window.limit) + this.window.limit),
             this.ctx.state.readVersion(tx),
             // Offered timers: whether they are still there, unchanged, and the next due past them.
             offered ? TimerStore.checkTaken(tx, keys, offered, TIMERS_AHEAD) : this.ctx.timers.read(tx),
           ]);
           if (ConsumerLease.heldByOther(lease, this.ctx.owner) !== undefined) return 'stale';
           if (lockRec && lockRec.leaseUntil > Date.now()) return 'stale';
-          if (offered) {
+          if (!plan) {
+            // Fused: this transaction's reads are step 1's, and its handlers run on them now. What they
+            // read cannot change before the commit (or the commit fails), so nothing needs checking.
+            if (head.length === 0 || !version) return 'stale';
+            const got = await planFused(
+              tx,
+              this.ctx,
+              this.handling,
+              head.slice(0, this.window.limit),
+              version,
+            );
+            if ('planned' in got) {
+              slow = got;
+              return 'stale';
+            }
+            [plan, seen] = [got.plan, got.seen];
+            // Markers read only for callers that may have given up (see CallChannel.markerIfDue).
+            markers = plan.steps.map((p) =>
+              p.item.kind === 'call' ? CallChannel.markerIfDue(tx, keys, p.item.from) : undefined,
+            );
+            for (const m of markers) m?.catch(() => undefined);
+          } else if (offered) {
             // A message came first (it goes first), or the timers fired, were cancelled or replaced.
             if (head.length > 0 || !('unchanged' in timers) || !timers.unchanged) return 'stale';
           } else if (head.length < plan.steps.length || plan.steps.some((p, i) => !p.key.equals(head[i].key)))
             return 'stale'; // another consumer took them
-          if (!version || !version.equals(seen.loaded.version)) return 'stale';
+          if (!version || !version.equals(seen!.loaded.version)) return 'stale';
           // Whether an idle timeout is stored, as of this transaction: else no handler's effects need to
           // read its key to disarm it (one round trip per message in a long drain, see writeAsked).
           this.ctx.timers.idleMaybe = timers.idle;
@@ -285,43 +304,13 @@ export class Consumer {
           if (!offered && this.attemptsMaybe) tx.clear(keys.attempts);
           this.sweepAbandonedCalls(tx);
           writing = true;
-          const done: Array<Outcome | Skipped> = [];
-          let last: { outcome: Outcome; state: unknown } | undefined;
-          let state = seen.loaded.state; // as the batch leaves it (handlers, and an @OnDeadLetter)
-          let replyBytes = 0;
-          let written = 0;
-          for (let i = 0; i < plan.steps.length; i++) {
-            if (i > 0 && replyBytes >= BATCH_REPLY_BYTES) break;
-            blame = i;
-            const p = plan.steps[i];
-            if (!taken) DurableQueue.pop(tx, keys, p.key);
-            written = i + 1;
-            if ('skipped' in p) {
-              if (p.item.kind === 'call')
-                await CallChannel.answer(tx, keys, p.item.from, toRecord(p.skipped), markers[i]);
-              // ops hook: store the letter and run @OnDeadLetter on the batch's state (planBatch puts such
-              // a cast alone in its batch when the class has one, so no planned state follows it)
-              else
-                state = await deadLetterIn(
-                  tx,
-                  this.ctx,
-                  { msg: p.item.msg, error: p.skipped.message, attempts: 0 },
-                  { state },
-                );
-              done.push({ skipped: p.skipped, msg: p.item.msg, call: p.item.kind === 'call' });
-              continue;
-            }
-            p.outcome.replyBytes = await this.handling.writeEffects(tx, p.outcome, markers[i]);
-            replyBytes += p.outcome.replyBytes;
-            done.push(p.outcome);
-            last = p;
-            state = p.state;
-          }
-          if (state !== seen.loaded.state) {
-            this.ctx.state.write(tx, seen.loaded.state, state);
-            // (an @OnDeadLetter changed the state: the cache just misses)
-            if (last && last.state === state) last.outcome.stamp = this.handling.stampOf(tx);
-          }
+          const { done, written } = await writeBatch(tx, this.ctx, this.handling, {
+            steps: plan.steps,
+            before: seen!.loaded.state,
+            markers,
+            pop: !taken,
+            blame: (i) => (blame = i),
+          });
           writing = false;
           if (offered) {
             this.ctx.timers.observed(timers); // the next due, past the timers taken
@@ -337,10 +326,10 @@ export class Consumer {
           next = DurableQueue.decoded(head.slice(written, written + this.window.limit));
           return { done };
         },
-        { deferFlush: !plan.steps.some((p) => p.item.kind === 'call') },
+        { deferFlush },
       );
     } catch (error) {
-      const failed = plan.steps[blame];
+      const failed = plan?.steps[blame];
       const fault = writing ? itemFault(error) : isItemFault(error) ? error : undefined;
       if (!failed || !fault || this.ctx.isStopped) throw error;
       if (taken) return { type: 'handled' }; // declined: the timers fire into the queue, where attempts count
@@ -349,21 +338,22 @@ export class Consumer {
       else await this.recordFailure(failed, fault);
       return { type: 'handled' };
     }
-    if (r === 'stale') return { type: 'handled' };
+    if (slow) {
+      const s: NonNullable<typeof slow> = slow;
+      return this.handle({ items: s.items, loaded: s.loaded, plan: await s.planned });
+    }
+    if (r === 'stale') {
+      if (fused) this.plainNext = true; // what the fused step found goes the usual way
+      return { type: 'handled' };
+    }
     if (!taken) this.attemptsMaybe = false; // cleared, if it had to be
     taken?.offer.taken();
     this.timersAhead = timersAhead?.length ? timersAhead : undefined;
     this.leaseHeld = true;
     this.ahead = next;
     if (expired) this.ctx.emit({ type: 'lock-expired', owner: expired.owner });
-    if (r.done) traceBatch(this.ctx, began, seen.items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
+    if (r.done) traceBatch(this.ctx, began, seen!.items, r.done); // ops hook: telemetry (src/telemetry/spans.ts)
     return afterCommit(this.ctx, this.handling, r);
-  }
-
-  /** Counts a failed attempt at the head item (which a later successful handling then clears). */
-  private recordFailure(head: HeadItem, fault: DgenError): Promise<void> {
-    this.attemptsMaybe = true;
-    return recordFailedAttempt(this.ctx, head.key, head.item, fault);
   }
 
   /** Another consumer is active: wait until its lease changes or would run out (ConsumerLease.waitOut). */
@@ -380,6 +370,12 @@ export class Consumer {
   /** Nothing to handle as read: wait for the lock or a push, or go again if one came (idleStep). */
   private idle(): Promise<Step> {
     return idleStep(this.ctx, this.handling, (tx) => this.sweepAbandonedCalls(tx));
+  }
+
+  /** Counts a failed attempt at the head item (which a later successful handling then clears). */
+  private recordFailure(head: HeadItem, fault: DgenError): Promise<void> {
+    this.attemptsMaybe = true;
+    return recordFailedAttempt(this.ctx, head.key, head.item, fault);
   }
 
   /**

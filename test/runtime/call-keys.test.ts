@@ -41,6 +41,26 @@ describe.each(runtimeBackends)('waiting-caller keys on %s', (_name, make) => {
     expect(left.every((kv) => !kv.key.includes(Buffer.from('dead-caller')))).toBe(true);
   });
 
+  test('a small reply goes in the marker, and the watch that fires hands it over without a read', async () => {
+    const from = CallChannel.newFrom(60_000);
+    const watch = await tenant.transact((tx) => CallChannel.open(tx, keys, from));
+    await tenant.transact((tx) => CallChannel.answer(tx, keys, from, { ok: true, value: { n: 7 } }));
+    expect(await watch.changed).toBe(true);
+    expect(CallChannel.inlineReply(watch.seen?.value)).toEqual({ ok: true, value: { n: 7 } });
+    expect(await waitingKeys()).toBe(1); // the marker alone
+    // A read finds the same reply.
+    const read = await tenant.read((tx) => CallChannel.readKeyed(tx, keys, from));
+    expect(read).toEqual({ record: { ok: true, value: { n: 7 } }, keys: [keys.pendingMarker(from)] });
+    // A reply longer than a value is chunked: the watch says the marker is ready, the reply is read.
+    const other = CallChannel.newFrom(60_000);
+    const w2 = await tenant.transact((tx) => CallChannel.open(tx, keys, other));
+    const long = { ok: true as const, value: 'y'.repeat(150_000) };
+    await tenant.transact((tx) => CallChannel.answer(tx, keys, other, long));
+    expect(await w2.changed).toBe(true);
+    expect(CallChannel.inlineReply(w2.seen?.value)).toBeUndefined();
+    expect((await tenant.read((tx) => CallChannel.readKeyed(tx, keys, other)))?.record).toEqual(long);
+  });
+
   test('a call answered long past its caller’s deadline writes no reply', async () => {
     const dead: FromId = [Date.now() - ABANDONED_AFTER_MS - 1000, 'dead-caller'];
     await tenant.transact(async (tx) => {
