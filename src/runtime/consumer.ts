@@ -242,6 +242,7 @@ export class Consumer {
           writing = false;
           next = undefined;
           slow = undefined;
+          timersAhead = undefined;
           if (fused) [plan, seen] = [undefined, undefined];
           // Every read this transaction most likely makes, sent at once (one round trip on a remote
           // backend): the checks below, the callers' markers, and the timers (needed if the batch

@@ -166,7 +166,7 @@ export const TimerStore = {
     for (let i = 0; i < due.length; i++) {
       const record = records[i];
       if (!record) break; // an index row left without its record: `fire` clears it
-      out.push({ key: due[i].key, record, item: { kind: 'cast', msg: decodeWire<TimerRecord>(record).msg } });
+      out.push(dueTimer(due[i].key, record));
     }
     return out;
   },
@@ -193,11 +193,11 @@ export const TimerStore = {
       rows.length >= taken.length &&
       taken.every((d, i) => rows[i].key.equals(d.key) && records[i]?.equals(d.record) === true);
     const after = rows[taken.length];
-    const next = rows.slice(taken.length, taken.length + ahead);
-    const nextRecords = await Promise.all(next.map((row) => tx.get(t.recordOfIndex(row.key))));
+    const aheadRows = rows.slice(taken.length, taken.length + ahead);
+    const aheadRecords = await Promise.all(aheadRows.map((row) => tx.get(t.recordOfIndex(row.key))));
     const out: AheadTimer[] = [];
-    for (let i = 0; i < next.length && nextRecords[i]; i++)
-      out.push({ key: next[i].key, record: nextRecords[i]!, due: t.dueOfIndex(next[i].key) });
+    for (let i = 0; i < aheadRows.length && aheadRecords[i]; i++)
+      out.push({ key: aheadRows[i].key, record: aheadRecords[i]!, due: t.dueOfIndex(aheadRows[i].key) });
     return {
       unchanged,
       next: earlier(after ? t.dueOfIndex(after.key) : undefined, idleDueOf(idle)),
@@ -208,11 +208,7 @@ export const TimerStore = {
 
   /** A timer read ahead (checkTaken), now due: as `peekDue` would have read it. */
   dueOf(a: AheadTimer): DueTimer {
-    return {
-      key: a.key,
-      record: a.record,
-      item: { kind: 'cast', msg: decodeWire<TimerRecord>(a.record).msg },
-    };
+    return dueTimer(a.key, a.record);
   },
 
   /** Deletes timers read by `peekDue`, once `checkTaken` found them unchanged (as `fire` would, without the queue). */
@@ -238,6 +234,13 @@ export interface DueTimer {
   record: Buffer;
   item: QueueItem;
 }
+
+/** A due timer as a consumer handles it: keyed by its index key, with its record and the cast it makes. */
+const dueTimer = (key: Buffer, record: Buffer): DueTimer => ({
+  key,
+  record,
+  item: { kind: 'cast', msg: decodeWire<TimerRecord>(record).msg },
+});
 
 const ZERO = Buffer.from([0]);
 

@@ -42,13 +42,6 @@ const RESERVE_WAIT_MS = 2000;
 const IDLE_IN_TRANSACTION_MS = 2 * LIMITS.transactionMs;
 
 /**
- * PostgreSQL, for several app processes on several hosts sharing one database. One table
- * `<schema>.kv (key bytea PRIMARY KEY, value bytea)` holds every tenant's keys (a tenant is a key
- * prefix); transactions are PostgreSQL's SERIALIZABLE ones (see PostgresTransaction), retried on
- * serialization failures and on lost connections; watches work across processes through
- * LISTEN/NOTIFY (see PostgresWatcher).
- */
-/**
  * A transaction that defers its flush (TransactOptions.deferFlush) commits asynchronously: PostgreSQL
  * acknowledges its COMMIT before the WAL record is on disk, and the WAL writer flushes it within
  * `wal_writer_delay` (200 ms) — or the next synchronous commit does, which flushes the WAL up to its own
@@ -56,6 +49,13 @@ const IDLE_IN_TRANSACTION_MS = 2 * LIMITS.transactionMs;
  */
 const ASYNC_COMMIT = 'SET LOCAL synchronous_commit = off';
 
+/**
+ * PostgreSQL, for several app processes on several hosts sharing one database. One table
+ * `<schema>.kv (key bytea PRIMARY KEY, value bytea)` holds every tenant's keys (a tenant is a key
+ * prefix); transactions are PostgreSQL's SERIALIZABLE ones (see PostgresTransaction), retried on
+ * serialization failures and on lost connections; watches work across processes through
+ * LISTEN/NOTIFY (see PostgresWatcher).
+ */
 export class PostgresBackend implements Backend {
   readonly kind = 'postgres' as const;
   readonly schema: string;
