@@ -196,6 +196,27 @@ const perCall = (r: Report) => ({
   ...Object.fromEntries(Object.entries(r.counters).map(([k, v]) => [k, Number((v / N).toFixed(2))])),
 });
 
+/**
+ * CPU ticks (1/100 s) of the PostgreSQL server's processes (the postmaster and its children) when it
+ * was started here: what the server spent on our statements, beside the client's CPU.
+ */
+function serverTicks(dataDir: string | undefined): number {
+  if (!dataDir) return 0;
+  const postmaster = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  let ticks = 0;
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pid) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks;
+}
+
 async function main(): Promise<void> {
   const server = process.env.DGEN_TEST_POSTGRES_URL ? undefined : await startPostgres({ maxConnections: 50 });
   const url = process.env.DGEN_TEST_POSTGRES_URL ?? server!.url;
@@ -220,6 +241,7 @@ async function main(): Promise<void> {
     const c0 = countersNow();
     const cpu = process.cpuUsage();
     const t0 = threadTicks();
+    const s0 = serverTicks(server?.dataDir);
     const times: number[] = [];
     const started = performance.now();
     for (let i = 0; i < N; i++) {
@@ -231,6 +253,7 @@ async function main(): Promise<void> {
       times.push(performance.now() - t);
     }
     const ms = performance.now() - started;
+    const serverUs = Math.round(((serverTicks(server?.dataDir) - s0) * 10000) / N);
     await profStop('caller');
     const mine: Report = {
       cpu: process.cpuUsage(cpu),
@@ -267,6 +290,8 @@ async function main(): Promise<void> {
           p50_ms: Number(times[N >> 1].toFixed(2)),
           p99_ms: Number(times[Math.floor(N * 0.99)].toFixed(2)),
           load: os.loadavg()[0],
+          // exited backends' CPU is not counted: the pools keep their connections for the whole run
+          server_cpu_us: server ? serverUs : undefined,
           caller: perCall(mine),
           consumer: perCall(theirs),
         },
