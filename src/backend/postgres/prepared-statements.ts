@@ -7,6 +7,9 @@ const kinds = (s: Stmt): string => {
   return k;
 };
 
+/** The last statement name handed out, in this process (unique across backends: easier to follow). */
+let nextName = 0;
+
 /**
  * Which parameterized statements each pool connection has prepared since it last (re)connected.
  *
@@ -50,5 +53,33 @@ export class PreparedStatements {
 
   closed(id: number): void {
     this.byConnection.delete(id);
+    this.named.delete(id);
+  }
+
+  /**
+   * By connection: statement text → the name it was prepared under with SQL `PREPARE`, for the
+   * simple-protocol commit query (see StatementPipeline.commitLocked), which takes no parameters and so
+   * cannot use the client's prepared statements. Names are never reused: after a failed query, whether
+   * its PREPAREs ran is unknown, and the connection's names are forgotten (`forget`).
+   */
+  private readonly named = new Map<number, Map<string, string>>();
+
+  /**
+   * The name of `text` on connection `id`, and whether it is new there: the query that first executes
+   * it must then `PREPARE` it first.
+   */
+  nameOf(id: number, text: string): { name: string; fresh: boolean } {
+    let names = this.named.get(id);
+    if (!names) this.named.set(id, (names = new Map()));
+    const known = names.get(text);
+    if (known !== undefined) return { name: known, fresh: false };
+    const name = `dgen_s${++nextName}`;
+    names.set(text, name);
+    return { name, fresh: true };
+  }
+
+  /** After a commit query failed on connection `id`: its PREPAREs may or may not have run. */
+  forget(id: number): void {
+    this.named.delete(id);
   }
 }

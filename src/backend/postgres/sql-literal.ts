@@ -6,7 +6,7 @@ import type { Stmt } from './write-buffer';
  * parameters): bytes as hex through decode() and text as an E'' string, both read the same whatever
  * standard_conforming_strings says; integers as digits.
  */
-function literal(value: unknown): string {
+export function literal(value: unknown): string {
   if (value === null) return 'NULL';
   if (Buffer.isBuffer(value)) return `decode('${value.toString('hex')}', 'hex')`;
   if (typeof value === 'string') return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
@@ -17,4 +17,15 @@ function literal(value: unknown): string {
 /** The statement's text with its parameters ($1, $2, …) written in as literals. */
 export function inline(stmt: Stmt): string {
   return stmt.text.replace(/\$(\d+)/g, (_, n: string) => literal(stmt.params[Number(n) - 1]));
+}
+
+/**
+ * `EXECUTE name(…)` of a statement prepared with SQL `PREPARE` on the connection, its parameters written
+ * in as literals: in a simple-protocol query, the server plans the statement once per connection
+ * instead of parsing and planning its text every time (see PreparedStatements.nameOf).
+ */
+export function execute(name: string, stmt: Stmt): string {
+  return stmt.params.length === 0
+    ? `EXECUTE ${name}`
+    : `EXECUTE ${name}(${stmt.params.map(literal).join(', ')})`;
 }
