@@ -8,6 +8,8 @@
  *   npx ts-node --transpile-only bench/pg-profile.ts    # N=1000
  *   PROF=1 …     a CPU profile of the measured calls of each process: .prof/caller|consumer.cpuprofile
  *   TIMELINE=1 … three calls' socket writes and reads, both processes on one clock, statements named
+ *   PGSS=1 …     the server's time per call by statement (pg_stat_statements, preloaded; EXECUTEs count
+ *                under their PREPARE's text), on stderr
  *
  * Counts are exact; CPU and times include whatever else loads the machine: compare runs side by side.
  */
@@ -18,6 +20,7 @@ import * as inspector from 'node:inspector';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import postgres from 'postgres';
 import { openBackend } from '../src/backend/open-backend';
 import { postgresCounters } from '../src/backend/postgres/counters';
 import { Runtime } from '../src/facade/runtime';
@@ -218,7 +221,19 @@ function serverTicks(dataDir: string | undefined): number {
 }
 
 async function main(): Promise<void> {
-  const server = process.env.DGEN_TEST_POSTGRES_URL ? undefined : await startPostgres({ maxConnections: 50 });
+  const PGSS = process.env.PGSS === '1';
+  const server = process.env.DGEN_TEST_POSTGRES_URL
+    ? undefined
+    : await startPostgres({
+        maxConnections: 50,
+        settings: PGSS
+          ? {
+              shared_preload_libraries: 'pg_stat_statements',
+              'pg_stat_statements.track': 'all',
+              'pg_stat_statements.track_planning': 'on',
+            }
+          : {},
+      });
   const url = process.env.DGEN_TEST_POSTGRES_URL ?? server!.url;
   const schema = `pgprof_${process.pid}`;
   const worker = fork(__filename, ['child', `${url}#${schema}`], { execArgv: process.execArgv });
@@ -254,6 +269,21 @@ async function main(): Promise<void> {
     }
     const ms = performance.now() - started;
     const serverUs = Math.round(((serverTicks(server?.dataDir) - s0) * 10000) / N);
+    if (PGSS) {
+      const sql = postgres(url, { max: 1, onnotice: () => undefined });
+      await sql.unsafe('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      const rows = await sql.unsafe(
+        `SELECT calls, round((total_exec_time + total_plan_time)::numeric * 1000 / ${N}) AS us_per_call, round(total_plan_time::numeric * 1000 / ${N}) AS plan_us, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS q FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 25`,
+      );
+      for (const r of rows)
+        console.error(
+          String(r.us_per_call).padStart(6),
+          String(r.plan_us).padStart(5),
+          String(r.calls).padStart(7),
+          r.q,
+        );
+      await sql.end();
+    }
     await profStop('caller');
     const mine: Report = {
       cpu: process.cpuUsage(cpu),
