@@ -63,11 +63,12 @@ export function statements(schema: string) {
     xactStatus: `SELECT pg_xact_status($1::xid8) AS status, ${BOOT} AS boot`,
     /**
      * In the commit query (see StatementPipeline.commitLocked) right after the transaction id and stamp:
-     * inside a transaction, BEGIN does nothing but warn, and the server flushes its output with every
-     * warning, so their reply reaches the client while the rest of the commit runs (else it would come
-     * only with COMMIT's, and a commit cut while waiting on a row lock could not be looked up).
+     * the server flushes its output with every notice, so their reply reaches the client while the rest
+     * of the commit runs (else it would come only with COMMIT's, and a commit cut while waiting on a row
+     * lock could not be looked up). A NOTICE, which the server does not log by default: a BEGIN inside
+     * the transaction did the same with a WARNING, and wrote a line to the server's log per commit.
      */
-    flush: 'BEGIN',
+    flush: `SELECT ${s}.flush_reply()`,
     /** The values of `n` keys ($1…$n) as rows (w: 1…n, value: null when missing). */
     watchValues: (n: number) =>
       `SELECT w.i::int AS w, t.value FROM unnest(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::bytea`).join(', ')}]) WITH ORDINALITY AS w(key, i) LEFT JOIN ${kv} t ON t.key = w.key`,
@@ -127,8 +128,18 @@ BEGIN
   END IF;
   RETURN int8send(v::bigint) || '\\x0000'::bytea;
 END $f$;
+${flushReplyDdl(schema)}
 INSERT INTO ${s}.meta (name, value) VALUES ('layout_version', '${SCHEMA_VERSION}') ON CONFLICT (name) DO NOTHING;
 `;
+}
+
+/**
+ * The flush of the commit query (see `flush` above): a NOTICE, sent to the client at once. Added to
+ * layout 1 after its release: `ensureSchema` creates it in a schema made before (no data changes).
+ */
+function flushReplyDdl(schema: string): string {
+  return `CREATE OR REPLACE FUNCTION "${schema}".flush_reply() RETURNS void
+LANGUAGE plpgsql VOLATILE AS $f$ BEGIN RAISE NOTICE 'dgen: transaction id sent'; END $f$;`;
 }
 
 /** A fixed advisory lock key for dgen's DDL (any schema): concurrent openers create it one at a time. */
@@ -141,12 +152,27 @@ const DDL_LOCK = 0x64_67_65_6e; // 'dgen'
  */
 export async function ensureSchema(sql: Sql, schema: string): Promise<number> {
   const found = await readVersion(sql, schema);
-  if (found !== undefined) return found;
+  if (found !== undefined) {
+    if (found === SCHEMA_VERSION) await ensureFlushReply(sql, schema);
+    return found;
+  }
   await sql.begin(async (tx) => {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${DDL_LOCK})`);
     await tx.unsafe(ddl(schema)).simple();
   });
   return (await readVersion(sql, schema)) ?? SCHEMA_VERSION;
+}
+
+/** A layout-1 schema made before `flush_reply` existed gets it (under the DDL lock, like the DDL). */
+async function ensureFlushReply(sql: Sql, schema: string): Promise<void> {
+  const [row] = await sql.unsafe<Array<{ f: string | null }>>(`SELECT to_regprocedure($1) AS f`, [
+    `"${schema}".flush_reply()`,
+  ]);
+  if (row && row.f !== null) return;
+  await sql.begin(async (tx) => {
+    await tx.unsafe(`SELECT pg_advisory_xact_lock(${DDL_LOCK})`);
+    await tx.unsafe(flushReplyDdl(schema)).simple();
+  });
 }
 
 async function readVersion(sql: Sql, schema: string): Promise<number | undefined> {
