@@ -22,6 +22,10 @@ const KEEP = (name: string, hex: string, hash: string, value: string) =>
 export function statements(schema: string) {
   const s = `"${schema}"`;
   const kv = `${s}.kv`;
+  // The texts made per number of keys, made once (one per commit otherwise, and the same string
+  // object each time keeps the client's and PreparedStatements' lookups of it cheap).
+  const watchValueTexts: string[] = [];
+  const notifyTexts: string[] = [];
   return {
     kv,
     begin: 'BEGIN ISOLATION LEVEL SERIALIZABLE',
@@ -71,7 +75,8 @@ export function statements(schema: string) {
     flush: `SELECT ${s}.flush_reply()`,
     /** The values of `n` keys ($1…$n) as rows (w: 1…n, value: null when missing). */
     watchValues: (n: number) =>
-      `SELECT w.i::int AS w, t.value FROM unnest(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::bytea`).join(', ')}]) WITH ORDINALITY AS w(key, i) LEFT JOIN ${kv} t ON t.key = w.key`,
+      (watchValueTexts[n] ??=
+        `SELECT w.i::int AS w, t.value FROM unnest(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::bytea`).join(', ')}]) WITH ORDINALITY AS w(key, i) LEFT JOIN ${kv} t ON t.key = w.key`),
     notify: `SELECT pg_notify($1, $2)`,
     /**
      * NOTIFY with the entries $2, then the entries kept by the writes (see KEEP) whose values the server
@@ -80,7 +85,8 @@ export function statements(schema: string) {
      * concurrent pushers conflict. One text per number of such keys, so no set-returning function to plan.
      */
     notifyComputed: (n: number) =>
-      `SELECT pg_notify($1, concat_ws(',', NULLIF($2::text, ''), ${Array.from({ length: n }, (_, i) => `coalesce(current_setting($${3 + 2 * i}::text, true), $${4 + 2 * i}::text)`).join(', ')}))`,
+      (notifyTexts[n] ??=
+        `SELECT pg_notify($1, concat_ws(',', NULLIF($2::text, ''), ${Array.from({ length: n }, (_, i) => `coalesce(current_setting($${3 + 2 * i}::text, true), $${4 + 2 * i}::text)`).join(', ')}))`),
   };
 }
 
