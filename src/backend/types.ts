@@ -83,8 +83,14 @@ export interface TransactOptions {
    * leaves the casts queued, to be handled again). Engines that flush every commit (SQLite at
    * `synchronous: 'full'`) leave the flush to that later commit, or flush behind it off the event loop
    * soon after, as PostgreSQL's asynchronous commit does; the others ignore it. Default false.
+   *
+   * A function is asked once the body has returned, just before the commit (only for the attempt that
+   * commits): for a transaction that learns only from what it read whether it acknowledges anything (a
+   * consumer that reads its batch in the transaction that handles it). A throwing function counts as
+   * false. Engines that must choose before the body runs (SQLite: its synchronous setting cannot change
+   * inside a transaction) take a function as false, and flush.
    */
-  deferFlush?: boolean;
+  deferFlush?: boolean | (() => boolean);
 }
 
 export interface Tenant {

@@ -234,8 +234,9 @@ export class Consumer {
     try {
       // A batch without calls acknowledges nothing (casts, infos, timers): its commit need not reach the
       // disk before the next step's (deferFlush; a power cut has it handled again). A fused step's batch
-      // is read inside its transaction, too late to say: it is flushed.
-      const deferFlush = plan !== undefined && !plan.steps.some((p) => p.item.kind === 'call');
+      // is read inside its transaction: its attempt's plan answers at the commit.
+      const acknowledgesNothing = () => plan !== undefined && !plan.steps.some((p) => p.item.kind === 'call');
+      const deferFlush = fused ? acknowledgesNothing : acknowledgesNothing();
       r = await this.ctx.tenant.transact(
         async (tx): Promise<StepResult | 'stale'> => {
           blame = 0;

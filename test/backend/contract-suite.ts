@@ -184,6 +184,36 @@ export function describeContract(factory: BackendFactory): void {
       });
     });
 
+    describe('deferFlush given as a function', () => {
+      test('asked (by engines that decide at the commit) only after the body of the attempt that commits; applied whatever it answers', async () => {
+        const asked: string[] = [];
+        let runs = 0;
+        await tenant.transact(
+          async (tx) => {
+            runs++;
+            await tx.get(k('x'));
+            tx.set(k('x'), b(String(runs)));
+            asked.push(`body ${runs}`);
+            if (runs < 2) throw new ConflictError();
+          },
+          { deferFlush: () => (asked.push(`asked ${runs}`), true) },
+        );
+        // A failed attempt commits nothing, so it is never asked; engines that decide before the body
+        // (SQLite, memory) never ask.
+        expect([
+          ['body 1', 'body 2'],
+          ['body 1', 'body 2', 'asked 2'],
+        ]).toContainEqual(asked);
+        await tenant.transact((tx) => tx.set(k('y'), b('1')), { deferFlush: () => false });
+        await tenant.transact((tx) => tx.set(k('z'), b('1')), {
+          deferFlush: () => {
+            throw new Error('counts as false');
+          },
+        });
+        expect((await getAll()).map((x) => str(x.value))).toEqual(['2', '1', '1']);
+      });
+    });
+
     describe('atomic add', () => {
       test('little-endian int64: missing counts as 0, negative deltas, bigint deltas', async () => {
         const key = k('n');

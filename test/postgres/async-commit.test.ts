@@ -9,6 +9,9 @@ import { openBackend } from '../../src/backend/open-backend';
 import type { Backend } from '../../src/backend/types';
 import { dropSchema, freshSchema } from '../helpers/backend/factories';
 import { startPostgres } from '../helpers/postgres/server';
+import { Runtime } from '../../src/facade/runtime';
+import { countingBackend } from '../helpers/runtime/counting-backend';
+import { Counter } from '../helpers/runtime/servers';
 
 const URL = process.env.DGEN_TEST_POSTGRES_URL;
 const suite = URL ? describe : describe.skip;
@@ -47,6 +50,51 @@ suite('postgres: commits that acknowledge nothing are not flushed on their own',
     await tenant.transact((tx) => tx.set(K('sync'), V));
     const [{ flushed }] = await sql`SELECT pg_current_wal_flush_lsn() >= ${lsn}::pg_lsn AS flushed`;
     expect(flushed).toBe(true); // the synchronous commit flushed the deferred ones before it
+  });
+
+  test('deferFlush as a function answers at the commit: true commits asynchronously, false synchronously', async () => {
+    const tenant = await backend.openTenant(['async-fn']);
+    let seenBehind = 0;
+    let asked = 0;
+    for (let i = 0; i < 10; i++) {
+      await tenant.transact((tx) => tx.set(K(`d${i}`), V), { deferFlush: () => (asked++, true) });
+      if (await unflushed()) seenBehind++;
+    }
+    expect(asked).toBe(10);
+    expect(seenBehind).toBeGreaterThan(0);
+    const [{ lsn }] = await sql`SELECT pg_current_wal_insert_lsn()::text AS lsn`;
+    await tenant.transact((tx) => tx.set(K('sync'), V), { deferFlush: () => false });
+    const [{ flushed }] = await sql`SELECT pg_current_wal_flush_lsn() >= ${lsn}::pg_lsn AS flushed`;
+    expect(flushed).toBe(true);
+  });
+
+  test("a consumer's fused step that handles only casts defers its flush; one with a call does not", async () => {
+    const counted = countingBackend(backend);
+    const ref = await Runtime.start(Counter, undefined, { tenant: await counted.openTenant(['fused']) });
+    try {
+      await ref.call('get'); // started, idle, waiting on its queue
+      const before = { ...counted.counts };
+      for (let i = 0; i < 5; i++) {
+        await ref.cast({ type: 'add', by: 1 }); // each woken alone: a fused step (read, handle, write in one transaction)
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const writes = counted.counts.writes - before.writes;
+      const deferred = counted.counts.deferred - before.deferred;
+      expect(writes).toBeGreaterThanOrEqual(10); // 5 pushes, 5 handlings (and the lease's renewals)
+      // A cast's push is acknowledged, so flushed; its handling acknowledges nothing: deferred, though
+      // its batch was read in the same transaction (it was flushed before deferFlush could be a function).
+      expect(deferred).toBe(5);
+      const caller = await Runtime.start(Counter, undefined, {
+        tenant: await counted.openTenant(['fused']),
+        consume: false,
+      });
+      const last = { ...counted.counts };
+      expect(await caller.call('get')).toBe(5); // queued: the consumer handles it (a fused step)
+      expect(counted.counts.writes - last.writes).toBe(2); // the call's push and its handling
+      expect(counted.counts.deferred - last.deferred).toBe(1); // only the push
+    } finally {
+      await ref.stop();
+    }
   });
 });
 

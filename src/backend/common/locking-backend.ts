@@ -110,6 +110,8 @@ export abstract class LockingBackend implements Backend {
   async transactAt<T>(prefix: Buffer, fn: Body<T>, options: TransactOptions): Promise<T> {
     const maxRetries = options.maxRetries ?? 100;
     const timeoutMs = options.timeoutMs ?? LIMITS.transactionMs;
+    // A deferFlush function would answer only at the commit: too late for SQLite's synchronous setting,
+    // which cannot change inside a transaction. Such a transaction is flushed.
     const deferFlush = options.deferFlush === true;
     for (let attempt = 0; ; attempt++) {
       this.open();

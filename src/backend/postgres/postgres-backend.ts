@@ -42,14 +42,6 @@ const RESERVE_WAIT_MS = 2000;
 const IDLE_IN_TRANSACTION_MS = 2 * LIMITS.transactionMs;
 
 /**
- * A transaction that defers its flush (TransactOptions.deferFlush) commits asynchronously: PostgreSQL
- * acknowledges its COMMIT before the WAL record is on disk, and the WAL writer flushes it within
- * `wal_writer_delay` (200 ms) — or the next synchronous commit does, which flushes the WAL up to its own
- * record, past every earlier one. A crash of the server may lose it, never a synchronous commit after it.
- */
-const ASYNC_COMMIT = 'SET LOCAL synchronous_commit = off';
-
-/**
  * PostgreSQL, for several app processes on several hosts sharing one database. One table
  * `<schema>.kv (key bytea PRIMARY KEY, value bytea)` holds every tenant's keys (a tenant is a key
  * prefix); transactions are PostgreSQL's SERIALIZABLE ones (see PostgresTransaction), retried on
@@ -180,7 +172,9 @@ export class PostgresBackend implements Backend {
       timeoutMs + 1000 > IDLE_IN_TRANSACTION_MS
         ? [`SET LOCAL idle_in_transaction_session_timeout = ${Math.ceil(timeoutMs + 1000)}`]
         : [];
-    if (options.deferFlush) extra.push(ASYNC_COMMIT);
+    if (options.deferFlush === true) extra.push(this.host.st.asyncCommit);
+    // A function answers at the commit, which then carries the setting (PostgresTransaction.commit).
+    const deferAtCommit = typeof options.deferFlush === 'function' ? options.deferFlush : undefined;
     let unavailableSince: number | undefined;
     for (let attempt = 0; ; attempt++) {
       this.open();
@@ -194,6 +188,7 @@ export class PostgresBackend implements Backend {
         this.open();
         tx = new PostgresTransaction(conn, this.host, prefix, false, extra);
         tx.rollbackFirst = spare !== undefined;
+        tx.deferAtCommit = deferAtCommit;
         tx.start();
         const body = tx;
         const started = performance.now();

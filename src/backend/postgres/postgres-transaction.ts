@@ -5,6 +5,7 @@ import { packVersionstampedTuple } from '../common/versionstamp';
 import type { WatchHub, WatchSync } from '../common/watch-hub';
 import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
 import { LIMITS } from '../types';
+import { defersFlush } from '../common/defer-flush';
 import { CommitOutcomeUnknown, isConnectionLoss, sqlState } from './postgres-errors';
 import type { Statements } from './schema';
 import { TouchedKeys } from './notify-payload';
@@ -99,6 +100,9 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
   ) {
     super(conn, host, readOnly, beginExtra);
   }
+
+  /** TransactOptions.deferFlush as a function: asked at the commit, whose batch then sets asyncCommit. */
+  deferAtCommit: (() => boolean) | undefined;
   async get(key: Buffer): Promise<Buffer | undefined> {
     this.live();
     checkKey(key);
@@ -286,6 +290,8 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       ? []
       : // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
         [this.touched.notify(this.host.st, this.host.channel, this.token)];
+    if (this.deferAtCommit && defersFlush(this.deferAtCommit))
+      notify.push({ text: this.host.st.asyncCommit, params: [] });
     // A watched key this transaction set or cleared last commits with that value: its baseline needs
     // no read. Such a read would be a SERIALIZABLE read, whose predicate locks (a whole index page)
     // make this transaction the reader in other transactions' read/write conflicts: a caller's push

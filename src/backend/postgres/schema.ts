@@ -31,6 +31,14 @@ export function statements(schema: string) {
     begin: 'BEGIN ISOLATION LEVEL SERIALIZABLE',
     beginRead: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
     commit: 'COMMIT',
+    /**
+     * A transaction that defers its flush (TransactOptions.deferFlush) commits asynchronously: PostgreSQL
+     * acknowledges its COMMIT before the WAL record is on disk, and the WAL writer flushes it within
+     * `wal_writer_delay` (200 ms) — or the next synchronous commit does, which flushes the WAL up to its
+     * own record, past every earlier one. A crash of the server may lose it, never a synchronous commit
+     * after it. Sent after BEGIN, or in the commit batch when decided there.
+     */
+    asyncCommit: 'SET LOCAL synchronous_commit = off',
     rollback: 'ROLLBACK',
     /**
      * Taken at the head of the commit batch of a transaction that adds or uses a versionstamp. A table

@@ -7,6 +7,7 @@ import type {
   Transaction,
   Watch,
 } from '../../../src/backend/types';
+import { defersFlush } from '../../../src/backend/common/defer-flush';
 
 /**
  * Commits seen by a CountingBackend: those that wrote something, and those that only read or watched;
@@ -49,7 +50,10 @@ function countingTenant(inner: Tenant, backend: Backend, counts: CommitCounts): 
       }, options);
       if (wrote) counts.writes++;
       else counts.readOnly++;
-      if (wrote && options?.deferFlush) counts.deferred++;
+      // A deferFlush function is answered at the commit on PostgreSQL; elsewhere it means a flush.
+      const d = options?.deferFlush;
+      if (wrote && (typeof d === 'function' ? backend.kind === 'postgres' && defersFlush(d) : d === true))
+        counts.deferred++;
       return result;
     },
     read: <T>(fn: (tx: ReadTransaction) => T | Promise<T>) => (counts.reads++, inner.read(fn)),
