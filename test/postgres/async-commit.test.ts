@@ -78,6 +78,8 @@ suite('postgres: commits that acknowledge nothing are not flushed on their own',
         await ref.cast({ type: 'add', by: 1 }); // each woken alone: a fused step (read, handle, write in one transaction)
         await new Promise((r) => setTimeout(r, 100));
       }
+      for (let i = 0; i < 100 && counted.counts.deferred - before.deferred < 5; i++)
+        await new Promise((r) => setTimeout(r, 20));
       const writes = counted.counts.writes - before.writes;
       const deferred = counted.counts.deferred - before.deferred;
       expect(writes).toBeGreaterThanOrEqual(10); // 5 pushes, 5 handlings (and the lease's renewals)
@@ -90,6 +92,9 @@ suite('postgres: commits that acknowledge nothing are not flushed on their own',
       });
       const last = { ...counted.counts };
       expect(await caller.call('get')).toBe(5); // queued: the consumer handles it (a fused step)
+      // The reply may reach the caller (its NOTIFY) before the consumer's transact resolves and counts.
+      for (let i = 0; i < 100 && counted.counts.writes - last.writes < 2; i++)
+        await new Promise((r) => setTimeout(r, 20));
       expect(counted.counts.writes - last.writes).toBe(2); // the call's push and its handling
       expect(counted.counts.deferred - last.deferred).toBe(1); // only the push
     } finally {
