@@ -7,7 +7,7 @@
 import { openBackend } from '../../src/backend/open-backend';
 import type { Backend, Tenant, Transaction } from '../../src/backend/types';
 import { dropSchema, freshSchema } from '../helpers/backend/factories';
-import { countSocketWrites, portOf } from '../helpers/postgres/socket-writes';
+import { countSocketWrites, portOf } from '../helpers/postgres/socket-traffic';
 
 const URL = process.env.DGEN_TEST_POSTGRES_URL;
 const suite = URL ? describe : describe.skip;

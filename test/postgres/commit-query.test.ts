@@ -1,48 +1,56 @@
 /**
  * The commit query that takes the commit lock (one simple-protocol query, see
- * StatementPipeline.commitLocked) runs its statements as EXECUTE of statements prepared on the
- * connection: PREPAREd in the first such query of each connection, then executed by name. PREPARE is
- * not transactional, so after a failed commit query the connection's names are forgotten and fresh
- * ones prepared: a retried body must not meet "prepared statement already exists". Against the server
- * of the test run (DGEN_TEST_POSTGRES_URL), watching what goes over the client's sockets.
+ * StatementPipeline.commitLocked), watched over the client's sockets against the server of the test
+ * run (DGEN_TEST_POSTGRES_URL):
+ * - it runs its statements as EXECUTE of statements prepared on the connection: PREPAREd in the first
+ *   such query of each connection, then executed by name. PREPARE is not transactional, so after a
+ *   failed commit query the connection's names are forgotten and fresh ones prepared: a retried body
+ *   must not meet "prepared statement already exists";
+ * - it flushes its transaction id early with a NOTICE (`flush_reply()`), which the server does not write
+ *   to its log at the default log_min_messages: it used a BEGIN inside the transaction, whose WARNING
+ *   was a log line per queue push on the user's server. A schema made before the function existed gets
+ *   it when opened.
  */
-import * as net from 'node:net';
 import postgres from 'postgres';
 import { openBackend } from '../../src/backend/open-backend';
 import { pack, prefixRange, unboundVersionstamp } from '../../src/backend/keys';
 import type { Backend, Tenant } from '../../src/backend/types';
 import { dropSchema, freshSchema } from '../helpers/backend/factories';
+import { duringSocketReads, duringSocketWrites, protocolMessages } from '../helpers/postgres/socket-traffic';
 
 const URL = process.env.DGEN_TEST_POSTGRES_URL;
 const suite = URL ? describe : describe.skip;
 const b = (s: string) => Buffer.from(s);
+const [QUERY, NOTICE, SEVERITY] = [0x51, 0x4e, 0x56]; // 'Q', 'N', and a notice's field 'V'
 
-/**
- * The simple-protocol query texts sent to any socket while `fn` runs: caught where a socket hands its
- * data to the system (a corked socket's writes go out together, as one writev).
- */
+/** The texts of the locked commit queries (simple-protocol, with LOCK) sent while `fn` runs. */
 async function queriesDuring(fn: () => Promise<void>): Promise<string[]> {
   const texts: string[] = [];
-  type Generic = (this: net.Socket, writev: boolean, data: unknown, ...rest: unknown[]) => unknown;
-  const proto = net.Socket.prototype as unknown as { _writeGeneric: Generic };
-  const writeGeneric = proto._writeGeneric;
-  proto._writeGeneric = function (this: net.Socket, writev, data, ...rest) {
-    const chunks = writev ? (data as Array<{ chunk: unknown }>).map((d) => d.chunk) : [data];
+  await duringSocketWrites((_, chunks) => {
     for (const chunk of chunks)
-      if (Buffer.isBuffer(chunk))
-        for (let i = 0; i + 5 <= chunk.length; i += 1 + chunk.readInt32BE(i + 1))
-          if (chunk[i] === 0x51) texts.push(chunk.toString('utf8', i + 5, i + chunk.readInt32BE(i + 1)));
-    return writeGeneric.call(this, writev, data, ...rest);
-  };
-  try {
-    await fn();
-  } finally {
-    proto._writeGeneric = writeGeneric;
-  }
+      for (const m of protocolMessages(chunk))
+        if (m.type === QUERY) texts.push(m.body.toString('utf8', 0, m.body.length - 1));
+  }, fn);
   return texts.filter((t) => t.includes('LOCK TABLE'));
 }
 
-suite('postgres prepared commit query', () => {
+/** The severities (non-localized, field V) of the NoticeResponses every socket received while `fn` ran. */
+async function noticesDuring(fn: () => Promise<void>): Promise<string[]> {
+  const severities: string[] = [];
+  await duringSocketReads((_, chunk) => {
+    for (const m of protocolMessages(chunk)) {
+      if (m.type !== NOTICE) continue;
+      for (let at = 0; at < m.body.length && m.body[at] !== 0;) {
+        const stop = m.body.indexOf(0, at + 1);
+        if (m.body[at] === SEVERITY) severities.push(m.body.toString('utf8', at + 1, stop));
+        at = stop + 1;
+      }
+    }
+  }, fn);
+  return severities;
+}
+
+suite('postgres locked commit query', () => {
   const url = URL!;
   const schemas: string[] = [];
   const opened: Backend[] = [];
@@ -128,6 +136,32 @@ suite('postgres prepared commit query', () => {
       for (let i = 1; i <= 3; i++) await push(t, i); // on the same (only) connection
       const items = await t.read((tx) => tx.getRange(prefixRange(['q']).start, prefixRange(['q']).end));
       expect(items.map((x) => x.value.toString())).toEqual(['1', '2', '3']);
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
+  });
+
+  test('each locked commit sends one NOTICE and no WARNING (nothing for the server log)', async () => {
+    const t = await tenant(freshSchema());
+    const severities = await noticesDuring(async () => {
+      for (let i = 0; i < 4; i++) await push(t, i);
+    });
+    expect(severities).toEqual(['NOTICE', 'NOTICE', 'NOTICE', 'NOTICE']);
+  });
+
+  test('a schema made before flush_reply existed gets it when opened', async () => {
+    const schema = freshSchema();
+    await tenant(schema);
+    const admin = postgres(url, { max: 1, onnotice: () => undefined });
+    try {
+      await admin.unsafe(`DROP FUNCTION "${schema}".flush_reply()`);
+      const t = await tenant(schema); // a second instance opens the older schema
+      await push(t, 1);
+      await push(t, 2);
+      const items = await t.read((tx) => tx.getRange(prefixRange(['q']).start, prefixRange(['q']).end));
+      expect(items.map((x) => x.value.toString())).toEqual(['1', '2']);
+      const [row] = await admin.unsafe(`SELECT to_regprocedure($1) AS f`, [`"${schema}".flush_reply()`]);
+      expect(row.f).not.toBeNull();
     } finally {
       await admin.end({ timeout: 5 });
     }
