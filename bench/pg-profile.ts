@@ -25,6 +25,7 @@ import { openBackend } from '../src/backend/open-backend';
 import { postgresCounters } from '../src/backend/postgres/counters';
 import { Runtime } from '../src/facade/runtime';
 import { Counter } from '../test/helpers/runtime/servers';
+import { serverTicks } from './postgres-server-cpu';
 import { startPostgres } from '../test/helpers/postgres/server';
 
 const N = Number(process.env.N ?? 1000);
@@ -199,27 +200,6 @@ const perCall = (r: Report) => ({
   ...Object.fromEntries(Object.entries(r.counters).map(([k, v]) => [k, Number((v / N).toFixed(2))])),
 });
 
-/**
- * CPU ticks (1/100 s) of the PostgreSQL server's processes (the postmaster and its children) when it
- * was started here: what the server spent on our statements, beside the client's CPU.
- */
-function serverTicks(dataDir: string | undefined): number {
-  if (!dataDir) return 0;
-  const postmaster = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  let ticks = 0;
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pid) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return ticks;
-}
-
 async function main(): Promise<void> {
   const PGSS = process.env.PGSS === '1';
   const server = process.env.DGEN_TEST_POSTGRES_URL
@@ -256,7 +236,7 @@ async function main(): Promise<void> {
     const c0 = countersNow();
     const cpu = process.cpuUsage();
     const t0 = threadTicks();
-    const s0 = serverTicks(server?.dataDir);
+    const s0 = server ? serverTicks(server.dataDir) : 0;
     const times: number[] = [];
     const started = performance.now();
     for (let i = 0; i < N; i++) {
@@ -268,7 +248,7 @@ async function main(): Promise<void> {
       times.push(performance.now() - t);
     }
     const ms = performance.now() - started;
-    const serverUs = Math.round(((serverTicks(server?.dataDir) - s0) * 10000) / N);
+    const serverUs = server ? Math.round(((serverTicks(server.dataDir) - s0) * 10000) / N) : 0;
     if (PGSS) {
       const sql = postgres(url, { max: 1, onnotice: () => undefined });
       await sql.unsafe('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');

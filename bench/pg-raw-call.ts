@@ -12,30 +12,12 @@
  *   npx ts-node --transpile-only bench/pg-raw-call.ts      # N=1000, both modes
  */
 import { fork } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import postgres from 'postgres';
+import { serverTicks } from './postgres-server-cpu';
 import { startPostgres } from '../test/helpers/postgres/server';
 
 const N = Number(process.env.N ?? 1000);
 type Row = Record<string, unknown>;
-
-/** CPU ticks (1/100 s) of the server's postmaster and its children. */
-function serverTicks(dataDir: string): number {
-  const postmaster = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  let ticks = 0;
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pid) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return ticks;
-}
 
 async function consumer(url: string, mode: string, table: string): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => undefined });
