@@ -286,12 +286,12 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const xidStmt = { text: this.stampWanted ? this.host.st.xidStamp : this.host.st.xid, params: [] };
     const writes = mergeWrites(this.buffer.take(true), this.host.st);
     if (this.touched.any && this.watches) this.token = this.host.watchToken();
-    const notify = !this.touched.any
-      ? []
-      : // Inside the transaction, so listeners hear of it exactly when (and only if) it commits.
-        [this.touched.notify(this.host.st, this.host.channel, this.token)];
+    // Before COMMIT: NOTIFY (heard exactly when it commits) and asyncCommit if a deferFlush function says so.
+    const lastStmts: Stmt[] = this.touched.any
+      ? [this.touched.notify(this.host.st, this.host.channel, this.token)]
+      : [];
     if (this.deferAtCommit && defersFlush(this.deferAtCommit))
-      notify.push({ text: this.host.st.asyncCommit, params: [] });
+      lastStmts.push({ text: this.host.st.asyncCommit, params: [] });
     // A watched key this transaction set or cleared last commits with that value: its baseline needs
     // no read. Such a read would be a SERIALIZABLE read, whose predicate locks (a whole index page)
     // make this transaction the reader in other transactions' read/write conflicts: a caller's push
@@ -309,7 +309,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       // One simple-protocol query (see commitLocked); the id's reply is flushed before the writes run.
       const stmts: Stmt[] = [xidStmt, { text: this.host.st.flush, params: [] }, ...writes];
       if (watched.length > 0) stmts.push({ text: this.host.st.watchValues(watched.length), params: watched });
-      stmts.push(...notify);
+      stmts.push(...lastStmts);
       settled = await Promise.allSettled(this.commitLocked(stmts, (row) => this.onCommitRow(row, toRead)));
     } else {
       // The id (with the stamp, so that whenever the id is known the stamp is too) goes before the
@@ -318,7 +318,7 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       const stmts: Stmt[] = wrote ? [xidStmt, ...writes] : [...writes];
       const baselineAt = stmts.length;
       for (const key of watched) stmts.push({ text: this.host.st.get, params: [key] });
-      stmts.push(...notify, { text: this.host.st.commit, params: [] });
+      stmts.push(...lastStmts, { text: this.host.st.commit, params: [] });
       const { all, mine } = this.batch(stmts, false);
       settled = await Promise.allSettled(all);
       const mineSettled = settled.slice(settled.length - mine.length);
