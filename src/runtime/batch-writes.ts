@@ -21,13 +21,49 @@ export const FUSED_MS = BATCH_MS;
 
 /**
  * Backends on which a consumer woken with nothing read ahead makes steps 1 to 3 (see Consumer.step)
- * one transaction, with the handlers run inside it when they are quick (FUSED_MS): PostgreSQL, where
- * an open SERIALIZABLE transaction holds no lock while it waits (its reads take none that block, its
- * writes are buffered to the commit), so a call's handling costs 2 round trips instead of 3 and what
- * it read needs no checking again. Elsewhere a transaction holds a lock (SQLite, memory) or is
- * short-lived by design (FoundationDB's 5 s): the handlers run between two transactions.
+ * one transaction, with the handlers run inside it when they are quick, so a call's handling makes one
+ * transaction (and on a remote backend 2 round trips instead of 3) and what it read needs no checking
+ * again:
+ * - PostgreSQL: an open SERIALIZABLE transaction holds no lock while it waits (its reads take none that
+ *   block, its writes are buffered to the commit), so handlers may take up to FUSED_MS in it;
+ * - SQLite: the transaction holds the file's write lock, so only handlers that finish without waiting
+ *   for I/O or a timer run in it (see `quickEnough`); the others finish outside, as usual.
+ * FoundationDB's transactions are short-lived by design (5 s), and the memory backend's cost nothing to
+ * split: there the handlers run between two transactions.
  */
-export const fusesSteps = (kind: BackendKind): boolean => kind === 'postgres';
+export const fusesSteps = (kind: BackendKind): boolean => kind === 'postgres' || kind === 'sqlite';
+
+/**
+ * Backends that decide a transaction's flush at its commit (a `deferFlush` function, see
+ * TransactOptions). Elsewhere (SQLite: its `synchronous` setting cannot change inside a transaction) a
+ * fused step's flush is chosen when it begins, by guessing (see Consumer.handle).
+ */
+export const flushDecidedAtCommit = (kind: BackendKind): boolean => kind === 'postgres';
+
+/** Whether a batch acknowledges something (a call's reply): its commit must reach the disk first. */
+export const holdsCall = (plan: Plan): boolean => plan.steps.some((p) => p.item.kind === 'call');
+
+/**
+ * A consumer step's `deferFlush` (TransactOptions): a batch without calls acknowledges nothing (casts,
+ * infos, timers), so its commit need not reach the disk before the next step's (a power cut has it
+ * handled again). A fused step reads its batch inside its transaction: where the backend decides the
+ * flush at the commit, its attempt's plan answers there; elsewhere the flush is guessed at the start,
+ * as the last batch needed (`lastHadCall`), and a batch that needs the other goes the usual way (see
+ * planFused): a batch's handling is flushed if and only if it holds a call, whichever way it goes.
+ */
+export function stepDeferFlush(
+  kind: BackendKind,
+  plan: () => Plan | undefined,
+  fused: boolean,
+  lastHadCall: boolean,
+): boolean | (() => boolean) {
+  const acknowledgesNothing = () => {
+    const p = plan();
+    return p !== undefined && !holdsCall(p);
+  };
+  if (!fused) return acknowledgesNothing();
+  return flushDecidedAtCommit(kind) ? acknowledgesNothing : !lastHadCall;
+}
 
 /** What planBatch gives: a plan, or the head item's fault. */
 export type Planned = Plan | { fault: DgenError };
@@ -36,8 +72,9 @@ export type Unfinished = { items: HeadItem[]; loaded: StoredState; planned: Prom
 
 /**
  * A fused step's plan: the batch `rows` (read in `tx`) decoded, the state as of `version` (cached, or
- * read in `tx`), and the handlers run on them if they finish within FUSED_MS — else, or if the head item
- * failed, the plan still under way, for the usual step 3 outside the transaction.
+ * read in `tx`), and the handlers run on them if they are quick enough — else, or if the head item
+ * failed, or if the transaction's flush was chosen when it began (`flushes`, see stepDeferFlush) and
+ * the batch needs the other, the plan (maybe still under way) for the usual step 3 outside it.
  */
 export async function planFused(
   tx: Transaction,
@@ -45,19 +82,30 @@ export async function planFused(
   handling: Handling,
   rows: KeyValue[],
   version: Buffer,
+  flushes: boolean | undefined,
 ): Promise<{ plan: Plan; seen: { items: HeadItem[]; loaded: StoredState } } | Unfinished> {
   const items = DurableQueue.decoded(rows);
   const loaded = await handling.load(tx, Promise.resolve(version));
   const planned = planBatch(ctx, handling, items, loaded.state);
-  const quick = await within(planned, FUSED_MS);
-  if (!quick || 'fault' in quick) return { items, loaded, planned };
+  const quick = await quickEnough(planned, ctx.tenant.backend.kind);
+  if (!quick || 'fault' in quick || (flushes !== undefined && flushes !== holdsCall(quick)))
+    return { items, loaded, planned };
   return { plan: quick, seen: { items, loaded } };
 }
 
-/** `p`, or undefined if it has not settled within `ms`. */
-function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+/**
+ * `p`, or undefined if it is not settled in time: within FUSED_MS where the transaction holds no lock
+ * (PostgreSQL), else before the event loop's next turn (a handler that waits for nothing — no I/O, no
+ * timer — settles in microtasks; one that waits lets the lock go at once).
+ */
+function quickEnough<T>(p: Promise<T>, kind: BackendKind): Promise<T | undefined> {
+  if (kind !== 'postgres') {
+    let immediate: NodeJS.Immediate | undefined;
+    const late = new Promise<undefined>((resolve) => (immediate = setImmediate(() => resolve(undefined))));
+    return Promise.race([p, late]).finally(() => clearImmediate(immediate));
+  }
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), FUSED_MS)));
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 

@@ -2,7 +2,15 @@ import { Subject, concatMap, defer, type Subscription } from 'rxjs';
 import type { Transaction } from '../backend/types';
 import { DgenError } from '../errors';
 import { BatchWindow, type HeadItem } from './batch-window';
-import { fusesSteps, planFused, writeBatch, type Planned, type Unfinished } from './batch-writes';
+import {
+  fusesSteps,
+  holdsCall,
+  planFused,
+  stepDeferFlush,
+  writeBatch,
+  type Planned,
+  type Unfinished,
+} from './batch-writes';
 import { isItemFault, itemFault, planBatch, type Plan } from './plan-batch';
 import { afterCommit, type Step, type StepResult } from './step-result';
 import { idleStep } from './idle-step';
@@ -48,6 +56,7 @@ export class Consumer {
   /** Timers due next, read by the transaction that handled the last offered ones (see timersDue). */
   private timersAhead?: AheadTimer[];
   private plainNext = false; // the next step reads its batch first (a fused step found what it does not handle)
+  private lastHadCall = true; // the last batch held a call: a fused step guesses the next does (stepDeferFlush)
 
   constructor(
     private readonly ctx: ServerContext,
@@ -141,11 +150,10 @@ export class Consumer {
    *    changed (another consumer, a lock), write nothing and start over, as an optimistic transaction
    *    re-runs its body. Handlers run again in that case, as after any transaction retry.
    * With nothing to handle, a transaction arms a watch on the queue instead.
-   * In a long queue, the transaction of step 3 also reads the next batch: the next step then skips step 1
-   * and plans on those items and the state it just committed (cached), which its own step 3 checks as
-   * ever. One round trip less per batch on a remote backend.
-   * On PostgreSQL (see fusesSteps), a step with nothing read ahead is one transaction: step 1's reads,
-   * the handlers if they are quick (else they finish outside it and step 3 follows), the effects.
+   * In a long queue, step 3 also reads the next batch: the next step plans on it and the state it just
+   * committed (cached), skipping step 1. One round trip less per batch on a remote backend.
+   * On PostgreSQL and SQLite (see fusesSteps), a step with nothing read ahead is one transaction: step
+   * 1's reads, the handlers if they are quick (else they finish outside it, then step 3), the effects.
    */
   private async step(): Promise<Step> {
     const ahead = this.ahead;
@@ -232,11 +240,7 @@ export class Consumer {
     const began = Date.now(); // ops: the start of the handle spans
     let writing = false; // inside the body, writing effects: an error there is the message's, not the backend's
     try {
-      // A batch without calls acknowledges nothing (casts, infos, timers): its commit need not reach the
-      // disk before the next step's (deferFlush; a power cut has it handled again). A fused step's batch
-      // is read inside its transaction: its attempt's plan answers at the commit.
-      const acknowledgesNothing = () => plan !== undefined && !plan.steps.some((p) => p.item.kind === 'call');
-      const deferFlush = fused ? acknowledgesNothing : acknowledgesNothing();
+      const deferFlush = stepDeferFlush(this.ctx.tenant.backend.kind, () => plan, fused, this.lastHadCall);
       r = await this.ctx.tenant.transact(
         async (tx): Promise<StepResult | 'stale'> => {
           blame = 0;
@@ -275,6 +279,7 @@ export class Consumer {
               this.handling,
               head.slice(0, this.window.limit),
               version,
+              typeof deferFlush === 'boolean' ? !deferFlush : undefined, // as guessed (see stepDeferFlush)
             );
             if ('planned' in got) {
               slow = got;
@@ -349,6 +354,7 @@ export class Consumer {
       return { type: 'handled' };
     }
     if (!taken) this.attemptsMaybe = false; // cleared, if it had to be
+    this.lastHadCall = plan ? holdsCall(plan) : true;
     taken?.offer.taken();
     this.timersAhead = timersAhead?.length ? timersAhead : undefined;
     this.leaseHeld = true;

@@ -36,6 +36,7 @@ test('a call to a server consumed in another process costs two commits, one of t
       writes: backend!.counts.writes + theirs.writes,
       readOnly: backend!.counts.readOnly + theirs.readOnly,
       deferred: backend!.counts.deferred + theirs.deferred,
+      consumerReads: theirs.reads,
     };
   };
   const before = await total();
@@ -55,6 +56,9 @@ test('a call to a server consumed in another process costs two commits, one of t
   expect(after.deferred - before.deferred).toBe(calls);
   // Nor does the caller read its reply: it comes in the marker's value, with the watch that fired.
   expect(backend.counts.reads - callerReads).toBe(0);
+  // And the consumer, woken for each call, reads its batch in the transaction that handles it (a fused
+  // step, see fusesSteps), not from a snapshot before.
+  expect(after.consumerReads - before.consumerReads).toBe(0);
 }, 60_000);
 
 test('casts are flushed when pushed (acknowledged) and handled without a flush of their own: their handling acknowledges nothing', async () => {
