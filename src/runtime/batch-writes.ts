@@ -20,25 +20,22 @@ const BATCH_REPLY_BYTES = 1_000_000;
 export const FUSED_MS = BATCH_MS;
 
 /**
- * Backends on which a consumer woken with nothing read ahead makes steps 1 to 3 (see Consumer.step)
- * one transaction, with the handlers run inside it when they are quick, so a call's handling makes one
+ * Whether a consumer woken with nothing read ahead makes steps 1 to 3 (see Consumer.step) one
+ * transaction, with the handlers run inside it when they are quick, so a call's handling makes one
  * transaction (and on a remote backend 2 round trips instead of 3) and what it read needs no checking
  * again:
- * - PostgreSQL: an open SERIALIZABLE transaction holds no lock while it waits (its reads take none that
- *   block, its writes are buffered to the commit), so handlers may take up to FUSED_MS in it;
- * - SQLite: the transaction holds the file's write lock, so only handlers that finish without waiting
- *   for I/O or a timer run in it (see `quickEnough`); the others finish outside, as usual.
+ * - PostgreSQL: always. An open SERIALIZABLE transaction holds no lock while it waits (its reads take
+ *   none that block, its writes are buffered to the commit), so handlers may take up to FUSED_MS in it.
+ * - SQLite: when the last batch held a call (`lastHadCall`): someone waits for the reply, and the
+ *   flush it needs is chosen as the transaction begins (its `synchronous` setting cannot change inside
+ *   one). The transaction holds the file's write lock, so only handlers that finish without waiting
+ *   for I/O or a timer run in it (see `quickEnough`). A batch of casts goes the usual way, so that a
+ *   stream of them batches: its step 1 reads beside the next pushes instead of holding their lock.
  * FoundationDB's transactions are short-lived by design (5 s), and the memory backend's cost nothing to
  * split: there the handlers run between two transactions.
  */
-export const fusesSteps = (kind: BackendKind): boolean => kind === 'postgres' || kind === 'sqlite';
-
-/**
- * Backends that decide a transaction's flush at its commit (a `deferFlush` function, see
- * TransactOptions). Elsewhere (SQLite: its `synchronous` setting cannot change inside a transaction) a
- * fused step's flush is chosen when it begins, by guessing (see Consumer.handle).
- */
-export const flushDecidedAtCommit = (kind: BackendKind): boolean => kind === 'postgres';
+export const fusesStep = (kind: BackendKind, lastHadCall: boolean): boolean =>
+  kind === 'postgres' || (kind === 'sqlite' && lastHadCall);
 
 /** Whether a batch acknowledges something (a call's reply): its commit must reach the disk first. */
 export const holdsCall = (plan: Plan): boolean => plan.steps.some((p) => p.item.kind === 'call');
@@ -46,23 +43,22 @@ export const holdsCall = (plan: Plan): boolean => plan.steps.some((p) => p.item.
 /**
  * A consumer step's `deferFlush` (TransactOptions): a batch without calls acknowledges nothing (casts,
  * infos, timers), so its commit need not reach the disk before the next step's (a power cut has it
- * handled again). A fused step reads its batch inside its transaction: where the backend decides the
- * flush at the commit, its attempt's plan answers there; elsewhere the flush is guessed at the start,
- * as the last batch needed (`lastHadCall`), and a batch that needs the other goes the usual way (see
- * planFused): a batch's handling is flushed if and only if it holds a call, whichever way it goes.
+ * handled again). A fused step reads its batch inside its transaction: PostgreSQL decides the flush at
+ * the commit, by its attempt's plan; SQLite's (see fusesStep) is flushed, and a batch it finds
+ * without a call goes the usual way instead (see planFused). Either way a batch's handling is flushed
+ * if and only if it holds a call.
  */
 export function stepDeferFlush(
   kind: BackendKind,
   plan: () => Plan | undefined,
   fused: boolean,
-  lastHadCall: boolean,
 ): boolean | (() => boolean) {
   const acknowledgesNothing = () => {
     const p = plan();
     return p !== undefined && !holdsCall(p);
   };
   if (!fused) return acknowledgesNothing();
-  return flushDecidedAtCommit(kind) ? acknowledgesNothing : !lastHadCall;
+  return kind === 'postgres' ? acknowledgesNothing : false;
 }
 
 /** What planBatch gives: a plan, or the head item's fault. */

@@ -3,7 +3,7 @@ import type { Transaction } from '../backend/types';
 import { DgenError } from '../errors';
 import { BatchWindow, type HeadItem } from './batch-window';
 import {
-  fusesSteps,
+  fusesStep,
   holdsCall,
   planFused,
   stepDeferFlush,
@@ -56,7 +56,7 @@ export class Consumer {
   /** Timers due next, read by the transaction that handled the last offered ones (see timersDue). */
   private timersAhead?: AheadTimer[];
   private plainNext = false; // the next step reads its batch first (a fused step found what it does not handle)
-  private lastHadCall = true; // the last batch held a call: a fused step guesses the next does (stepDeferFlush)
+  private lastHadCall = true; // the last batch held a call: on SQLite the next step is fused (fusesStep)
 
   constructor(
     private readonly ctx: ServerContext,
@@ -152,8 +152,8 @@ export class Consumer {
    * With nothing to handle, a transaction arms a watch on the queue instead.
    * In a long queue, step 3 also reads the next batch: the next step plans on it and the state it just
    * committed (cached), skipping step 1. One round trip less per batch on a remote backend.
-   * On PostgreSQL and SQLite (see fusesSteps), a step with nothing read ahead is one transaction: step
-   * 1's reads, the handlers if they are quick (else they finish outside it, then step 3), the effects.
+   * On PostgreSQL (and SQLite after a call, see fusesStep), a step with nothing read ahead is one
+   * transaction: step 1's reads, the handlers if quick (else they finish outside, then step 3), the effects.
    */
   private async step(): Promise<Step> {
     const ahead = this.ahead;
@@ -162,8 +162,8 @@ export class Consumer {
     this.offered = undefined;
     try {
       const cached = this.handling.cachedState;
-      const usual =
-        offer || !this.window.plain || this.plainNext || !fusesSteps(this.ctx.tenant.backend.kind);
+      const fuses = fusesStep(this.ctx.tenant.backend.kind, this.lastHadCall);
+      const usual = offer || !this.window.plain || this.plainNext || !fuses;
       this.plainNext = false;
       const plain = cached && this.window.plain;
       const early = offer && plain && !ahead ? timersDue(this.timersAhead, offer.now) : undefined;
@@ -240,7 +240,7 @@ export class Consumer {
     const began = Date.now(); // ops: the start of the handle spans
     let writing = false; // inside the body, writing effects: an error there is the message's, not the backend's
     try {
-      const deferFlush = stepDeferFlush(this.ctx.tenant.backend.kind, () => plan, fused, this.lastHadCall);
+      const deferFlush = stepDeferFlush(this.ctx.tenant.backend.kind, () => plan, fused);
       r = await this.ctx.tenant.transact(
         async (tx): Promise<StepResult | 'stale'> => {
           blame = 0;
@@ -279,7 +279,7 @@ export class Consumer {
               this.handling,
               head.slice(0, this.window.limit),
               version,
-              typeof deferFlush === 'boolean' ? !deferFlush : undefined, // as guessed (see stepDeferFlush)
+              typeof deferFlush === 'boolean' ? !deferFlush : undefined, // chosen at the start (stepDeferFlush)
             );
             if ('planned' in got) {
               slow = got;

@@ -70,6 +70,30 @@ describe.each(runtimeBackends)('a slow handler on %s', (_name, make) => {
     expect(napsBegun).toBe(1); // nothing conflicted: it ran once
   }, 30_000);
 
+  test('so do they while a queued call’s slow handler runs, and it runs once (begun in a fused step, finished outside it)', async () => {
+    const sloth = await Runtime.start(Sloth, undefined, { tenant });
+    await Runtime.start(Counter, {}, { tenant });
+    const slothCaller = await Runtime.start(Sloth, undefined, { tenant, consume: false });
+    const caller = await Runtime.start(Counter, {}, { tenant, consume: false });
+    // A queued call first: where steps fuse after a call (SQLite) the nap's step is fused too, and its
+    // handler, waiting on a timer, must finish outside the transaction rather than hold the write lock.
+    expect(await slothCaller.call('get')).toBe(0);
+    const napping = slothCaller.call({ type: 'nap', ms: 2000 }, { timeout: 10_000 });
+    await waitFor(() => napsBegun === 1);
+    const started = Date.now();
+    const times: number[] = [];
+    while (Date.now() - started < 1000) {
+      const t0 = Date.now();
+      await caller.call({ type: 'incr' });
+      times.push(Date.now() - t0);
+    }
+    expect(times.length).toBeGreaterThan(5);
+    expect(Math.max(...times)).toBeLessThan(500);
+    expect(await napping).toBe('rested');
+    expect(await sloth.readState()).toBe(1);
+    expect(napsBegun).toBe(1);
+  }, 30_000);
+
   test('so do they while a slow handler runs inline (a call on a consuming ref) and as a priority cast', async () => {
     const sloth = await Runtime.start(Sloth, undefined, { tenant });
     const fast = await Runtime.start(Counter, {}, { tenant });

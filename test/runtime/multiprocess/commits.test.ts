@@ -57,7 +57,7 @@ test('a call to a server consumed in another process costs two commits, one of t
   // Nor does the caller read its reply: it comes in the marker's value, with the watch that fired.
   expect(backend.counts.reads - callerReads).toBe(0);
   // And the consumer, woken for each call, reads its batch in the transaction that handles it (a fused
-  // step, see fusesSteps), not from a snapshot before.
+  // step, see fusesStep), not from a snapshot before.
   expect(after.consumerReads - before.consumerReads).toBe(0);
 }, 60_000);
 
