@@ -26,16 +26,26 @@ export const FUSED_MS = BATCH_MS;
  * again:
  * - PostgreSQL: always. An open SERIALIZABLE transaction holds no lock while it waits (its reads take
  *   none that block, its writes are buffered to the commit), so handlers may take up to FUSED_MS in it.
- * - SQLite: when the last batch held a call (`lastHadCall`): someone waits for the reply, and the
- *   flush it needs is chosen as the transaction begins (its `synchronous` setting cannot change inside
- *   one). The transaction holds the file's write lock, so only handlers that finish without waiting
- *   for I/O or a timer run in it (see `quickEnough`). A batch of casts goes the usual way, so that a
- *   stream of them batches: its step 1 reads beside the next pushes instead of holding their lock.
+ * - SQLite: when the last batch held a call and its handlers took under QUICK_PLAN_MS (`last`): someone
+ *   waits for the reply, and the flush it needs is chosen as the transaction begins (its `synchronous`
+ *   setting cannot change inside one). The transaction holds the file's write lock, so only handlers
+ *   that finish without waiting for I/O or a timer run in it (see `quickEnough`), and after handlers
+ *   that computed for long, the next step goes the usual way. A batch of casts goes the usual way, so
+ *   that a stream of them batches: its step 1 reads beside the next pushes instead of holding their lock.
  * FoundationDB's transactions are short-lived by design (5 s), and the memory backend's cost nothing to
  * split: there the handlers run between two transactions.
  */
-export const fusesStep = (kind: BackendKind, lastHadCall: boolean): boolean =>
-  kind === 'postgres' || (kind === 'sqlite' && lastHadCall);
+export const fusesStep = (kind: BackendKind, last: LastBatch): boolean =>
+  kind === 'postgres' || (kind === 'sqlite' && last.hadCall && last.planMs < QUICK_PLAN_MS);
+
+/** What a consumer's next step goes by (see fusesStep): its last batch's kind and handler time. */
+export interface LastBatch {
+  hadCall: boolean;
+  planMs: number;
+}
+
+/** Handler time (ms) under which a batch's handlers count as quick: SQLite may run the next inside its lock. */
+export const QUICK_PLAN_MS = 1;
 
 /** Whether a batch acknowledges something (a call's reply): its commit must reach the disk first. */
 export const holdsCall = (plan: Plan): boolean => plan.steps.some((p) => p.item.kind === 'call');
@@ -68,7 +78,7 @@ export type Unfinished = { items: HeadItem[]; loaded: StoredState; planned: Prom
 
 /**
  * A fused step's plan: the batch `rows` (read in `tx`) decoded, the state as of `version` (cached, or
- * read in `tx`), and the handlers run on them if they are quick enough — else, or if the head item
+ * read in `tx`), and the handlers run on them (their time noted in `last`) if they are quick enough — else, or if the head item
  * failed, or if the transaction's flush was chosen when it began (`flushes`, see stepDeferFlush) and
  * the batch needs the other, the plan (maybe still under way) for the usual step 3 outside it.
  */
@@ -79,14 +89,31 @@ export async function planFused(
   rows: KeyValue[],
   version: Buffer,
   flushes: boolean | undefined,
+  last: LastBatch,
 ): Promise<{ plan: Plan; seen: { items: HeadItem[]; loaded: StoredState } } | Unfinished> {
   const items = DurableQueue.decoded(rows);
   const loaded = await handling.load(tx, Promise.resolve(version));
+  const began = performance.now();
   const planned = planBatch(ctx, handling, items, loaded.state);
   const quick = await quickEnough(planned, ctx.tenant.backend.kind);
+  last.planMs = quick ? performance.now() - began : Infinity; // unfinished: slow
   if (!quick || 'fault' in quick || (flushes !== undefined && flushes !== holdsCall(quick)))
     return { items, loaded, planned };
   return { plan: quick, seen: { items, loaded } };
+}
+
+/** planBatch, noting its handlers' time in `last` (see fusesStep). */
+export async function timedPlan(
+  ctx: ServerContext,
+  handling: Handling,
+  items: HeadItem[],
+  state: unknown,
+  last: LastBatch,
+): Promise<Planned> {
+  const began = performance.now();
+  const planned = await planBatch(ctx, handling, items, state);
+  last.planMs = performance.now() - began;
+  return planned;
 }
 
 /**

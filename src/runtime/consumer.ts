@@ -7,11 +7,12 @@ import {
   holdsCall,
   planFused,
   stepDeferFlush,
+  timedPlan,
   writeBatch,
   type Planned,
   type Unfinished,
 } from './batch-writes';
-import { isItemFault, itemFault, planBatch, type Plan } from './plan-batch';
+import { isItemFault, itemFault, type Plan } from './plan-batch';
 import { afterCommit, type Step, type StepResult } from './step-result';
 import { idleStep } from './idle-step';
 import { readStep } from './read-step';
@@ -56,7 +57,7 @@ export class Consumer {
   /** Timers due next, read by the transaction that handled the last offered ones (see timersDue). */
   private timersAhead?: AheadTimer[];
   private plainNext = false; // the next step reads its batch first (a fused step found what it does not handle)
-  private lastHadCall = true; // the last batch held a call: on SQLite the next step is fused (fusesStep)
+  private readonly last = { hadCall: true, planMs: 0 }; // the last batch's: on SQLite, whether to fuse (fusesStep)
 
   constructor(
     private readonly ctx: ServerContext,
@@ -148,8 +149,7 @@ export class Consumer {
    * 3. in a transaction, check that what was read still holds (lock free, the same items at the head,
    *    the same state version) and write the effects: pops, replies, the state once — or, if anything
    *    changed (another consumer, a lock), write nothing and start over, as an optimistic transaction
-   *    re-runs its body. Handlers run again in that case, as after any transaction retry.
-   * With nothing to handle, a transaction arms a watch on the queue instead.
+   *    re-runs its body. Handlers run again then, as after any retry. (Nothing to handle: it arms a watch.)
    * In a long queue, step 3 also reads the next batch: the next step plans on it and the state it just
    * committed (cached), skipping step 1. One round trip less per batch on a remote backend.
    * On PostgreSQL (and SQLite after a call, see fusesStep), a step with nothing read ahead is one
@@ -162,7 +162,7 @@ export class Consumer {
     this.offered = undefined;
     try {
       const cached = this.handling.cachedState;
-      const fuses = fusesStep(this.ctx.tenant.backend.kind, this.lastHadCall);
+      const fuses = fusesStep(this.ctx.tenant.backend.kind, this.last);
       const usual = offer || !this.window.plain || this.plainNext || !fuses;
       this.plainNext = false;
       const plain = cached && this.window.plain;
@@ -223,7 +223,7 @@ export class Consumer {
     let plan: Plan | undefined;
     if (!fused) {
       const planned =
-        given.plan ?? (await planBatch(this.ctx, this.handling, given.items, given.loaded.state));
+        given.plan ?? (await timedPlan(this.ctx, this.handling, given.items, given.loaded.state, this.last));
       if ('fault' in planned) {
         // A due timer's failures are counted once it is in the queue: the offer is declined, it fires.
         if (!taken) await this.recordFailure(given.items[0], planned.fault);
@@ -280,6 +280,7 @@ export class Consumer {
               head.slice(0, this.window.limit),
               version,
               typeof deferFlush === 'boolean' ? !deferFlush : undefined, // chosen at the start (stepDeferFlush)
+              this.last,
             );
             if ('planned' in got) {
               slow = got;
@@ -354,7 +355,7 @@ export class Consumer {
       return { type: 'handled' };
     }
     if (!taken) this.attemptsMaybe = false; // cleared, if it had to be
-    this.lastHadCall = plan ? holdsCall(plan) : true;
+    this.last.hadCall = plan ? holdsCall(plan) : true;
     taken?.offer.taken();
     this.timersAhead = timersAhead?.length ? timersAhead : undefined;
     this.leaseHeld = true;

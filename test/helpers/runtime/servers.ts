@@ -103,6 +103,12 @@ export class Sloth {
     await new Promise((r) => setTimeout(r, m.ms));
     return noreply(n + 1);
   }
+  /** Computes for `ms` without awaiting anything (a CPU-bound handler). */
+  @OnCall('spin') spin(m: { type: 'spin'; ms: number }, _from: unknown, n: number) {
+    const until = Date.now() + m.ms;
+    while (Date.now() < until);
+    return reply('spun', n + 1);
+  }
 }
 
 export const SERVERS = { Ledger, Counter, Catalog, Sloth } as const;
