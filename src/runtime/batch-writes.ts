@@ -29,8 +29,9 @@ export const FUSED_MS = BATCH_MS;
  * - SQLite: when the last batch held a call and its handlers took under QUICK_PLAN_MS (`last`): someone
  *   waits for the reply, and the flush it needs is chosen as the transaction begins (its `synchronous`
  *   setting cannot change inside one). The transaction holds the file's write lock, so only handlers
- *   that finish without waiting for I/O or a timer run in it (see `quickEnough`), and after handlers
- *   that computed for long, the next step goes the usual way. A batch of casts goes the usual way, so
+ *   that finish without waiting for I/O or a timer run in it (see `quickEnough`), and after a handling
+ *   that computed for long (handlers, or a state read and decoded whole), the next step goes the usual
+ *   way. A batch of casts goes the usual way, so
  *   that a stream of them batches: its step 1 reads beside the next pushes instead of holding their lock.
  * FoundationDB's transactions are short-lived by design (5 s), and the memory backend's cost nothing to
  * split: there the handlers run between two transactions.
@@ -38,13 +39,13 @@ export const FUSED_MS = BATCH_MS;
 export const fusesStep = (kind: BackendKind, last: LastBatch): boolean =>
   kind === 'postgres' || (kind === 'sqlite' && last.hadCall && last.planMs < QUICK_PLAN_MS);
 
-/** What a consumer's next step goes by (see fusesStep): its last batch's kind and handler time. */
+/** What a consumer's next step goes by (see fusesStep): its last batch's kind and handling time. */
 export interface LastBatch {
   hadCall: boolean;
   planMs: number;
 }
 
-/** Handler time (ms) under which a batch's handlers count as quick: SQLite may run the next inside its lock. */
+/** Handling time (ms) under which a batch counts as quick: SQLite may handle the next inside its lock. */
 export const QUICK_PLAN_MS = 1;
 
 /** Whether a batch acknowledges something (a call's reply): its commit must reach the disk first. */
@@ -78,7 +79,7 @@ export type Unfinished = { items: HeadItem[]; loaded: StoredState; planned: Prom
 
 /**
  * A fused step's plan: the batch `rows` (read in `tx`) decoded, the state as of `version` (cached, or
- * read in `tx`), and the handlers run on them (their time noted in `last`) if they are quick enough — else, or if the head item
+ * read in `tx`), and the handlers run on them (the time of it all noted in `last`) if they are quick enough — else, or if the head item
  * failed, or if the transaction's flush was chosen when it began (`flushes`, see stepDeferFlush) and
  * the batch needs the other, the plan (maybe still under way) for the usual step 3 outside it.
  */
@@ -91,9 +92,9 @@ export async function planFused(
   flushes: boolean | undefined,
   last: LastBatch,
 ): Promise<{ plan: Plan; seen: { items: HeadItem[]; loaded: StoredState } } | Unfinished> {
+  const began = performance.now(); // the state's load counts too: a state read whole is decoded here
   const items = DurableQueue.decoded(rows);
   const loaded = await handling.load(tx, Promise.resolve(version));
-  const began = performance.now();
   const planned = planBatch(ctx, handling, items, loaded.state);
   const quick = await quickEnough(planned, ctx.tenant.backend.kind);
   last.planMs = quick ? performance.now() - began : Infinity; // unfinished: slow
