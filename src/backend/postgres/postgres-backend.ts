@@ -55,6 +55,8 @@ export class PostgresBackend implements Backend {
   private readonly watcher: PostgresWatcher;
   private readonly host: TxHost;
   private readonly ending = new Set<Promise<void>>();
+  /** Transactions and reads under way: `close` lets them end before it ends the pool. */
+  private readonly active = new Set<Promise<unknown>>();
   private readonly prepared: PreparedStatements;
   private readonly spare = new SpareConnection((conn, tx) => this.release(conn, tx, false));
   private closed = false;
@@ -161,11 +163,33 @@ export class PostgresBackend implements Backend {
     this.spare.flush();
     this.hub.cancelAll();
     await this.watcher.stop();
+    // Those under way end first (at their next step, or committing what they sent), bounded by the
+    // transaction limit: a pool connection given back after `end` began would keep `end` waiting for
+    // its whole timeout (postgres 3.4.9 ends a reserved connection only at a reply that comes after).
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise((r) => (timer = setTimeout(r, LIMITS.transactionMs)));
+    await Promise.race([Promise.allSettled([...this.active]), limit]).finally(() => clearTimeout(timer));
     await Promise.all([...this.ending]);
     await this.sql.end({ timeout: 5 }).catch(noop);
   }
 
-  async transactAt<T>(prefix: Buffer, fn: Body<T>, options: TransactOptions): Promise<T> {
+  /** Notes `run` as under way until it settles (see close). */
+  private tracked<T>(run: Promise<T>): Promise<T> {
+    this.active.add(run);
+    const done = () => void this.active.delete(run);
+    run.then(done, done);
+    return run;
+  }
+
+  transactAt<T>(prefix: Buffer, fn: Body<T>, options: TransactOptions): Promise<T> {
+    return this.tracked(this.transaction(prefix, fn, options));
+  }
+
+  readAt<T>(prefix: Buffer, fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
+    return this.tracked(this.read(prefix, fn));
+  }
+
+  private async transaction<T>(prefix: Buffer, fn: Body<T>, options: TransactOptions): Promise<T> {
     const maxRetries = options.maxRetries ?? 100;
     const timeoutMs = options.timeoutMs ?? LIMITS.transactionMs;
     const extra =
@@ -246,7 +270,7 @@ export class PostgresBackend implements Backend {
     }
   }
 
-  async readAt<T>(prefix: Buffer, fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
+  private async read<T>(prefix: Buffer, fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T> {
     let unavailableSince: number | undefined;
     for (let attempt = 0; ; attempt++) {
       this.open();
