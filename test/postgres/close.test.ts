@@ -42,6 +42,21 @@ suite('postgres: close() while transactions are under way', () => {
     await expect(tenant.read((tx) => tx.get(K))).rejects.toMatchObject({ code: 'BACKEND_CLOSED' });
   });
 
+  test('close() right after the first watch (its LISTEN connection still connecting) leaves no socket open', async () => {
+    const tcpSockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+    const before = tcpSockets();
+    for (let i = 0; i < 5; i++) {
+      const backend = await openBackend(URL!, { postgres: { schema } });
+      const watch = await (await backend.openTenant(['w'])).watch(K);
+      await backend.close();
+      expect(await watch.changed).toBe(false);
+    }
+    // A socket left connecting by the client's end() connects, and stays open until the server drops
+    // it (its authentication_timeout, a minute): look for one a little later.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(tcpSockets()).toBeLessThanOrEqual(before);
+  });
+
   test('closing right after a call, while the consumer is still stepping, waits for no client timeout', async () => {
     const backend = await openBackend(URL!, { postgres: { schema } });
     try {

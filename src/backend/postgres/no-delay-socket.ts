@@ -67,3 +67,27 @@ export function connectNoDelay(options: Target): net.Socket {
   // host and port as the client's own socket has them: its connection errors name them
   return corkInBatch(Object.assign(net.connect({ host, port, noDelay: true }), { host, port }));
 }
+
+/**
+ * The sockets one backend's clients opened, so that those still open once the clients have ended can
+ * be destroyed: postgres 3.4.9's `end()` ends a connection's socket only if it is open, so one still
+ * connecting (e.g. the LISTEN connection of a backend closed right after its first watch) connected
+ * afterwards and stayed open, a session on the server, for good.
+ */
+export class OpenSockets {
+  private readonly sockets = new Set<net.Socket>();
+
+  /** The client's `socket` option: connectNoDelay, remembered until the socket closes. */
+  readonly connect = (options: Target): net.Socket => {
+    const socket = connectNoDelay(options);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    return socket;
+  };
+
+  /** Destroys every socket still open (after the clients ended: any left is a leak). */
+  destroyAll(): void {
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+}

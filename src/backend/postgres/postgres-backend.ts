@@ -21,7 +21,7 @@ import { PostgresWatcher } from './postgres-watcher';
 import { PreparedStatements } from './prepared-statements';
 import { channelOf, ensureSchema, SCHEMA_VERSION, statements, type Statements } from './schema';
 import { resolveUnknownCommit } from './unknown-commit';
-import { connectNoDelay } from './no-delay-socket';
+import { OpenSockets, type connectNoDelay } from './no-delay-socket';
 import { SpareConnection } from './spare-connection';
 
 type Body<T> = (tx: Transaction) => T | Promise<T>;
@@ -66,6 +66,8 @@ export class PostgresBackend implements Backend {
     private readonly sql: Sql,
     clientOptions: ClientOptions,
     prepared: PreparedStatements,
+    /** Every socket its clients opened (see close). */
+    private readonly sockets: OpenSockets,
   ) {
     this.prepared = prepared;
     this.schema = settings.schema;
@@ -99,6 +101,7 @@ export class PostgresBackend implements Backend {
   static async open(url: string, options: PostgresBackendOptions = {}): Promise<PostgresBackend> {
     const settings = parsePostgresSpec(url, options);
     const prepared = new PreparedStatements();
+    const sockets = new OpenSockets();
     const clientOptions: ClientOptions = {
       max: settings.poolSize,
       onclose: (id: number) => prepared.closed(id),
@@ -113,7 +116,7 @@ export class PostgresBackend implements Backend {
       fetch_types: true,
       prepare: true,
       onnotice: noop,
-      socket: connectNoDelay,
+      socket: sockets.connect,
       connection: {
         // Names the schema, so that `pg_stat_activity` tells which deployment a session serves.
         application_name: `dgen-ts:${settings.schema}`.slice(0, 63),
@@ -132,6 +135,7 @@ export class PostgresBackend implements Backend {
         );
     } catch (err) {
       await sql.end({ timeout: 0 }).catch(noop);
+      sockets.destroyAll();
       const e = translatePgError(err, (s) => scrub(s, settings));
       if (
         e instanceof BackendError &&
@@ -143,7 +147,7 @@ export class PostgresBackend implements Backend {
         });
       throw e;
     }
-    return new PostgresBackend(settings, sql, clientOptions, prepared);
+    return new PostgresBackend(settings, sql, clientOptions, prepared, sockets);
   }
 
   async openTenant(path: readonly string[]): Promise<Tenant> {
@@ -171,6 +175,7 @@ export class PostgresBackend implements Backend {
     await Promise.race([Promise.allSettled([...this.active]), limit]).finally(() => clearTimeout(timer));
     await Promise.all([...this.ending]);
     await this.sql.end({ timeout: 5 }).catch(noop);
+    this.sockets.destroyAll(); // any the clients left open (see OpenSockets)
   }
 
   /** Notes `run` as under way until it settles (see close). */
