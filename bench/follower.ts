@@ -46,6 +46,7 @@ import { defineClass } from '../src/registry/class-definition';
 import { ok, stop } from '../src/returns';
 import { FaultProxy } from '../test/helpers/couch/fault-proxy';
 import { startPouchServer } from '../test/helpers/couch/pouch-server';
+import { runMain } from './run-main';
 
 const DOCS = Number(process.env.BENCH_FOLLOWER_DOCS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_FOLLOWER_ROUNDS ?? 5);
@@ -349,15 +350,7 @@ export async function benchFollower(): Promise<Record<string, number>> {
   }
 }
 
-if (require.main === module) {
-  benchFollower().then(
-    (figures) => {
-      for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(30)} ${v}`);
-      process.exit(0);
-    },
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module)
+  runMain(benchFollower, (figures) => {
+    for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(30)} ${v}`);
+  });

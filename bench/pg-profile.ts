@@ -27,6 +27,7 @@ import { Runtime } from '../src/facade/runtime';
 import { Counter } from '../test/helpers/runtime/servers';
 import { serverTicks } from './postgres-server-cpu';
 import { startPostgres } from '../test/helpers/postgres/server';
+import { runMain } from './run-main';
 
 const N = Number(process.env.N ?? 1000);
 const ROOT = path.resolve(__dirname, '..');
@@ -319,11 +320,4 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === 'child') void child(process.argv[3]);
-else
-  void main().then(
-    () => process.exit(0),
-    (err) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+else runMain(main);

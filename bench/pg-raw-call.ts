@@ -15,6 +15,7 @@ import { fork } from 'node:child_process';
 import postgres from 'postgres';
 import { serverTicks } from './postgres-server-cpu';
 import { startPostgres } from '../test/helpers/postgres/server';
+import { runMain } from './run-main';
 
 const N = Number(process.env.N ?? 1000);
 type Row = Record<string, unknown>;
@@ -143,11 +144,4 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === 'consumer') void consumer(process.argv[3], process.argv[4], process.argv[5]);
-else
-  void main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+else runMain(main);

@@ -24,6 +24,7 @@ import { pack, prefixRange, unboundVersionstamp } from '../src/backend/keys';
 import type { Backend } from '../src/backend/types';
 import { postgresCounters, resetPostgresCounters } from '../src/backend/postgres/counters';
 import { startPostgres, type PostgresServer } from '../test/helpers/postgres/server';
+import { runMain } from './run-main';
 
 const RUN_MS = Number(process.env.BENCH_MS ?? 3000);
 const MESSAGE = Buffer.alloc(100, 7);
@@ -269,14 +270,4 @@ export async function benchPostgres(): Promise<Record<string, number>> {
   }
 }
 
-if (require.main === module)
-  void benchPostgres().then(
-    (r) => {
-      console.log(r);
-      process.exit(0);
-    },
-    (err) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+if (require.main === module) runMain(benchPostgres, console.log);

@@ -31,6 +31,7 @@ import { startPostgres, type PostgresServer } from '../test/helpers/postgres/ser
 import { transpileTree } from '../test/helpers/transpile';
 import { Counter } from '../test/helpers/runtime/servers';
 import { Workers } from '../test/helpers/runtime/workers';
+import { runMain } from './run-main';
 
 const RUN_MS = Number(process.env.BENCH_MS ?? 3000);
 const SLICES = 3;
@@ -197,14 +198,4 @@ export async function benchServerPostgres(): Promise<Record<string, number>> {
   }
 }
 
-if (require.main === module)
-  void benchServerPostgres().then(
-    (r) => {
-      console.log(r);
-      process.exit(0);
-    },
-    (err) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+if (require.main === module) runMain(benchServerPostgres, console.log);

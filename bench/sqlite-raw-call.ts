@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { runMain } from './run-main';
 
 const N = Number(process.env.N ?? 2000);
 const WARM = 200;
@@ -130,11 +131,4 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === 'consumer') consumer(process.argv[3]);
-else
-  void main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+else runMain(main);
