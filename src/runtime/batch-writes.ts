@@ -31,8 +31,8 @@ export const FUSED_MS = BATCH_MS;
  *   setting cannot change inside one). The transaction holds the file's write lock, so only handlers
  *   that finish without waiting for I/O or a timer run in it (see `quickEnough`), and after a handling
  *   that computed for long (handlers, or a state read and decoded whole), the next step goes the usual
- *   way. A batch of casts goes the usual way, so
- *   that a stream of them batches: its step 1 reads beside the next pushes instead of holding their lock.
+ *   way. A batch of casts goes the usual way, so that a stream of them batches: its step 1 reads beside
+ *   the next pushes instead of holding their lock.
  * FoundationDB's transactions are short-lived by design (5 s), and the memory backend's cost nothing to
  * split: there the handlers run between two transactions.
  */
@@ -79,9 +79,10 @@ export type Unfinished = { items: HeadItem[]; loaded: StoredState; planned: Prom
 
 /**
  * A fused step's plan: the batch `rows` (read in `tx`) decoded, the state as of `version` (cached, or
- * read in `tx`), and the handlers run on them (the time of it all noted in `last`) if they are quick enough — else, or if the head item
- * failed, or if the transaction's flush was chosen when it began (`flushes`, see stepDeferFlush) and
- * the batch needs the other, the plan (maybe still under way) for the usual step 3 outside it.
+ * read in `tx`), and the handlers run on them (the time of it all noted in `last`) if they are quick
+ * enough — else, or if the head item failed, or if the transaction's flush was chosen when it began
+ * (`flushes`, see stepDeferFlush) and the batch needs the other, the plan (maybe still under way) for
+ * the usual step 3 outside it.
  */
 export async function planFused(
   tx: Transaction,
@@ -123,14 +124,18 @@ export async function timedPlan(
  * timer — settles in microtasks; one that waits lets the lock go at once).
  */
 function quickEnough<T>(p: Promise<T>, kind: BackendKind): Promise<T | undefined> {
-  if (kind !== 'postgres') {
-    let immediate: NodeJS.Immediate | undefined;
-    const late = new Promise<undefined>((resolve) => (immediate = setImmediate(() => resolve(undefined))));
-    return Promise.race([p, late]).finally(() => clearImmediate(immediate));
-  }
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), FUSED_MS)));
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  let cancel = (): void => undefined;
+  const late = new Promise<undefined>((resolve) => {
+    const done = () => resolve(undefined);
+    if (kind === 'postgres') {
+      const timer = setTimeout(done, FUSED_MS);
+      cancel = () => clearTimeout(timer);
+    } else {
+      const immediate = setImmediate(done);
+      cancel = () => clearImmediate(immediate);
+    }
+  });
+  return Promise.race([p, late]).finally(cancel);
 }
 
 /**
