@@ -9,6 +9,7 @@ import { defersFlush } from '../common/defer-flush';
 import { CommitOutcomeUnknown, isConnectionLoss, sqlState } from './postgres-errors';
 import type { Statements } from './schema';
 import { TouchedKeys } from './notify-payload';
+import { commitTail } from './commit-batch';
 import { mergeWrites } from './write-merge';
 import { assertUnfinished, withPrefix } from '../common/transaction-guards';
 import type { Stmt } from './write-buffer';
@@ -287,11 +288,10 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
     const writes = mergeWrites(this.buffer.take(true), this.host.st);
     if (this.touched.any && this.watches) this.token = this.host.watchToken();
     // Before COMMIT: NOTIFY (heard exactly when it commits) and asyncCommit if a deferFlush function says so.
-    const lastStmts: Stmt[] = this.touched.any
-      ? [this.touched.notify(this.host.st, this.host.channel, this.token)]
-      : [];
-    if (this.deferAtCommit && defersFlush(this.deferAtCommit))
-      lastStmts.push({ text: this.host.st.asyncCommit, params: [] });
+    const notify = this.touched.any
+      ? this.touched.notify(this.host.st, this.host.channel, this.token)
+      : undefined;
+    const async = this.deferAtCommit !== undefined && defersFlush(this.deferAtCommit);
     // A watched key this transaction set or cleared last commits with that value: its baseline needs
     // no read. Such a read would be a SERIALIZABLE read, whose predicate locks (a whole index page)
     // make this transaction the reader in other transactions' read/write conflicts: a caller's push
@@ -309,28 +309,15 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
       // One simple-protocol query (see commitLocked); the id's reply is flushed before the writes run.
       const stmts: Stmt[] = [xidStmt, { text: this.host.st.flush, params: [] }, ...writes];
       if (watched.length > 0) stmts.push({ text: this.host.st.watchValues(watched.length), params: watched });
-      stmts.push(...lastStmts);
+      if (notify) stmts.push(notify);
+      if (async) stmts.push({ text: this.host.st.asyncCommit, params: [] });
       settled = await Promise.allSettled(this.commitLocked(stmts, (row) => this.onCommitRow(row, toRead)));
     } else {
-      // The id (with the stamp, so that whenever the id is known the stamp is too) goes before the
-      // writes, which may wait for row locks: its reply is then most likely in hand if the connection is
-      // lost. Pipelined: no commit lock is taken here, so a partly received batch holds none.
-      const stmts: Stmt[] = wrote ? [xidStmt, ...writes] : [...writes];
-      const baselineAt = stmts.length;
-      for (const key of watched) stmts.push({ text: this.host.st.get, params: [key] });
-      stmts.push(...lastStmts, { text: this.host.st.commit, params: [] });
-      const { all, mine } = this.batch(stmts, false);
+      // Pipelined: no commit lock is taken here, so a partly received batch holds none.
+      const tail = commitTail(this.host.st, { xid: wrote, writes, watched, notify, async }, xidStmt);
+      const { all, mine } = this.batch([...tail.stmts, { text: this.host.st.commit, params: [] }], false);
       settled = await Promise.allSettled(all);
-      const mineSettled = settled.slice(settled.length - mine.length);
-      const rowOf = (at: number): Row | undefined => {
-        const s = mineSettled[at];
-        return s.status === 'fulfilled' ? (s.value as Row[])[0] : undefined;
-      };
-      if (wrote) this.onCommitRow(rowOf(0) ?? {});
-      watched.forEach((_, i) => {
-        if (mineSettled[baselineAt + i].status === 'fulfilled')
-          this.onCommitRow({ w: i + 1, value: rowOf(baselineAt + i)?.value ?? null }, toRead);
-      });
+      for (const row of tail.rows(settled.slice(settled.length - mine.length))) this.onCommitRow(row, toRead);
     }
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (!failure) return true;

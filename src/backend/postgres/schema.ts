@@ -28,6 +28,9 @@ export function statements(schema: string) {
   const notifyTexts: string[] = [];
   return {
     kv,
+    /** For texts made elsewhere (see commit-batch.ts): FoundationDB's ADD, the server's incarnation. */
+    addLe: `${s}.add_le`,
+    boot: BOOT,
     begin: 'BEGIN ISOLATION LEVEL SERIALIZABLE',
     beginRead: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
     commit: 'COMMIT',
