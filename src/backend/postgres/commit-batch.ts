@@ -40,6 +40,7 @@ export function commitTail(
 ): { stmts: Stmt[]; rows: (settled: Array<PromiseSettledResult<unknown>>) => Row[] } {
   const rowsOf = (s: PromiseSettledResult<unknown> | undefined): Row[] =>
     s?.status === 'fulfilled' ? (s.value as Row[]) : [];
+  // (A transaction that wants its versionstamp goes one by one: its id's statement draws the stamp.)
   const one = xidStmt.text === st.xid ? oneStatement(st, tail) : undefined;
   if (one) return { stmts: [one], rows: (settled) => rowsOf(settled[0]) };
   const stmts: Stmt[] = tail.xid ? [xidStmt, ...tail.writes] : [...tail.writes];
