@@ -57,8 +57,10 @@ test('a call to a server consumed in another process costs two commits, one of t
   // Nor does the caller read its reply: it comes in the marker's value, with the watch that fired.
   expect(backend.counts.reads - callerReads).toBe(0);
   // And the consumer, woken for each call, reads its batch in the transaction that handles it (a fused
-  // step, see fusesStep), not from a snapshot before.
-  expect(after.consumerReads - before.consumerReads).toBe(0);
+  // step, see fusesStep), not from a snapshot before: every time, but after a handling that took over
+  // QUICK_PLAN_MS (a GC pause, or a busy machine: it happened once in 40 under a full test run), whose
+  // next step goes the usual way. Without fused steps, it would be one read per call.
+  expect(after.consumerReads - before.consumerReads).toBeLessThanOrEqual(calls / 8);
 }, 60_000);
 
 test('casts are flushed when pushed (acknowledged) and handled without a flush of their own: their handling acknowledges nothing', async () => {
