@@ -1,4 +1,3 @@
-import { VALUE_BYTES } from './notify-payload';
 import type { Statements } from './schema';
 import type { Stmt } from './write-buffer';
 
@@ -62,14 +61,14 @@ export function commitTail(
 }
 
 /**
- * (The id now comes back with the writes' reply rather than before them; it matters only for a commit
- * that ran, and the server sends this statement's reply before it runs COMMIT, as it did the id's.)
- *
  * The tail as one statement, or undefined when the statements of one WITH could disagree with the
  * same statements in order: all of a WITH's parts see the snapshot from before it, so no two writes
  * may touch one key (and no range is cleared beside other writes), no watched key may be written, and
  * only plain writes and adds are taken (versionstamped ones go in the locked commit). Also undefined
- * past MAX_WRITES writes, or with nothing to do.
+ * past MAX_WRITES writes, or with nothing to do. Each write is the schema's own text, its parameters
+ * renumbered. The id comes back with the writes' reply rather than before them; that matters only for
+ * a commit that ran, and the server sends this statement's reply before it runs COMMIT, as it did the
+ * id's.
  */
 function oneStatement(st: Statements, tail: CommitTail): Stmt | undefined {
   const { writes, watched, notify } = tail;
@@ -79,40 +78,25 @@ function oneStatement(st: Statements, tail: CommitTail): Stmt | undefined {
   const parts: string[] = [];
   const params: unknown[] = [];
   const $ = (value: unknown, type: string): string => (params.push(value), `$${params.length}::${type}`);
-  const kept = new Map<string, string>(); // an add's NOTIFY setting name → its WITH query
-  for (const [i, { text, params: p }] of writes.entries()) {
-    const w = `w${i}`;
+  /** `text` with its parameters $1, $2, … renumbered after those taken so far. */
+  const shifted = ({ text, params: p }: Stmt): string => {
+    const base = params.length;
+    params.push(...p);
+    return text.replace(/\$(\d+)/g, (_, n: string) => `$${base + Number(n)}`);
+  };
+  // An add's NOTIFY setting name → its WITH query, whose `kept` (the value set_config returns) is the
+  // add's NOTIFY entry: read from the query itself, not the setting, which this statement may not
+  // have set yet where NOTIFY runs.
+  const kept = new Map<string, string>();
+  for (const [i, stmt] of writes.entries()) {
+    const { text, params: p } = stmt;
     if (text === st.set || text === st.clear || text === st.add) {
       if (!distinct((p[0] as Buffer).toString('hex'))) return;
+      if (text === st.add) kept.set(p[2] as string, `w${i}`); // [key, delta, setting name, key hex, key hash]
     } else if (text === st.setMany || text === st.clearMany) {
       if (!(p[0] as string).split(',').every(distinct)) return;
-    } else if (text === st.clearRange && writes.length === 1 && watched.length === 0) {
-      parts.push(
-        `${w} AS (DELETE FROM ${st.kv} WHERE key >= ${$(p[0], 'bytea')} AND key < ${$(p[1], 'bytea')})`,
-      );
-      continue;
-    } else return;
-    if (text === st.set)
-      parts.push(
-        `${w} AS (INSERT INTO ${st.kv} (key, value) VALUES (${$(p[0], 'bytea')}, ${$(p[1], 'bytea')}) ON CONFLICT (key) DO UPDATE SET value = excluded.value)`,
-      );
-    else if (text === st.clear) parts.push(`${w} AS (DELETE FROM ${st.kv} WHERE key = ${$(p[0], 'bytea')})`);
-    else if (text === st.setMany)
-      parts.push(
-        `${w} AS (INSERT INTO ${st.kv} (key, value) SELECT decode(k, 'hex'), decode(v, 'hex') FROM unnest(string_to_array(${$(p[0], 'text')}, ','), string_to_array(${$(p[1], 'text')}, ',')) AS x(k, v) ON CONFLICT (key) DO UPDATE SET value = excluded.value)`,
-      );
-    else if (text === st.clearMany)
-      parts.push(
-        `${w} AS (DELETE FROM ${st.kv} WHERE key = ANY (ARRAY(SELECT decode(k, 'hex') FROM unnest(string_to_array(${$(p[0], 'text')}, ',')) AS k)))`,
-      );
-    else {
-      // add: [key, delta, setting name, key hex, key hash]; its NOTIFY entry is RETURNING's `kept`
-      const delta = $(p[1], 'bigint');
-      parts.push(
-        `${w} AS (INSERT INTO ${st.kv} AS t (key, value) VALUES (${$(p[0], 'bytea')}, ${st.addLe}(NULL, ${delta})) ON CONFLICT (key) DO UPDATE SET value = ${st.addLe}(t.value, ${delta}) RETURNING CASE WHEN length(t.value) <= ${VALUE_BYTES} THEN ${$(p[3], 'text')} || '=' || encode(t.value, 'hex') ELSE ${$(p[4], 'text')} END AS kept)`,
-      );
-      kept.set(p[2] as string, w);
-    }
+    } else if (text !== st.clearRange || writes.length > 1 || watched.length > 0) return;
+    parts.push(`w${i} AS (${shifted(stmt)})`);
   }
   if (!watched.every((k) => !keys.has(k.toString('hex')))) return;
   // The one row: the id, NOTIFY (its computed entries from the adds' `kept`, or from settings kept by
@@ -138,7 +122,7 @@ function oneStatement(st: Statements, tail: CommitTail): Stmt | undefined {
   const fx = effects.length > 0 ? `concat(${effects.join(', ')})` : 'NULL::text';
   const rows = [`SELECT ${id}, NULL::int AS w, NULL::bytea AS value, ${fx} AS fx`];
   watched.forEach((k, i) =>
-    rows.push(`SELECT NULL, NULL, ${i + 1}, (SELECT value FROM ${st.kv} WHERE key = ${$(k, 'bytea')}), NULL`),
+    rows.push(`SELECT NULL, NULL, ${i + 1}, (${shifted({ text: st.get, params: [k] })}), NULL`),
   );
   const text = `${parts.length > 0 ? `WITH ${parts.join(', ')} ` : ''}${rows.join(' UNION ALL ')}`;
   // The same string object for the same text: the client's and PreparedStatements' lookups stay cheap.

@@ -28,8 +28,7 @@ export function statements(schema: string) {
   const notifyTexts: string[] = [];
   return {
     kv,
-    /** For texts made elsewhere (see commit-batch.ts): FoundationDB's ADD, the server's incarnation. */
-    addLe: `${s}.add_le`,
+    /** The server's incarnation, for texts made elsewhere (see commit-batch.ts). */
     boot: BOOT,
     begin: 'BEGIN ISOLATION LEVEL SERIALIZABLE',
     beginRead: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
