@@ -5,6 +5,7 @@
  * (one key written twice, a watched key written): then one statement each, as before. Watched over the
  * client's socket against the server of the test run (DGEN_TEST_POSTGRES_URL).
  */
+import { encodeInt64LE } from '../../src/backend/common/int64';
 import { openBackend } from '../../src/backend/open-backend';
 import { pack, prefixRange } from '../../src/backend/keys';
 import type { Backend, Tenant, Transaction, Watch } from '../../src/backend/types';
@@ -14,11 +15,7 @@ import { countSocketWrites, portOf } from '../helpers/postgres/socket-traffic';
 const URL = process.env.DGEN_TEST_POSTGRES_URL;
 const suite = URL ? describe : describe.skip;
 const b = (s: string) => Buffer.from(s);
-const le = (n: number) => {
-  const x = Buffer.alloc(8);
-  x.writeBigInt64LE(BigInt(n));
-  return x;
-};
+const le = (n: number) => encodeInt64LE(BigInt(n));
 const fired = (w: Watch, ms: number) =>
   Promise.race([w.changed, new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
@@ -55,7 +52,16 @@ suite('postgres commit tail', () => {
 
   test('the id, a clear, a set, an add, a watched value and NOTIFY go as one statement, with their effects', async () => {
     await t.transact((tx) => tx.set(pack(['a']), b('old')));
-    await afterRead((tx) => tx.set(pack(['warm']), b('1'))); // the connection prepares the read
+    // The connection prepares the read; watches start this process's LISTEN connection now, not during
+    // the count below (its LISTEN would count as a statement, or not, as the timing goes): `ping` fires
+    // once it listens, `listening` keeps it listening until the count is done.
+    let [listening, ping]: Watch[] = [];
+    await afterRead((tx) => {
+      tx.set(pack(['warm']), b('1'));
+      [listening, ping] = [tx.watch(pack(['listening'])), tx.watch(pack(['ping']))];
+    });
+    await other.transact((tx) => tx.set(pack(['ping']), b('1')));
+    expect(await fired(ping, 5000)).toBe(true);
     let watch!: Watch;
     const { statements } = await afterRead((tx) => {
       tx.clear(pack(['a']));
@@ -64,6 +70,7 @@ suite('postgres commit tail', () => {
       watch = tx.watch(pack(['w']));
     });
     expect(statements).toBe(4); // BEGIN and the read; the tail and COMMIT (9 one by one)
+    listening.cancel();
     expect(await t.read((tx) => Promise.all(['a', 'b', 'n'].map((k) => tx.get(pack([k])))))).toEqual([
       undefined,
       b('new'),
