@@ -68,7 +68,20 @@ export interface Transaction extends ReadTransaction {
    * key's value different from the value this transaction sees when `watch` is called (writing the
    * same value again does not fire it). If the transaction fails, the watch resolves `false`.
    */
-  watch(key: Buffer): Watch;
+  watch(key: Buffer, options?: WatchOptions): Watch;
+}
+
+export interface WatchOptions {
+  /**
+   * The watcher can wait: the watch may fire up to one poll interval (SQLite: `WATCH_POLL_MS`, 50 ms)
+   * after the commit that changed the key instead of at once. In exchange, a process whose only
+   * watches are lazy is not woken by every commit of other processes: SQLite stops listening to their
+   * commit notices and only polls. For a standby that waits out another process's lease, which changes
+   * about once a second while that process commits thousands of times. Backends that learn each
+   * commit's keys anyway (PostgreSQL, FoundationDB, memory) fire it as promptly as any watch. Default
+   * false.
+   */
+  lazy?: boolean;
 }
 
 export interface TransactOptions {
@@ -104,8 +117,8 @@ export interface Tenant {
   transact<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactOptions): Promise<T>;
   /** A consistent snapshot read outside any read-write transaction (takes no locks). */
   read<T>(fn: (tx: ReadTransaction) => T | Promise<T>): Promise<T>;
-  /** A watch that starts now (as `transact(tx => tx.watch(key))`). */
-  watch(key: Buffer): Promise<Watch>;
+  /** A watch that starts now (as `transact(tx => tx.watch(key, options))`). */
+  watch(key: Buffer, options?: WatchOptions): Promise<Watch>;
 }
 
 export type BackendKind = 'memory' | 'sqlite' | 'postgres' | 'fdb';

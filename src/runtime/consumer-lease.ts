@@ -33,15 +33,18 @@ export const ConsumerLease = {
   },
 
   /**
-   * Standing by while another consumer is active: a watch on its lease (renewed, released) and when
-   * it would run out; undefined if it is ours to take now. While the other works this runs about once
+   * Standing by while another consumer is active: a lazy watch on its lease (renewed, released: a
+   * release is seen within a poll, 50 ms on SQLite) and when it would run out; undefined if it is ours
+   * to take now. While the other works this runs about once
    * a second (it renews at half its lease), a read-only transaction.
    */
   async waitOut(ctx: ServerContext): Promise<{ watch: Watch; until: number } | undefined> {
     return ctx.tenant.transact(async (tx) => {
       await ctx.state.assertCurrent?.(tx); // a newer version took over: step aside (versioned-state.ts)
       const until = ConsumerLease.heldByOther(await ConsumerLease.read(tx, ctx.keys), ctx.owner);
-      return until === undefined ? undefined : { watch: tx.watch(ctx.keys.consumerLease), until };
+      if (until === undefined) return undefined;
+      // Lazy: the lease changes about once a second, its holder commits thousands of times (WatchOptions).
+      return { watch: tx.watch(ctx.keys.consumerLease, { lazy: true }), until };
     });
   },
 

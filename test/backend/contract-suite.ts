@@ -499,6 +499,26 @@ export function describeContract(factory: BackendFactory): void {
         expect(await watch.changed).toBe(false);
       });
 
+      test('a lazy watch fires for a change, not for the same value (WatchOptions)', async () => {
+        await put({ w: 'same' });
+        const lazy = await tenant.watch(k('w'), { lazy: true });
+        const prompt = await tenant.watch(k('w'));
+        await put({ w: 'same' });
+        expect(await settledWithin(lazy.changed, 200)).toBe('pending');
+        await put({ w: 'different' });
+        expect(await Promise.all([lazy.changed, prompt.changed])).toEqual([true, true]);
+        const cancelled = await tenant.watch(k('w'), { lazy: false });
+        cancelled.cancel();
+        expect(await cancelled.changed).toBe(false);
+      });
+
+      test('watch options other than { lazy: boolean } are BAD_ARGUMENT', async () => {
+        for (const bad of [null, 'lazy', { lazy: 'yes' }])
+          await expect(
+            tenant.transact((tx) => tx.watch(k('w'), bad as unknown as { lazy: boolean })),
+          ).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+      });
+
       test('many watchers of one key all fire', async () => {
         const watches = await Promise.all(Array.from({ length: 5 }, () => tenant.watch(k('w'))));
         await put({ w: 'x' });

@@ -206,6 +206,7 @@ test('a commit elsewhere wakes a watcher through the notice file, without the po
     () => dataVersion.get()!,
     () => true,
     () => changes++,
+    () => true,
     3_600_000,
   );
   try {
@@ -224,6 +225,55 @@ test('a commit elsewhere wakes a watcher through the notice file, without the po
     notice.close();
     version.close();
   }
+});
+
+test('while every watch is lazy the watcher stops listening to commit notices and only polls; a prompt watch brings them back', async () => {
+  const a = backend();
+  const ta = await a.openTenant(['t']);
+  const notice = new CommitNotice(file);
+  const version = new Database(file);
+  const dataVersion = version.prepare<[], number>('PRAGMA data_version').pluck();
+  let changes = 0;
+  let prompt = false;
+  // No poll for an hour: only the notice file can wake it, and only while a prompt watch exists.
+  const watcher = new SqliteWatcher(
+    notice.file,
+    () => dataVersion.get()!,
+    () => true,
+    () => changes++,
+    () => prompt,
+    3_600_000,
+  );
+  try {
+    watcher.kick(); // the first check always runs
+    await waitUntil(() => changes === 1);
+    for (let i = 1; i <= 20; i++) await ta.transact((tx) => tx.set(pack(['k']), Buffer.from(String(i))));
+    await sleep(100);
+    expect(changes).toBe(1); // twenty commits elsewhere, and not one wake-up
+    prompt = true;
+    watcher.kick(); // a prompt watch was armed: listen again, and look once at what came meanwhile
+    await waitUntil(() => changes === 2);
+    await ta.transact((tx) => tx.set(pack(['k']), Buffer.from('again')));
+    await waitUntil(() => changes === 3);
+  } finally {
+    watcher.stop();
+    notice.close();
+    version.close();
+  }
+});
+
+test("a lazy watch fires for another process's commit, by the poll; prompt watches beside it still fire", async () => {
+  const ta = await backend().openTenant(['t']);
+  const tb = await backend().openTenant(['t']); // another connection: as another process
+  const lazy = await tb.watch(pack(['lease']), { lazy: true });
+  await sleep(150); // two polls with only the lazy watch: b has stopped listening
+  const t0 = Date.now();
+  await ta.transact((tx) => tx.set(pack(['lease']), Buffer.from('released')));
+  expect(await lazy.changed).toBe(true);
+  expect(Date.now() - t0).toBeLessThan(1000); // within a poll (50 ms) on a quiet machine
+  const prompt = await tb.watch(pack(['reply']));
+  await ta.transact((tx) => tx.set(pack(['reply']), Buffer.from('done')));
+  expect(await prompt.changed).toBe(true);
 });
 
 /** WAL frames written since the last checkpoint: a commit writes at least one, so they bound commits. */

@@ -1,12 +1,20 @@
 import { BackendError } from '../../errors';
-import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
+import type {
+  KeyTuple,
+  KeyValue,
+  RangeOptions,
+  Transaction,
+  Versionstamp,
+  Watch,
+  WatchOptions,
+} from '../types';
 import { checkKey, checkValue, WriteBudget } from './limits';
 import { addInt64LE } from './int64';
 import type { SyncStore } from './sync-store';
 import { makeVersionstamp, packVersionstampedTuple } from './versionstamp';
 import { PendingAdds } from './pending-adds';
 import type { WatchHub } from './watch-hub';
-import { assertUnfinished, withPrefix } from './transaction-guards';
+import { assertUnfinished, isLazyWatch, withPrefix } from './transaction-guards';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -162,12 +170,13 @@ export class LockedTransaction implements Transaction {
     );
   }
 
-  watch(key: Buffer): Watch {
+  watch(key: Buffer, options?: WatchOptions): Watch {
     this.live();
     checkKey(key);
+    const lazy = isLazyWatch(options);
     const full = this.full(key);
     this.applyAdds(full);
-    const { watch, arm, abort } = this.hub.pending(full);
+    const { watch, arm, abort } = this.hub.pending(full, lazy);
     // As FoundationDB: the watch compares against the value this transaction sees now (read inside the
     // transaction, so a commit by another process right after ours cannot slip past it) — or the
     // value it has just set there (a caller's pending marker), which that read would return.

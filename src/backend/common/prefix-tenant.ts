@@ -1,4 +1,12 @@
-import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction, Watch } from '../types';
+import type {
+  Backend,
+  ReadTransaction,
+  Tenant,
+  TransactOptions,
+  Transaction,
+  Watch,
+  WatchOptions,
+} from '../types';
 
 /** What a backend offers its tenants: transactions and snapshot reads under a key prefix. */
 export interface PrefixHost extends Backend {
@@ -26,7 +34,7 @@ export class PrefixTenant implements Tenant {
     return this.backend.readAt(this.prefix, fn);
   }
 
-  watch(key: Buffer): Promise<Watch> {
-    return this.transact((tx) => tx.watch(key));
+  watch(key: Buffer, options?: WatchOptions): Promise<Watch> {
+    return this.transact((tx) => tx.watch(key, options));
   }
 }

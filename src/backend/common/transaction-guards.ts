@@ -12,3 +12,14 @@ export function assertUnfinished(finished: boolean): void {
       'this transaction has already committed, failed or timed out; do its work inside the transact() body',
     );
 }
+
+/** Whether `tx.watch`'s options ask for a lazy watch (WatchOptions); BAD_ARGUMENT for anything else. */
+export function isLazyWatch(options: unknown): boolean {
+  if (options === undefined) return false;
+  const lazy = typeof options === 'object' && options !== null ? (options as { lazy?: unknown }).lazy : 0;
+  if (lazy === undefined || typeof lazy === 'boolean') return lazy === true;
+  throw new BackendError(
+    'BAD_ARGUMENT',
+    `watch options must be an object like { lazy: true } (got ${typeof options === 'object' ? JSON.stringify(options) : String(options)})`,
+  );
+}

@@ -7,6 +7,8 @@ interface Watcher {
   /** Its watch, to note the value that fired it (Watch.seen). */
   watch: { seen?: { value: Buffer | undefined } };
   sync?: WatchSync;
+  /** May wait for the engine's next poll (WatchOptions.lazy). */
+  lazy: boolean;
 }
 
 /**
@@ -58,14 +60,24 @@ export class WatchHub {
    * are the majority, then one pass drops them all.
    */
   private idle = 0;
+  /** Armed watches that are not lazy. */
+  private prompt = 0;
 
   /** How many keys are being watched. */
   get size(): number {
     return this.byKey.size - this.idle;
   }
 
+  /** Whether some armed watch wants to hear of every commit at once (is not lazy: WatchOptions). */
+  get wantsPrompt(): boolean {
+    return this.prompt > 0;
+  }
+
   /** Creates a watch whose registration is deferred until `arm` (i.e. until its transaction commits). */
-  pending(fullKey: Buffer): {
+  pending(
+    fullKey: Buffer,
+    lazy = false,
+  ): {
     watch: Watch;
     arm: (baseline: Buffer | undefined, sync?: WatchSync) => void;
     abort: () => void;
@@ -86,8 +98,9 @@ export class WatchHub {
       watch,
       arm: (baseline, sync) => {
         if (cancelled) return;
-        watcher = { entry: this.entryFor(fullKey), baseline, resolve: resolveChanged, watch, sync };
+        watcher = { entry: this.entryFor(fullKey), baseline, resolve: resolveChanged, watch, sync, lazy };
         watcher.entry.watchers.add(watcher);
+        if (!lazy) this.prompt++;
       },
       abort: () => resolveChanged(false),
     };
@@ -179,6 +192,7 @@ export class WatchHub {
     this.byKey.clear();
     this.sorted = [];
     this.idle = 0;
+    this.prompt = 0;
   }
 
   private entryFor(key: Buffer): Entry {
@@ -206,7 +220,9 @@ export class WatchHub {
 
   private remove(w: Watcher): void {
     const entry = w.entry;
-    if (!entry.watchers.delete(w) || entry.watchers.size > 0) return;
+    if (!entry.watchers.delete(w)) return;
+    if (!w.lazy) this.prompt--;
+    if (entry.watchers.size > 0) return;
     if (this.byKey.get(entry.hex) !== entry) return; // already dropped (cancelAll)
     this.idle++;
     if (this.idle > 64 && this.idle * 2 > this.sorted.length) this.dropIdle();

@@ -1,5 +1,13 @@
 import { BadArgumentError, ConflictError } from '../../errors';
-import type { Backend, ReadTransaction, Tenant, TransactOptions, Transaction, Watch } from '../types';
+import type {
+  Backend,
+  ReadTransaction,
+  Tenant,
+  TransactOptions,
+  Transaction,
+  Watch,
+  WatchOptions,
+} from '../types';
 
 export interface FaultyBackendOptions {
   /** The fraction (0..1) of transaction attempts that fail with a retryable conflict. */
@@ -117,7 +125,7 @@ class FaultyTenant implements Tenant {
     return this.inner.read(fn);
   }
 
-  watch(key: Buffer): Promise<Watch> {
-    return this.transact((tx) => tx.watch(key));
+  watch(key: Buffer, options?: WatchOptions): Promise<Watch> {
+    return this.transact((tx) => tx.watch(key, options));
   }
 }

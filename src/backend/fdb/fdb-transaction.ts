@@ -3,7 +3,8 @@ import { BackendError } from '../../errors';
 import { encodeInt64LE } from '../common/int64';
 import { checkKey, checkValue, checkValueSize, WriteBudget } from '../common/limits';
 import { packVersionstampedTuple } from '../common/versionstamp';
-import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp } from '../types';
+import { isLazyWatch } from '../common/transaction-guards';
+import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, WatchOptions } from '../types';
 import { LIMITS } from '../types';
 import { FdbWatch } from './fdb-watch';
 import type { FdbModule } from './load-fdb';
@@ -137,9 +138,10 @@ export class FdbTransaction implements Transaction {
     return this.tn.getVersionstamp().promise;
   }
 
-  watch(key: Buffer): FdbWatch {
+  watch(key: Buffer, options?: WatchOptions): FdbWatch {
     this.live();
     checkKey(key);
+    isLazyWatch(options); // checked; the cluster tells each watch its own change
     const full = this.full(key);
     // The value this transaction sees now (snapshot: no conflict), which the watch compares against.
     const baseline = this.tn

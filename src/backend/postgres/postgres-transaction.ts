@@ -3,7 +3,15 @@ import { BackendError } from '../../errors';
 import { checkKey, checkValue, checkValueSize, WriteBudget } from '../common/limits';
 import { packVersionstampedTuple } from '../common/versionstamp';
 import type { WatchHub, WatchSync } from '../common/watch-hub';
-import type { KeyTuple, KeyValue, RangeOptions, Transaction, Versionstamp, Watch } from '../types';
+import type {
+  KeyTuple,
+  KeyValue,
+  RangeOptions,
+  Transaction,
+  Versionstamp,
+  Watch,
+  WatchOptions,
+} from '../types';
 import { LIMITS } from '../types';
 import { defersFlush } from '../common/defer-flush';
 import { CommitOutcomeUnknown, isConnectionLoss, sqlState } from './postgres-errors';
@@ -11,7 +19,7 @@ import type { Statements } from './schema';
 import { TouchedKeys } from './notify-payload';
 import { commitTail } from './commit-batch';
 import { mergeWrites } from './write-merge';
-import { assertUnfinished, withPrefix } from '../common/transaction-guards';
+import { assertUnfinished, isLazyWatch, withPrefix } from '../common/transaction-guards';
 import type { Stmt } from './write-buffer';
 import { StatementPipeline } from './statement-pipeline';
 import type { PreparedStatements } from './prepared-statements';
@@ -245,9 +253,10 @@ export class PostgresTransaction extends StatementPipeline implements Transactio
    * not see was made after the snapshot, so after `start`, and its notification is handled after
    * `start` too: `committed` looks at the key again if one may have been handled before the arming.
    */
-  watch(key: Buffer): Watch {
+  watch(key: Buffer, options?: WatchOptions): Watch {
     this.live();
     checkKey(key);
+    isLazyWatch(options); // checked; every NOTIFY is heard anyway, so a lazy watch fires as promptly
     const full = this.full(key);
     const { watch, arm, abort } = this.host.hub.pending(full);
     (this.watches ??= []).push({ key: full, arm, abort });

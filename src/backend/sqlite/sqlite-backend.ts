@@ -350,6 +350,7 @@ export class SqliteBackend extends LockingBackend {
         () => dataVersion.get()!,
         () => this.hub.size > 0 && !this.closed,
         () => this.hub.recheck(readAll),
+        () => this.hub.wantsPrompt,
       );
     }
     this.watcher.kick();

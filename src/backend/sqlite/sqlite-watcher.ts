@@ -16,6 +16,9 @@ export const WATCH_POLL_MS = 50;
  * process that watches one key after another, such as a caller awaiting replies, keeps one kernel
  * watch instead of adding and removing it each time), holds no reference that keeps Node alive, and
  * `stop()` releases everything. Idle, it costs one kernel file watch and one `data_version` per poll.
+ * While every watch is lazy (`wantedPrompt()` false for two polls in a row: a standby waiting out
+ * another process's lease), it drops the file watch and only polls, so that the other process's
+ * commits, thousands a second, do not each wake this one; the next prompt watch brings it back.
  */
 export class SqliteWatcher {
   private fsWatcher: fs.FSWatcher | undefined;
@@ -26,22 +29,33 @@ export class SqliteWatcher {
   private lastDataVersion = -1;
   /** Polls in a row that found no watches. */
   private idlePolls = 0;
+  /** Polls in a row that found only lazy watches. */
+  private lazyPolls = 0;
+  /** fs.watch failed on this file: the poll carries on alone. */
+  private noFileEvents = false;
 
   constructor(
     private readonly noticeFile: string,
     private readonly dataVersion: () => number,
     private readonly wanted: () => boolean,
     private readonly onChange: () => void,
+    private readonly wantedPrompt: () => boolean = () => true,
     private readonly pollMs = WATCH_POLL_MS,
   ) {}
 
   /**
    * New watches exist: start listening if not already, and then check at once. A running watcher needs
    * no extra check: the new watches' baselines were read after every commit it has seen, and any later
-   * commit by another process changes `data_version` again.
+   * commit by another process changes `data_version` again — unless it was only polling (lazy
+   * watches), when a commit may have come since its last poll: then it listens again and checks.
    */
   kick(): void {
-    if (this.poll) return;
+    if (this.poll) {
+      if (this.fsWatcher || this.noFileEvents || !this.wantedPrompt()) return;
+      this.listen();
+      this.schedule();
+      return;
+    }
     this.start();
     this.lastDataVersion = -1; // the first check always compares
     this.schedule();
@@ -49,8 +63,8 @@ export class SqliteWatcher {
 
   stop(): void {
     this.idlePolls = 0;
-    this.fsWatcher?.close();
-    this.fsWatcher = undefined;
+    this.lazyPolls = 0;
+    this.unlisten();
     if (this.poll) clearInterval(this.poll);
     this.poll = undefined;
     if (this.immediate) clearImmediate(this.immediate);
@@ -62,15 +76,25 @@ export class SqliteWatcher {
     if (this.poll) return;
     this.poll = setInterval(() => this.check(true), this.pollMs);
     this.poll.unref();
+    if (this.wantedPrompt()) this.listen();
+  }
+
+  private listen(): void {
     try {
       this.fsWatcher = fs.watch(this.noticeFile, { persistent: false }, () => this.noticed());
       this.fsWatcher.on('error', () => {
-        this.fsWatcher?.close();
-        this.fsWatcher = undefined; // the poll carries on alone
+        this.unlisten();
+        this.noFileEvents = true; // the poll carries on alone
       });
     } catch {
       this.fsWatcher = undefined;
+      this.noFileEvents = true;
     }
+  }
+
+  private unlisten(): void {
+    this.fsWatcher?.close();
+    this.fsWatcher = undefined;
   }
 
   /**
@@ -107,6 +131,8 @@ export class SqliteWatcher {
       return;
     }
     this.idlePolls = 0;
+    if (this.wantedPrompt()) this.lazyPolls = 0;
+    else if (fromPoll && this.fsWatcher && ++this.lazyPolls >= 2) this.unlisten();
     let version: number;
     try {
       version = this.dataVersion();

@@ -8,7 +8,7 @@ import { Runtime } from '../../../src/facade/runtime';
 import { countingBackend, type CommitCounts } from '../../helpers/runtime/counting-backend';
 import { Ledger, type LedgerState } from '../../helpers/runtime/servers';
 import { openSqlite, tempDir } from '../../helpers/runtime/sqlite';
-import { Workers } from '../../helpers/runtime/workers';
+import { waitUntil, Workers } from '../../helpers/runtime/workers';
 
 const tmp = tempDir();
 const workers = new Workers();
@@ -76,6 +76,12 @@ test('casts are flushed when pushed (acknowledged) and handled without a flush o
     const oursBefore = { ...counted.counts };
     const casts = 30;
     for (let i = 0; i < casts; i++) await caster.cast({ type: 'rec', p: 'a', i });
+    // The casts handled before the call is pushed: else, on a quick machine, a consumer that woke late
+    // could take them all in the call's own handling, and no handling of casts alone would be counted.
+    await waitUntil(
+      () => caster.queueLength(),
+      (n) => n === 0,
+    );
     // A call after the casts: it is handled after them (FIFO), so they are all handled when it returns.
     expect(await caster.call({ type: 'add', by: 0 })).toBe(casts);
     const theirs = await consumer.rpc<CommitCounts>('commits');
