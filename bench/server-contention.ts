@@ -7,7 +7,9 @@
  *                                              no_neighbour_call_p99_ms: the same calls just before, alone
  * - server.sqlite.multi_consumer_drain_ratio   time for 3 consumer processes (maxBatch 1) to drain 300
  *                                              casts of a server whose state holds 3,500 ids ÷ the time
- *                                              for 1 (goal ≤ 1.5); _1_ms / _3_ms its parts
+ *                                              for 1 (goal ≤ 1.5); _1_ms / _3_ms its parts;
+ *                                              _cpu_1_ms / _cpu_3_ms: CPU the consumer processes used
+ *                                              meanwhile, all together (standbys should add ~nothing)
  */
 import type { Tenant } from '../src/backend/types';
 import { Runtime } from '../src/facade/runtime';
@@ -60,8 +62,15 @@ async function slowNeighbour(file: (n: string) => string): Promise<Record<string
   }
 }
 
-/** Milliseconds `consumers` child processes (maxBatch 1) take to drain 300 casts of a 3,500-id server. */
-async function drainMs(file: (n: string) => string, script: string, consumers: number): Promise<number> {
+/**
+ * Milliseconds `consumers` child processes (maxBatch 1) take to drain 300 casts of a 3,500-id server,
+ * and the milliseconds of CPU they used meanwhile, together.
+ */
+async function drainMs(
+  file: (n: string) => string,
+  script: string,
+  consumers: number,
+): Promise<{ ms: number; cpuMs: number }> {
   const db = file(`drain-${consumers}.sqlite`);
   const backend = await openSqlite(db, 'full');
   const workers = new Workers();
@@ -82,6 +91,8 @@ async function drainMs(file: (n: string) => string, script: string, consumers: n
       60_000,
       5,
     );
+    const cpu = () => Promise.all(children.map((c) => c.rpc<number>('cpu')));
+    const cpu0 = await cpu();
     const t0 = now();
     await pub.castMany(Array.from({ length: 300 }, () => 'bump'));
     await waitUntil(
@@ -91,9 +102,10 @@ async function drainMs(file: (n: string) => string, script: string, consumers: n
       5,
     );
     const ms = now() - t0;
+    const cpuMs = (await cpu()).reduce((sum, us, i) => sum + us - cpu0[i], 0) / 1000;
     if ((await pub.readState()).count !== 301) throw new Error('bench: a cast was lost or doubled');
     await Promise.all(children.map((c) => c.exit()));
-    return ms;
+    return { ms, cpuMs };
   } finally {
     await Runtime.stopAll();
     await backend.close();
@@ -110,8 +122,10 @@ export async function contentionFigures(
   const three = await drainMs(file, script, 3);
   return {
     ...neighbour,
-    'server.sqlite.multi_consumer_drain_1_ms': Math.round(one),
-    'server.sqlite.multi_consumer_drain_3_ms': Math.round(three),
-    'server.sqlite.multi_consumer_drain_ratio': round(three / one),
+    'server.sqlite.multi_consumer_drain_1_ms': Math.round(one.ms),
+    'server.sqlite.multi_consumer_drain_3_ms': Math.round(three.ms),
+    'server.sqlite.multi_consumer_drain_ratio': round(three.ms / one.ms),
+    'server.sqlite.multi_consumer_cpu_1_ms': Math.round(one.cpuMs),
+    'server.sqlite.multi_consumer_cpu_3_ms': Math.round(three.cpuMs),
   };
 }

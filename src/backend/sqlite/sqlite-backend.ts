@@ -281,6 +281,7 @@ export class SqliteBackend extends LockingBackend {
       if (this.closed) throw new BackendError('BACKEND_CLOSED', 'this sqlite backend has been closed');
       try {
         this.sql.begin.run();
+        this.fairness.served();
         return this.session;
       } catch (err) {
         if (!isBusy(err)) throw err;

@@ -16,9 +16,10 @@ export const WATCH_POLL_MS = 50;
  * process that watches one key after another, such as a caller awaiting replies, keeps one kernel
  * watch instead of adding and removing it each time), holds no reference that keeps Node alive, and
  * `stop()` releases everything. Idle, it costs one kernel file watch and one `data_version` per poll.
- * While every watch is lazy (`wantedPrompt()` false for two polls in a row: a standby waiting out
- * another process's lease), it drops the file watch and only polls, so that the other process's
- * commits, thousands a second, do not each wake this one; the next prompt watch brings it back.
+ * While every watch is lazy (`wantedPrompt()` false: a standby waiting out another process's lease),
+ * file events check nothing and the next poll drops the file watch, so that the other process's
+ * commits, thousands a second, do not each wake this one; the next prompt watch brings it back (at
+ * most one file watch opened per poll, however a process mixes lazy and prompt watches).
  */
 export class SqliteWatcher {
   private fsWatcher: fs.FSWatcher | undefined;
@@ -29,8 +30,6 @@ export class SqliteWatcher {
   private lastDataVersion = -1;
   /** Polls in a row that found no watches. */
   private idlePolls = 0;
-  /** Polls in a row that found only lazy watches. */
-  private lazyPolls = 0;
   /** fs.watch failed on this file: the poll carries on alone. */
   private noFileEvents = false;
 
@@ -63,7 +62,6 @@ export class SqliteWatcher {
 
   stop(): void {
     this.idlePolls = 0;
-    this.lazyPolls = 0;
     this.unlisten();
     if (this.poll) clearInterval(this.poll);
     this.poll = undefined;
@@ -103,6 +101,7 @@ export class SqliteWatcher {
    * trailing check at its end.
    */
   private noticed(): void {
+    if (!this.wantedPrompt()) return; // only lazy watches: the poll looks, and stops this listening
     if (this.immediate) {
       this.trailing = true;
       return;
@@ -131,8 +130,7 @@ export class SqliteWatcher {
       return;
     }
     this.idlePolls = 0;
-    if (this.wantedPrompt()) this.lazyPolls = 0;
-    else if (fromPoll && this.fsWatcher && ++this.lazyPolls >= 2) this.unlisten();
+    if (fromPoll && this.fsWatcher && !this.wantedPrompt()) this.unlisten();
     let version: number;
     try {
       version = this.dataVersion();

@@ -160,6 +160,8 @@ async function serve(req: Request): Promise<unknown> {
       }
       return sum;
     }
+    case 'cpu': // µs of CPU this process has used, user + system
+      return (({ user, system }) => user + system)(process.cpuUsage());
     case 'rss':
       if (global.gc) global.gc();
       return process.memoryUsage().rss;
