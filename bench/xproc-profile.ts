@@ -292,6 +292,8 @@ async function main(): Promise<void> {
       ),
     );
     if (TIMELINE) console.log(timeline(marks, theirs.marks).join('\n'));
+    // DUMP=file: both processes' marks, for analysis elsewhere ([step, µs since the epoch] each).
+    if (process.env.DUMP) fs.writeFileSync(process.env.DUMP, JSON.stringify({ caller: marks, consumer: theirs.marks }));
     await Runtime.stopAll();
     await backend.close();
     worker.send('exit');
