@@ -6,7 +6,7 @@ import { queueItemExtras, type QueueItemExtras } from '../telemetry/queue-extras
 
 /**
  * `item` as stored, with the ops extras, built field by field in the order a spread would give (the
- * same bytes): the encoder walks an object made by spreading two others at 1.7 µs, this one at 0.7.
+ * same bytes): the encoder walks an object made by spreading two others at 1.7 µs, this one at 0.6.
  */
 function stored(item: QueueItem, extras: QueueItemExtras): QueueItem {
   const out: QueueItem =

@@ -193,11 +193,16 @@ test('close releases the files, watchers and timers: watches resolve false, the 
   expect(() => readdirSync(dir)).toThrow();
 });
 
-test('a commit elsewhere wakes a watcher through the notice file, without the poll', async () => {
-  const a = backend();
-  const ta = await a.openTenant(['t']);
+/**
+ * A SqliteWatcher of `file` whose poll would only run after an hour (the notice file's change event
+ * is all it has), counting its changes; `prompt` says whether a prompt watch exists. Runs `body`,
+ * then stops it.
+ */
+async function withNoticeWatcher(
+  prompt: () => boolean,
+  body: (w: { watcher: SqliteWatcher; changes: () => number }) => Promise<void>,
+): Promise<void> {
   const notice = new CommitNotice(file);
-  // A watcher whose poll would only run after an hour: the notice file's change event is all it has.
   const version = new Database(file);
   const dataVersion = version.prepare<[], number>('PRAGMA data_version').pluck();
   let changes = 0;
@@ -206,67 +211,62 @@ test('a commit elsewhere wakes a watcher through the notice file, without the po
     () => dataVersion.get()!,
     () => true,
     () => changes++,
-    () => true,
+    prompt,
     3_600_000,
   );
   try {
-    watcher.kick(); // the first check always runs
-    await waitUntil(() => changes === 1);
-    for (let i = 1; i <= 3; i++) {
-      await ta.transact((tx) => tx.set(pack(['k']), Buffer.from(String(i)))); // posts the notice
-      await waitUntil(() => changes === 1 + i);
-    }
-    // A transaction that wrote nothing changes nothing and posts nothing.
-    await ta.transact((tx) => tx.get(pack(['k'])));
-    await sleep(100);
-    expect(changes).toBe(4);
+    await body({ watcher, changes: () => changes });
   } finally {
     watcher.stop();
     notice.close();
     version.close();
   }
+}
+
+test('a commit elsewhere wakes a watcher through the notice file, without the poll', async () => {
+  const ta = await backend().openTenant(['t']);
+  await withNoticeWatcher(
+    () => true,
+    async ({ watcher, changes }) => {
+      watcher.kick(); // the first check always runs
+      await waitUntil(() => changes() === 1);
+      for (let i = 1; i <= 3; i++) {
+        await ta.transact((tx) => tx.set(pack(['k']), Buffer.from(String(i)))); // posts the notice
+        await waitUntil(() => changes() === 1 + i);
+      }
+      // A transaction that wrote nothing changes nothing and posts nothing.
+      await ta.transact((tx) => tx.get(pack(['k'])));
+      await sleep(100);
+      expect(changes()).toBe(4);
+    },
+  );
 });
 
 test('while every watch is lazy the watcher stops listening to commit notices and only polls; a prompt watch brings them back', async () => {
-  const a = backend();
-  const ta = await a.openTenant(['t']);
-  const notice = new CommitNotice(file);
-  const version = new Database(file);
-  const dataVersion = version.prepare<[], number>('PRAGMA data_version').pluck();
-  let changes = 0;
+  const ta = await backend().openTenant(['t']);
   let prompt = false;
-  // No poll for an hour: only the notice file can wake it, and only while a prompt watch exists.
-  const watcher = new SqliteWatcher(
-    notice.file,
-    () => dataVersion.get()!,
-    () => true,
-    () => changes++,
+  await withNoticeWatcher(
     () => prompt,
-    3_600_000,
+    async ({ watcher, changes }) => {
+      watcher.kick(); // the first check always runs
+      await waitUntil(() => changes() === 1);
+      for (let i = 1; i <= 20; i++) await ta.transact((tx) => tx.set(pack(['k']), Buffer.from(String(i))));
+      await sleep(100);
+      expect(changes()).toBe(1); // twenty commits elsewhere, and not one wake-up
+      prompt = true;
+      watcher.kick(); // a prompt watch was armed: listen again, and look once at what came meanwhile
+      await waitUntil(() => changes() === 2);
+      await ta.transact((tx) => tx.set(pack(['k']), Buffer.from('again')));
+      await waitUntil(() => changes() === 3);
+    },
   );
-  try {
-    watcher.kick(); // the first check always runs
-    await waitUntil(() => changes === 1);
-    for (let i = 1; i <= 20; i++) await ta.transact((tx) => tx.set(pack(['k']), Buffer.from(String(i))));
-    await sleep(100);
-    expect(changes).toBe(1); // twenty commits elsewhere, and not one wake-up
-    prompt = true;
-    watcher.kick(); // a prompt watch was armed: listen again, and look once at what came meanwhile
-    await waitUntil(() => changes === 2);
-    await ta.transact((tx) => tx.set(pack(['k']), Buffer.from('again')));
-    await waitUntil(() => changes === 3);
-  } finally {
-    watcher.stop();
-    notice.close();
-    version.close();
-  }
 });
 
 test("a lazy watch fires for another process's commit, by the poll; prompt watches beside it still fire", async () => {
   const ta = await backend().openTenant(['t']);
   const tb = await backend().openTenant(['t']); // another connection: as another process
   const lazy = await tb.watch(pack(['lease']), { lazy: true });
-  await sleep(150); // two polls with only the lazy watch: b has stopped listening
+  await sleep(150); // a poll with only the lazy watch has come: b has stopped listening
   const t0 = Date.now();
   await ta.transact((tx) => tx.set(pack(['lease']), Buffer.from('released')));
   expect(await lazy.changed).toBe(true);

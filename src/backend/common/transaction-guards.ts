@@ -16,8 +16,10 @@ export function assertUnfinished(finished: boolean): void {
 /** Whether `tx.watch`'s options ask for a lazy watch (WatchOptions); BAD_ARGUMENT for anything else. */
 export function isLazyWatch(options: unknown): boolean {
   if (options === undefined) return false;
-  const lazy = typeof options === 'object' && options !== null ? (options as { lazy?: unknown }).lazy : 0;
-  if (lazy === undefined || typeof lazy === 'boolean') return lazy === true;
+  if (typeof options === 'object' && options !== null) {
+    const { lazy } = options as { lazy?: unknown };
+    if (lazy === undefined || typeof lazy === 'boolean') return lazy === true;
+  }
   throw new BackendError(
     'BAD_ARGUMENT',
     `watch options must be an object like { lazy: true } (got ${typeof options === 'object' ? JSON.stringify(options) : String(options)})`,

@@ -6,6 +6,7 @@ import type {
   TransactOptions,
   Transaction,
   Watch,
+  WatchOptions,
 } from '../../../src/backend/types';
 import { defersFlush } from '../../../src/backend/common/defer-flush';
 
@@ -57,7 +58,8 @@ function countingTenant(inner: Tenant, backend: Backend, counts: CommitCounts): 
       return result;
     },
     read: <T>(fn: (tx: ReadTransaction) => T | Promise<T>) => (counts.reads++, inner.read(fn)),
-    watch: (key: Buffer): Promise<Watch> => tenant.transact((tx) => tx.watch(key)),
+    watch: (key: Buffer, options?: WatchOptions): Promise<Watch> =>
+      tenant.transact((tx) => tx.watch(key, options)),
   };
   return tenant;
 }
@@ -76,6 +78,6 @@ function writeNoting(tx: Transaction, wrote: () => void): Transaction {
       tx.setVersionstampedValue(key, prefix, suffix)
     ),
     getVersionstamp: () => tx.getVersionstamp(),
-    watch: (key) => tx.watch(key),
+    watch: (key, options) => tx.watch(key, options),
   };
 }
